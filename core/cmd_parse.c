@@ -1,0 +1,344 @@
+/* cmd_parse.c: `tailjet parse`: json-file or plain lines from files or stdin -> NDJSON records on
+ * stdout. One thread: read a chunk, assemble lines into events, parse, encode into the output
+ * buffer, write it out in large blocks. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tj_assemble.h"
+#include "tj_buf.h"
+#include "tj_cmd.h"
+#include "tj_ruleset.h"
+
+#define OUT_FLUSH_AT (1024 * 1024)
+
+struct parse_cfg {
+    struct tj_strv patterns;
+    const char *multiline;
+    size_t max_line_bytes;
+    const char *format;
+    struct tj_strv dirs;
+    unsigned match_limit;
+    bool quiet;
+    bool help;
+};
+
+static const struct tj_opt parse_opts[] = {
+    {"pattern", TJ_OPT_STRINGS, offsetof(struct parse_cfg, patterns), NULL, NULL, "EXPR",
+     "grok expression or PCRE2 regex with named groups; repeat it for alternatives tried in "
+     "order (the first that matches wins); none: records are shipped unparsed",
+     NULL},
+    {"multiline", TJ_OPT_STRING, offsetof(struct parse_cfg, multiline), NULL, NULL, "REGEX",
+     "a line matching REGEX (grok allowed) starts an event; other lines join the event before "
+     "them, with '\\n'",
+     NULL},
+    {"max-line-bytes", TJ_OPT_SIZE, offsetof(struct parse_cfg, max_line_bytes), "1MiB", NULL, "N",
+     "a longer line (or joined event) becomes one record, cut and tagged _truncated", NULL},
+    {"format", TJ_OPT_STRING, offsetof(struct parse_cfg, format), "auto", NULL, "FMT",
+     "input format: json-file (Docker), plain (one line per record), or auto (decided by the "
+     "first line)",
+     "auto|json-file|plain"},
+    {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct parse_cfg, dirs), NULL, NULL, "DIR",
+     "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
+    {"match-limit", TJ_OPT_UINT, offsetof(struct parse_cfg, match_limit), "200000", NULL, "N",
+     "PCRE2 match limit per line and pattern: a line that needs more is a no-match, tagged "
+     "_groktimeout",
+     NULL},
+    {"quiet", TJ_OPT_FLAG, offsetof(struct parse_cfg, quiet), NULL, NULL, NULL,
+     "do not print the summary line on stderr", NULL},
+    {"help", TJ_OPT_FLAG, offsetof(struct parse_cfg, help), NULL, NULL, NULL, "show this help",
+     NULL},
+};
+
+struct parse_run {
+    const struct tj_ruleset *rs;
+    struct tj_matcher *matcher;
+    struct tj_meta meta;
+    struct tj_buf out;
+    struct tj_parse_stats st;
+    char now[40];
+    bool write_failed;
+};
+
+static int flush_out(struct parse_run *r)
+{
+    size_t off = 0;
+
+    while (off < r->out.len) {
+        ssize_t n = write(STDOUT_FILENO, r->out.data + off, r->out.len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (!r->write_failed)
+                fprintf(stderr, "tailjet parse: cannot write to stdout: %s\n", strerror(errno));
+            r->write_failed = true;
+            r->out.len = 0;
+            return TJ_EIO;
+        }
+        off += (size_t)n;
+    }
+    r->out.len = 0;
+    return 0;
+}
+
+static int on_event(void *arg, const struct tj_event *ev)
+{
+    struct parse_run *r = arg;
+    int rc = tj_ruleset_apply(r->rs, r->matcher, ev, &r->meta, &r->out, &r->st);
+
+    if (rc == TJ_ENOSPC && r->out.len) {
+        if (flush_out(r))
+            return TJ_EIO;
+        rc = tj_ruleset_apply(r->rs, r->matcher, ev, &r->meta, &r->out, &r->st);
+    }
+    if (rc) {
+        fprintf(stderr, "tailjet parse: record at offset %lld could not be encoded: %s\n",
+                (long long)ev->offset, tj_strerror(rc));
+        return rc;
+    }
+    if (r->out.len >= OUT_FLUSH_AT)
+        return flush_out(r);
+    return 0;
+}
+
+static void format_now(char *buf, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    size_t k;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, n - k, ".%09ldZ", ts.tv_nsec);
+}
+
+/* Reads fd to its end, feeding complete lines to the assembler. Returns 0 or an error. */
+static int parse_fd(struct parse_run *r, int fd, const char *name, struct tj_assembler *a,
+                    size_t bufsize)
+{
+    char *buf = malloc(bufsize);
+    size_t len = 0;
+    int64_t base = 0;      /* file offset of buf[0] */
+    bool skipping = false; /* discarding the rest of a line cut at the buffer size */
+    struct tj_feed f = {r->matcher, r->rs->multiline, on_event, r, {r->now, 0}};
+    int rc = 0;
+
+    if (!buf)
+        return TJ_ENOMEM;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, bufsize - len);
+        size_t start = 0;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "tailjet parse: reading %s: %s\n", name, strerror(errno));
+            rc = TJ_EIO;
+            break;
+        }
+        format_now(r->now, sizeof(r->now));
+        f.now.len = strlen(r->now);
+        len += (size_t)n;
+        for (;;) {
+            char *nl = memchr(buf + start, '\n', len - start);
+            if (!nl)
+                break;
+            if (skipping)
+                skipping = false;
+            else if ((rc = tj_assembler_line(a, buf + start, (size_t)(nl - buf) - start,
+                                             base + (int64_t)start, false, &f)))
+                goto out;
+            start = (size_t)(nl - buf) + 1;
+        }
+        if (n == 0) {
+            if (start < len && !skipping)
+                rc = tj_assembler_line(a, buf + start, len - start, base + (int64_t)start, false,
+                                       &f);
+            break;
+        }
+        if (start == 0 && len == bufsize) {
+            /* No line end in a full buffer: ship the head as one cut line, drop the rest. */
+            if (!skipping && (rc = tj_assembler_line(a, buf, len, base, true, &f)))
+                goto out;
+            skipping = true;
+            start = len;
+        }
+        memmove(buf, buf + start, len - start);
+        len -= start;
+        base += (int64_t)start;
+    }
+    if (!rc)
+        rc = tj_assembler_flush(a, true, &f);
+out:
+    free(buf);
+    return rc;
+}
+
+int tj_cmd_load_pattern_dirs(struct tj_grok_lib *lib, const struct tj_strv *dirs, char *err,
+                             size_t errlen)
+{
+    for (size_t i = 0; i < dirs->n; i++) {
+        DIR *d = opendir(dirs->v[i]);
+        struct dirent *de;
+
+        if (!d) {
+            snprintf(err, errlen, "cannot open patterns directory %s: %s", dirs->v[i],
+                     strerror(errno));
+            return TJ_EIO;
+        }
+        while ((de = readdir(d))) {
+            char path[4096];
+            struct stat st;
+            FILE *fp;
+            char *text;
+            int rc;
+
+            snprintf(path, sizeof(path), "%s/%s", dirs->v[i], de->d_name);
+            if (de->d_name[0] == '.' || stat(path, &st) || !S_ISREG(st.st_mode))
+                continue;
+            fp = fopen(path, "rb");
+            text = fp && st.st_size < (1 << 24) ? malloc((size_t)st.st_size + 1) : NULL;
+            if (!text || fread(text, 1, (size_t)st.st_size, fp) != (size_t)st.st_size) {
+                snprintf(err, errlen, "cannot read pattern file %s", path);
+                free(text);
+                if (fp)
+                    fclose(fp);
+                closedir(d);
+                return TJ_EIO;
+            }
+            fclose(fp);
+            /* The library keeps `origin` borrowed: this copy lives as long as the process. */
+            rc = tj_grok_lib_load(lib, text, (size_t)st.st_size, strdup(path), true, err, errlen);
+            free(text);
+            if (rc) {
+                closedir(d);
+                return rc;
+            }
+        }
+        closedir(d);
+    }
+    return 0;
+}
+
+static int parse_main(int argc, char **argv)
+{
+    struct parse_cfg cfg = {0};
+    struct tj_strv rest = {0};
+    struct tj_grok_lib *lib = NULL;
+    struct tj_ruleset *rs = NULL;
+    struct parse_run r = {0};
+    struct tj_match_limits lim = TJ_MATCH_LIMITS_DEFAULT;
+    enum tj_format fmt;
+    char err[1024], host[256];
+    int status = 2;
+
+    tj_meta_init(&r.meta);
+    tj_buf_init(&r.out, 0);
+    if (tj_opt_parse(parse_opts, TJ_ARRAY_LEN(parse_opts), argc, argv, &cfg, &rest, err,
+                     sizeof(err))) {
+        fprintf(stderr, "tailjet parse: %s\n", err);
+        goto out;
+    }
+    if (cfg.help) {
+        tj_cmd_help(stdout, &tj_cmd_parse);
+        status = 0;
+        goto out;
+    }
+    if (cfg.max_line_bytes < 16) {
+        fprintf(stderr, "tailjet parse: --max-line-bytes must be at least 16\n");
+        goto out;
+    }
+    fmt = strcmp(cfg.format, "json-file") == 0 ? TJ_FORMAT_JSONFILE
+          : strcmp(cfg.format, "plain") == 0   ? TJ_FORMAT_PLAIN
+                                               : TJ_FORMAT_AUTO;
+    lib = tj_grok_lib_create();
+    if (!lib || tj_grok_lib_load_builtin(lib, err, sizeof(err)) ||
+        tj_cmd_load_pattern_dirs(lib, &cfg.dirs, err, sizeof(err))) {
+        fprintf(stderr, "tailjet parse: %s\n", lib ? err : "out of memory");
+        goto out;
+    }
+    rs = tj_ruleset_create(lib, cfg.patterns.v, cfg.patterns.n, cfg.multiline, err, sizeof(err));
+    if (!rs) {
+        fprintf(stderr, "tailjet parse: bad pattern: %s\n", err);
+        goto out;
+    }
+    lim.match_limit = cfg.match_limit;
+    r.rs = rs;
+    r.matcher = tj_matcher_create(&lim);
+    /* Room for a worst-case record (every byte escaped, in the message and in captures). */
+    tj_buf_init(&r.out, OUT_FLUSH_AT + 64 * cfg.max_line_bytes + 65536);
+    if (!r.matcher) {
+        fprintf(stderr, "tailjet parse: out of memory\n");
+        goto out;
+    }
+    if (gethostname(host, sizeof(host)) == 0) {
+        host[sizeof(host) - 1] = '\0';
+        tj_meta_set(&r.meta, TJ_META_HOST_NAME, host, strlen(host));
+    }
+    if (rest.n == 0) {
+        static char dash[] = "-";
+        char *args[] = {dash};
+        if (tj_opt_parse(NULL, 0, 1, args, &cfg, &rest, err, sizeof(err)))
+            goto out;
+    }
+    status = 0;
+    for (size_t i = 0; i < rest.n; i++) {
+        bool is_stdin = strcmp(rest.v[i], "-") == 0;
+        int fd = is_stdin ? STDIN_FILENO : open(rest.v[i], O_RDONLY | O_CLOEXEC);
+        struct tj_assembler *a;
+        int rc;
+
+        if (fd < 0) {
+            fprintf(stderr, "tailjet parse: cannot open %s: %s\n", rest.v[i], strerror(errno));
+            status = 1;
+            continue;
+        }
+        tj_meta_set(&r.meta, TJ_META_FILE_PATH, is_stdin ? NULL : rest.v[i], strlen(rest.v[i]));
+        a = tj_assembler_create(fmt, cfg.max_line_bytes);
+        rc =
+            a ? parse_fd(&r, fd, is_stdin ? "stdin" : rest.v[i], a, (1u << 20) + cfg.max_line_bytes)
+              : TJ_ENOMEM;
+        tj_assembler_destroy(a);
+        if (!is_stdin)
+            close(fd);
+        if (rc) {
+            status = 1;
+            if (r.write_failed)
+                break;
+        }
+    }
+    if (flush_out(&r))
+        status = 1;
+    if (!cfg.quiet)
+        fprintf(stderr,
+                "tailjet parse: %llu records: %llu matched, %llu _grokparsefailure, %llu "
+                "_groktimeout, %llu _jsonparsefailure, %llu _truncated\n",
+                (unsigned long long)r.st.records, (unsigned long long)r.st.matched,
+                (unsigned long long)r.st.failed, (unsigned long long)r.st.limited,
+                (unsigned long long)r.st.json_errors, (unsigned long long)r.st.truncated);
+out:
+    tj_matcher_destroy(r.matcher);
+    tj_meta_fini(&r.meta);
+    tj_buf_fini(&r.out);
+    tj_ruleset_unref(rs);
+    tj_grok_lib_destroy(lib);
+    tj_strv_fini(&rest);
+    tj_strv_fini(&cfg.patterns);
+    tj_strv_fini(&cfg.dirs);
+    return status;
+}
+
+const struct tj_cmd tj_cmd_parse = {
+    "parse",
+    "[--pattern EXPR]... [--multiline REGEX] [FILE... | -]",
+    "Parse json-file or plain log lines (files, or stdin) into NDJSON records on stdout.",
+    parse_opts,
+    TJ_ARRAY_LEN(parse_opts),
+    parse_main};

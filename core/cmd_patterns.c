@@ -1,0 +1,121 @@
+/* cmd_patterns.c: `tailjet patterns [NAME]`: list the grok library, or show one name's
+ * definition, expansion and fields; `--regex EXPR` prints an expression's exact PCRE2 regex. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tj_cmd.h"
+#include "tj_grok.h"
+
+struct patterns_cfg {
+    const char *regex;
+    struct tj_strv dirs;
+    bool help;
+};
+
+static const struct tj_opt patterns_opts[] = {
+    {"regex", TJ_OPT_STRING, offsetof(struct patterns_cfg, regex), NULL, NULL, "EXPR",
+     "print the PCRE2 regex that EXPR expands to, exactly as compiled, and exit", NULL},
+    {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct patterns_cfg, dirs), NULL, NULL, "DIR",
+     "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
+    {"help", TJ_OPT_FLAG, offsetof(struct patterns_cfg, help), NULL, NULL, NULL, "show this help",
+     NULL},
+};
+
+static void print_fields(const struct tj_grok *g)
+{
+    for (size_t i = 0; i < g->nfields; i++) {
+        const struct tj_grok_field *f = &g->fields[i];
+        printf("  ");
+        for (size_t k = 0; k < f->nseg; k++)
+            printf("%s%s", k ? "." : "", f->seg[k]);
+        printf("%s\n", f->type == TJ_FIELD_INT     ? " (int)"
+                       : f->type == TJ_FIELD_FLOAT ? " (float)"
+                                                   : "");
+    }
+}
+
+static int patterns_main(int argc, char **argv)
+{
+    struct patterns_cfg cfg = {0};
+    struct tj_strv rest = {0};
+    struct tj_grok_lib *lib = NULL;
+    char err[1024];
+    int status = 2;
+
+    if (tj_opt_parse(patterns_opts, TJ_ARRAY_LEN(patterns_opts), argc, argv, &cfg, &rest, err,
+                     sizeof(err))) {
+        fprintf(stderr, "tailjet patterns: %s\n", err);
+        goto out;
+    }
+    if (cfg.help) {
+        tj_cmd_help(stdout, &tj_cmd_patterns);
+        status = 0;
+        goto out;
+    }
+    lib = tj_grok_lib_create();
+    if (!lib || tj_grok_lib_load_builtin(lib, err, sizeof(err)) ||
+        tj_cmd_load_pattern_dirs(lib, &cfg.dirs, err, sizeof(err))) {
+        fprintf(stderr, "tailjet patterns: %s\n", lib ? err : "out of memory");
+        goto out;
+    }
+    if (cfg.regex) {
+        char *re = tj_grok_expand(lib, cfg.regex, strlen(cfg.regex), err, sizeof(err));
+        if (!re) {
+            fprintf(stderr, "tailjet patterns: %s\n", err);
+            goto out;
+        }
+        printf("%s\n", re);
+        free(re);
+        status = 0;
+        goto out;
+    }
+    if (rest.n == 0) {
+        for (size_t i = 0; i < tj_grok_lib_count(lib); i++) {
+            const char *name = tj_grok_lib_name(lib, i), *origin = "";
+            tj_grok_lib_get(lib, name, strlen(name), &origin);
+            printf("%-32s %s\n", name, origin);
+        }
+        status = 0;
+        goto out;
+    }
+    status = 0;
+    for (size_t i = 0; i < rest.n; i++) {
+        const char *origin = "", *def = tj_grok_lib_get(lib, rest.v[i], strlen(rest.v[i]), &origin);
+        char expr[256];
+        struct tj_grok *g;
+
+        if (!def) {
+            fprintf(stderr,
+                    "tailjet patterns: no pattern named '%s' (list them with 'tailjet "
+                    "patterns')\n",
+                    rest.v[i]);
+            status = 2;
+            continue;
+        }
+        snprintf(expr, sizeof(expr), "%%{%s}", rest.v[i]);
+        g = tj_grok_compile(lib, expr, strlen(expr), err, sizeof(err));
+        printf("%s (%s)\n  definition: %s\n", rest.v[i], origin, def);
+        if (!g) {
+            printf("  error: %s\n", err);
+            status = 2;
+            continue;
+        }
+        printf("  regex: %s\n  fields:%s\n", g->regex, g->nfields ? "" : " (none)");
+        print_fields(g);
+        tj_grok_unref(g);
+    }
+out:
+    tj_grok_lib_destroy(lib);
+    tj_strv_fini(&rest);
+    tj_strv_fini(&cfg.dirs);
+    return status;
+}
+
+const struct tj_cmd tj_cmd_patterns = {
+    "patterns",
+    "[--regex EXPR] [NAME...]",
+    "List the grok pattern library, or show a pattern's definition, regex and fields.",
+    patterns_opts,
+    TJ_ARRAY_LEN(patterns_opts),
+    patterns_main};

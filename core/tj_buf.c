@@ -1,0 +1,41 @@
+/* tj_buf.c: capped growable buffers. No thread affinity: a buffer belongs to its owner. */
+#include "tj_buf.h"
+
+#include <stdlib.h>
+
+void tj_buf_init(struct tj_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max;
+}
+
+void tj_buf_fini(struct tj_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+int tj_buf_grow(struct tj_buf *b, size_t extra)
+{
+    size_t need, ncap;
+    char *p;
+
+    if (extra > b->max || b->len > b->max - extra)
+        return TJ_ENOSPC;
+    need = b->len + extra;
+    if (need <= b->cap)
+        return 0;
+    ncap = b->cap ? b->cap : 256;
+    while (ncap < need)
+        ncap = ncap > b->max / 2 ? b->max : ncap * 2;
+    p = realloc(b->data, ncap);
+    if (!p)
+        return TJ_ENOMEM;
+    b->data = p;
+    b->cap = ncap;
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* tj_cmd.h: the tailjet subcommands, each with its option table (see tj_opt.h). */
+#ifndef TJ_CMD_H
+#define TJ_CMD_H
+
+#include "tj_opt.h"
+
+struct tj_cmd {
+    const char *name;
+    const char *usage;   /* one line: arguments after the command name */
+    const char *summary; /* one line */
+    const struct tj_opt *opts;
+    size_t nopts;
+    int (*main)(int argc, char **argv); /* argv[0] is the first argument after the name */
+};
+
+extern const struct tj_cmd tj_cmd_parse;
+extern const struct tj_cmd tj_cmd_patterns;
+
+/* Runs tailjet with main()'s arguments; returns the exit status. */
+int tj_main(int argc, char **argv);
+
+/* Every command, for --help, dispatch and the documentation test. */
+extern const struct tj_cmd *const tj_cmds[];
+extern const size_t tj_ncmds;
+
+/* Prints "tailjet NAME USAGE", the summary and the option list. */
+void tj_cmd_help(FILE *f, const struct tj_cmd *c);
+
+/* Loads every regular file of each directory in dirs into lib (later names override earlier
+ * ones, as Logstash's patterns_dir). Returns 0 or an error with err filled. */
+struct tj_grok_lib;
+int tj_cmd_load_pattern_dirs(struct tj_grok_lib *lib, const struct tj_strv *dirs, char *err,
+                             size_t errlen);
+
+#endif

@@ -1,0 +1,45 @@
+/* tj_assemble.h: from the raw lines of one log file to events. Detects json-file or plain text,
+ * decodes json-file entries, joins Docker's 16 KiB partial entries back per stream, applies the
+ * multiline first-line regex, strips CR of CRLF, and cuts what exceeds the line cap (tagged
+ * _truncated, never split into several records). One assembler per followed file; it is used by
+ * one thread at a time. */
+#ifndef TJ_ASSEMBLE_H
+#define TJ_ASSEMBLE_H
+
+#include "tj_buf.h"
+#include "tj_grok.h"
+#include "tj_record.h"
+
+enum tj_format { TJ_FORMAT_AUTO, TJ_FORMAT_JSONFILE, TJ_FORMAT_PLAIN };
+
+/* Receives each event; slices are valid during the call only. Non-zero stops the feed and is
+ * returned by it. */
+typedef int (*tj_event_fn)(void *arg, const struct tj_event *ev);
+
+struct tj_feed {
+    struct tj_matcher *matcher;      /* the calling thread's, for the multiline regex */
+    const struct tj_grok *multiline; /* first-line regex, or NULL (borrowed) */
+    tj_event_fn fn;
+    void *arg;
+    struct tj_slice now; /* @timestamp for lines that carry no time (plain text) */
+};
+
+struct tj_assembler;
+
+/* Returns an assembler, or NULL when out of memory. max_line_bytes caps one event's message. */
+struct tj_assembler *tj_assembler_create(enum tj_format fmt, size_t max_line_bytes);
+void tj_assembler_destroy(struct tj_assembler *a);
+
+/* The format in use (AUTO until the first non-empty line decided it). */
+enum tj_format tj_assembler_format(const struct tj_assembler *a);
+
+/* Feeds one raw line (without its '\n') that starts at `offset` in the file. `cut` says the
+ * reader had to cut the raw line (it was longer than its buffer). Returns 0 or fn's result. */
+int tj_assembler_line(struct tj_assembler *a, const char *line, size_t len, int64_t offset,
+                      bool cut, const struct tj_feed *f);
+
+/* Emits pending events: multiline events always, and joined-so-far partial json-file entries
+ * when `partials` is true (end of input). Returns 0 or fn's result. */
+int tj_assembler_flush(struct tj_assembler *a, bool partials, const struct tj_feed *f);
+
+#endif

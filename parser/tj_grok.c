@@ -1,0 +1,835 @@
+/* tj_grok.c: the grok library (name -> definition), the expander that turns an expression into
+ * one PCRE2 regex, and matching. The library and compiled patterns are immutable once built
+ * and shared read-only; a tj_matcher belongs to one thread. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "tj_grok.h"
+
+#include <pcre2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tj_patterns.h"
+
+/* ---- the library: an open-addressing hash table of names ---- */
+
+struct lib_entry {
+    char *name; /* NULL: empty slot */
+    char *def;
+    const char *origin;
+};
+
+struct tj_grok_lib {
+    struct lib_entry *slots;
+    size_t nslots; /* power of two */
+    size_t count;
+    const char **sorted; /* built lazily by tj_grok_lib_name; invalidated by loads */
+};
+
+static uint64_t hash_name(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static struct lib_entry *lib_slot(const struct tj_grok_lib *lib, const char *name, size_t n)
+{
+    size_t mask = lib->nslots - 1;
+    size_t i = (size_t)hash_name(name, n) & mask;
+
+    for (;; i = (i + 1) & mask) {
+        struct lib_entry *e = &lib->slots[i];
+        if (!e->name || (strlen(e->name) == n && memcmp(e->name, name, n) == 0))
+            return e;
+    }
+}
+
+struct tj_grok_lib *tj_grok_lib_create(void)
+{
+    struct tj_grok_lib *lib = calloc(1, sizeof(*lib));
+    if (!lib)
+        return NULL;
+    lib->nslots = 1024;
+    lib->slots = calloc(lib->nslots, sizeof(*lib->slots));
+    if (!lib->slots) {
+        free(lib);
+        return NULL;
+    }
+    return lib;
+}
+
+void tj_grok_lib_destroy(struct tj_grok_lib *lib)
+{
+    if (!lib)
+        return;
+    for (size_t i = 0; i < lib->nslots; i++) {
+        free(lib->slots[i].name);
+        free(lib->slots[i].def);
+    }
+    free(lib->slots);
+    free(lib->sorted);
+    free(lib);
+}
+
+static int lib_rehash(struct tj_grok_lib *lib)
+{
+    struct tj_grok_lib bigger = *lib;
+
+    bigger.nslots = lib->nslots * 2;
+    bigger.slots = calloc(bigger.nslots, sizeof(*bigger.slots));
+    if (!bigger.slots)
+        return TJ_ENOMEM;
+    for (size_t i = 0; i < lib->nslots; i++) {
+        struct lib_entry *e = &lib->slots[i];
+        if (e->name)
+            *lib_slot(&bigger, e->name, strlen(e->name)) = *e;
+    }
+    free(lib->slots);
+    lib->slots = bigger.slots;
+    lib->nslots = bigger.nslots;
+    return 0;
+}
+
+static int lib_put(struct tj_grok_lib *lib, const char *name, size_t n, const char *def, size_t dn,
+                   const char *origin, bool override)
+{
+    struct lib_entry *e;
+    char *d;
+
+    if ((lib->count + 1) * 2 > lib->nslots && lib_rehash(lib))
+        return TJ_ENOMEM;
+    e = lib_slot(lib, name, n);
+    if (e->name && !override)
+        return TJ_EINVAL;
+    d = strndup(def, dn);
+    if (!d)
+        return TJ_ENOMEM;
+    if (e->name) {
+        free(e->def);
+    } else {
+        e->name = strndup(name, n);
+        if (!e->name) {
+            free(d);
+            return TJ_ENOMEM;
+        }
+        lib->count++;
+    }
+    e->def = d;
+    e->origin = origin;
+    free(lib->sorted);
+    lib->sorted = NULL;
+    return 0;
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+int tj_grok_lib_load(struct tj_grok_lib *lib, const char *text, size_t len, const char *origin,
+                     bool override, char *err, size_t errlen)
+{
+    const char *p = text, *end = text + len;
+    unsigned lineno = 0;
+
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        const char *q = p, *name, *def;
+        size_t nn;
+        int rc;
+
+        lineno++;
+        while (q < le && (*q == ' ' || *q == '\t'))
+            q++;
+        if (le > q && le[-1] == '\r')
+            le--;
+        if (q == le || *q == '#')
+            goto next;
+        name = q;
+        while (q < le && is_name_char(*q))
+            q++;
+        nn = (size_t)(q - name);
+        if (nn == 0 || q == le || (*q != ' ' && *q != '\t')) {
+            snprintf(err, errlen, "%s:%u: expected 'NAME regex' (NAME of letters, digits, _)",
+                     origin, lineno);
+            return TJ_EPARSE;
+        }
+        while (q < le && (*q == ' ' || *q == '\t'))
+            q++;
+        def = q;
+        rc = lib_put(lib, name, nn, def, (size_t)(le - def), origin, override);
+        if (rc == TJ_EINVAL) {
+            snprintf(err, errlen, "%s:%u: pattern %.*s is already defined", origin, lineno, (int)nn,
+                     name);
+            return rc;
+        }
+        if (rc) {
+            snprintf(err, errlen, "%s:%u: out of memory", origin, lineno);
+            return rc;
+        }
+    next:
+        p = eol ? eol + 1 : end;
+    }
+    return 0;
+}
+
+int tj_grok_lib_load_builtin(struct tj_grok_lib *lib, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < tj_pattern_files_count; i++) {
+        const struct tj_pattern_file *f = &tj_pattern_files[i];
+        int rc = tj_grok_lib_load(lib, f->text, f->len, f->name, false, err, errlen);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+const char *tj_grok_lib_get(const struct tj_grok_lib *lib, const char *name, size_t n,
+                            const char **origin)
+{
+    struct lib_entry *e = lib_slot(lib, name, n);
+    if (!e->name)
+        return NULL;
+    if (origin)
+        *origin = e->origin;
+    return e->def;
+}
+
+size_t tj_grok_lib_count(const struct tj_grok_lib *lib)
+{
+    return lib->count;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *tj_grok_lib_name(const struct tj_grok_lib *lib, size_t i)
+{
+    struct tj_grok_lib *m = (struct tj_grok_lib *)lib; /* lazily built cache */
+
+    if (i >= lib->count)
+        return NULL;
+    if (!m->sorted) {
+        size_t k = 0;
+        m->sorted = malloc(lib->count * sizeof(*m->sorted));
+        if (!m->sorted)
+            return NULL;
+        for (size_t s = 0; s < lib->nslots; s++)
+            if (lib->slots[s].name)
+                m->sorted[k++] = lib->slots[s].name;
+        qsort(m->sorted, k, sizeof(*m->sorted), cmp_str);
+    }
+    return m->sorted[i];
+}
+
+/* ---- the expander ---- */
+
+/* Where a piece of the expanded regex came from, to map PCRE2's error offset back. */
+struct seg {
+    size_t out_off;
+    size_t user_off;
+    const char *name; /* NULL: the user's own text, else the %{NAME} expanded there */
+    size_t name_len;
+};
+
+struct gx {
+    const struct tj_grok_lib *lib;
+    char *out;
+    size_t len, cap;
+    struct tj_grok_field *fields;
+    size_t nfields, capf;
+    struct seg *segs;
+    size_t nsegs, capsegs;
+    const char *stack[TJ_GROK_MAX_DEPTH];
+    size_t stack_len[TJ_GROK_MAX_DEPTH];
+    int depth;
+    const char *user;
+    size_t user_len;
+    size_t user_pos; /* offset in the user's text of the %{ being expanded (depth > 0) */
+    char *err;
+    size_t errlen;
+    bool failed;
+};
+
+static void gx_fail(struct gx *g, const char *fmt, ...) TJ_PRINTF(2, 3);
+
+static void gx_fail(struct gx *g, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (g->failed)
+        return;
+    g->failed = true;
+    va_start(ap, fmt);
+    vsnprintf(g->err, g->errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void gx_put(struct gx *g, const char *s, size_t n)
+{
+    if (g->failed)
+        return;
+    if (g->len + n + 1 > TJ_GROK_MAX_REGEX) {
+        gx_fail(g, "the expression expands to more than %u bytes of regex", TJ_GROK_MAX_REGEX);
+        return;
+    }
+    if (g->len + n + 1 > g->cap) {
+        size_t ncap = g->cap ? g->cap : 1024;
+        char *p;
+        while (ncap < g->len + n + 1)
+            ncap *= 2;
+        p = realloc(g->out, ncap);
+        if (!p) {
+            gx_fail(g, "out of memory");
+            return;
+        }
+        g->out = p;
+        g->cap = ncap;
+    }
+    memcpy(g->out + g->len, s, n);
+    g->len += n;
+    g->out[g->len] = '\0';
+}
+
+static void gx_puts(struct gx *g, const char *s)
+{
+    gx_put(g, s, strlen(s));
+}
+
+/* Records that output from here on comes from the user's offset `u` (name NULL) or from the
+ * expansion of %{name} written at user offset u. */
+static void gx_mark(struct gx *g, size_t u, const char *name, size_t name_len)
+{
+    struct seg *last = g->nsegs ? &g->segs[g->nsegs - 1] : NULL;
+
+    if (g->failed)
+        return;
+    if (last && !name && !last->name && last->user_off + (g->len - last->out_off) == u)
+        return; /* still linear */
+    if (g->nsegs == g->capsegs) {
+        size_t ncap = g->capsegs ? g->capsegs * 2 : 32;
+        struct seg *p = realloc(g->segs, ncap * sizeof(*p));
+        if (!p) {
+            gx_fail(g, "out of memory");
+            return;
+        }
+        g->segs = p;
+        g->capsegs = ncap;
+    }
+    g->segs[g->nsegs++] = (struct seg){g->len, u, name, name_len};
+}
+
+static void field_free(struct tj_grok_field *f)
+{
+    for (size_t i = 0; i < f->nseg; i++)
+        free(f->seg[i]);
+    free(f->seg);
+}
+
+/* Splits a field name into path segments: "[a][b]" (a segment may hold dots), or "a.b". */
+static int field_path(struct gx *g, const char *name, size_t n, struct tj_grok_field *f)
+{
+    const char *p = name, *end = name + n;
+    char *segs[TJ_GROK_MAX_FIELD_DEPTH];
+    size_t k = 0;
+
+    if (n == 0) {
+        gx_fail(g, "empty field name");
+        return -1;
+    }
+    while (p < end) {
+        const char *s, *e;
+        if (*name == '[') {
+            if (*p != '[')
+                goto bad;
+            s = p + 1;
+            e = memchr(s, ']', (size_t)(end - s));
+            if (!e || e == s)
+                goto bad;
+            p = e + 1;
+        } else {
+            s = p;
+            e = memchr(s, '.', (size_t)(end - s));
+            if (!e)
+                e = end;
+            if (e == s || e + 1 == end)
+                goto bad;
+            p = e < end ? e + 1 : end;
+        }
+        if (k == TJ_GROK_MAX_FIELD_DEPTH) {
+            gx_fail(g, "field name '%.*s' nests deeper than %d levels", (int)n, name,
+                    TJ_GROK_MAX_FIELD_DEPTH);
+            goto fail;
+        }
+        segs[k] = strndup(s, (size_t)(e - s));
+        if (!segs[k]) {
+            gx_fail(g, "out of memory");
+            goto fail;
+        }
+        k++;
+    }
+    f->seg = malloc(k * sizeof(char *));
+    if (!f->seg) {
+        gx_fail(g, "out of memory");
+        goto fail;
+    }
+    memcpy(f->seg, segs, k * sizeof(char *));
+    f->nseg = k;
+    return 0;
+bad:
+    gx_fail(g, "bad field name '%.*s': use [a][b] or a.b", (int)n, name);
+fail:
+    while (k)
+        free(segs[--k]);
+    return -1;
+}
+
+/* Opens a named capture for field `name`: writes "(?<gN>" and adds to the field table. */
+static void gx_open_field(struct gx *g, const char *name, size_t n, enum tj_field_type type)
+{
+    char tmp[32];
+    struct tj_grok_field f = {0};
+
+    if (g->failed)
+        return;
+    if (g->nfields == g->capf) {
+        size_t ncap = g->capf ? g->capf * 2 : 16;
+        struct tj_grok_field *p = realloc(g->fields, ncap * sizeof(*p));
+        if (!p) {
+            gx_fail(g, "out of memory");
+            return;
+        }
+        g->fields = p;
+        g->capf = ncap;
+    }
+    if (field_path(g, name, n, &f))
+        return;
+    f.type = type;
+    f.group = (uint32_t)(g->nfields + 1);
+    g->fields[g->nfields++] = f;
+    snprintf(tmp, sizeof(tmp), "(?<g%zu>", g->nfields);
+    gx_puts(g, tmp);
+}
+
+static void gx_expand(struct gx *g, const char *src, size_t n);
+
+/* Handles %{NAME[:field[:type]]} at src[0]; returns the bytes consumed. */
+static size_t gx_reference(struct gx *g, const char *src, size_t n, size_t at)
+{
+    const char *p = src + 2, *end = src + n, *name, *field = NULL, *type = NULL, *def;
+    size_t nn, fn = 0, tn = 0;
+    enum tj_field_type ty = TJ_FIELD_STRING;
+    const char *close = memchr(p, '}', (size_t)(end - p));
+
+    name = p;
+    while (p < end && is_name_char(*p))
+        p++;
+    nn = (size_t)(p - name);
+    if (!close || nn == 0 || (p != close && *p != ':')) {
+        gx_fail(g,
+                "malformed %%{...} at offset %zu: expected %%{NAME}, %%{NAME:field} or "
+                "%%{NAME:field:int|float}",
+                at);
+        return n;
+    }
+    if (*p == ':') {
+        const char *colon;
+        field = p + 1;
+        /* The type is after the last ':' when it is a known type word; a field name itself
+         * never contains ':' in Logstash's syntax. */
+        colon = memchr(field, ':', (size_t)(close - field));
+        fn = (size_t)((colon ? colon : close) - field);
+        if (colon) {
+            type = colon + 1;
+            tn = (size_t)(close - type);
+            if (tn == 3 && memcmp(type, "int", 3) == 0)
+                ty = TJ_FIELD_INT;
+            else if (tn == 5 && memcmp(type, "float", 5) == 0)
+                ty = TJ_FIELD_FLOAT;
+            else {
+                gx_fail(g, "unknown type ':%.*s' at offset %zu (use :int or :float)", (int)tn, type,
+                        at);
+                return n;
+            }
+        }
+    }
+    def = tj_grok_lib_get(g->lib, name, nn, NULL);
+    if (!def) {
+        gx_fail(g, "unknown pattern %%{%.*s} at offset %zu%s%.*s%s", (int)nn, name, at,
+                g->depth ? " (used by %{" : "", g->depth ? (int)g->stack_len[g->depth - 1] : 0,
+                g->depth ? g->stack[g->depth - 1] : "", g->depth ? "})" : "");
+        return n;
+    }
+    for (int i = 0; i < g->depth; i++) {
+        if (g->stack_len[i] == nn && memcmp(g->stack[i], name, nn) == 0) {
+            char chain[512];
+            size_t c = 0;
+            for (int k = i; k < g->depth && c < sizeof(chain) - 80; k++)
+                c += (size_t)snprintf(chain + c, sizeof(chain) - c, "%.*s -> ",
+                                      (int)g->stack_len[k], g->stack[k]);
+            gx_fail(g, "pattern reference cycle: %s%.*s", chain, (int)nn, name);
+            return n;
+        }
+    }
+    if (g->depth == TJ_GROK_MAX_DEPTH) {
+        gx_fail(g, "pattern references nest deeper than %d levels", TJ_GROK_MAX_DEPTH);
+        return n;
+    }
+    if (g->depth == 0)
+        gx_mark(g, at, name, nn);
+    if (field)
+        gx_open_field(g, field, fn, ty);
+    else
+        gx_puts(g, "(?:");
+    g->stack[g->depth] = name;
+    g->stack_len[g->depth] = nn;
+    g->depth++;
+    gx_expand(g, def, strlen(def));
+    g->depth--;
+    gx_puts(g, ")");
+    return (size_t)(close + 1 - src);
+}
+
+/* Handles "(?" at src[0]: renames named groups, translates Ruby's m flag. Returns consumed. */
+static size_t gx_paren(struct gx *g, const char *src, size_t n, size_t at)
+{
+    const char *p = src + 2, *end = src + n, *name, *q;
+    char close;
+
+    if (p < end && *p == 'P' && p + 1 < end && p[1] == '<')
+        p++;
+    if (p < end && (*p == '<' || *p == '\'') && p + 1 < end && p[1] != '=' && p[1] != '!') {
+        close = *p == '<' ? '>' : '\'';
+        name = p + 1;
+        q = memchr(name, close, (size_t)(end - name));
+        if (!q) {
+            gx_fail(g, "unterminated group name at offset %zu", at);
+            return n;
+        }
+        gx_open_field(g, name, (size_t)(q - name), TJ_FIELD_STRING);
+        return (size_t)(q + 1 - src);
+    }
+    /* (?flags) or (?flags:...): letters and '-' then ')' or ':'. */
+    for (q = p; q < end && ((*q >= 'a' && *q <= 'z') || *q == '-'); q++)
+        ;
+    if (q > p && q < end && (*q == ')' || *q == ':')) {
+        gx_puts(g, "(?");
+        for (const char *f = p; f <= q; f++) {
+            char c = *f == 'm' ? 's' : *f; /* Ruby's (?m) is dot-all */
+            gx_put(g, &c, 1);
+        }
+        return (size_t)(q + 1 - src);
+    }
+    gx_puts(g, "(?");
+    return 2;
+}
+
+/* Copies a bracket class starting at src[0] == '[', flattening nested classes. */
+static size_t gx_class(struct gx *g, const char *src, size_t n, size_t at)
+{
+    size_t i = 1;
+    int nest = 0;
+
+    gx_put(g, "[", 1);
+    if (i < n && src[i] == '^')
+        gx_put(g, src + i++, 1);
+    if (i < n && src[i] == ']')
+        gx_put(g, src + i++, 1);
+    while (i < n) {
+        char c = src[i];
+        if (c == '\\' && i + 1 < n) {
+            if (src[i + 1] == 'h') {
+                gx_puts(g, "0-9A-Fa-f");
+            } else if (src[i + 1] == 'H') {
+                gx_fail(g, "\\H inside a character class is not supported (offset %zu)", at + i);
+                return n;
+            } else {
+                gx_put(g, src + i, 2);
+            }
+            i += 2;
+        } else if (c == '[' && i + 1 < n && src[i + 1] == ':') {
+            const char *e = strstr(src + i, ":]");
+            size_t k = e && (size_t)(e - src) < n ? (size_t)(e - src) + 2 - i : 1;
+            gx_put(g, src + i, k);
+            i += k;
+        } else if (c == '[') {
+            /* Oniguruma: a class inside a class is their union; PCRE2 would read '[' as a
+             * literal and end the class early, silently matching something else. */
+            if (i + 1 < n && src[i + 1] == '^') {
+                gx_fail(g, "a negated class nested in a class is not supported (offset %zu)",
+                        at + i);
+                return n;
+            }
+            nest++;
+            i++;
+            if (i < n && src[i] == ']')
+                gx_put(g, src + i++, 1);
+        } else if (c == ']') {
+            i++;
+            if (nest == 0) {
+                gx_put(g, "]", 1);
+                return i;
+            }
+            nest--;
+        } else {
+            gx_put(g, src + i++, 1);
+        }
+    }
+    return i; /* unterminated: PCRE2 reports it */
+}
+
+static void gx_expand(struct gx *g, const char *src, size_t n)
+{
+    size_t i = 0;
+    bool top = g->depth == 0;
+
+    while (i < n && !g->failed) {
+        char c = src[i];
+        size_t used;
+
+        if (top)
+            gx_mark(g, i, NULL, 0);
+        if (c == '\\' && i + 1 < n) {
+            char d = src[i + 1];
+            if (d == 'h') {
+                gx_puts(g, "[0-9A-Fa-f]"); /* Oniguruma's \h */
+                used = 2;
+            } else if (d == 'H') {
+                gx_puts(g, "[^0-9A-Fa-f]");
+                used = 2;
+            } else if (d == 'Q') {
+                const char *e = strstr(src + i + 2, "\\E");
+                used = e && (size_t)(e - src) < n ? (size_t)(e - src) + 2 - i : n - i;
+                gx_put(g, src + i, used);
+            } else {
+                gx_put(g, src + i, 2);
+                used = 2;
+            }
+        } else if (c == '[') {
+            used = gx_class(g, src + i, n - i, i);
+        } else if (c == '(' && i + 1 < n && src[i + 1] == '?') {
+            used = gx_paren(g, src + i, n - i, i);
+        } else if (c == '%' && i + 1 < n && src[i + 1] == '{') {
+            used = gx_reference(g, src + i, n - i, i);
+        } else {
+            gx_put(g, &c, 1);
+            used = 1;
+        }
+        i += used;
+    }
+}
+
+static void gx_fini(struct gx *g)
+{
+    free(g->out);
+    for (size_t i = 0; i < g->nfields; i++)
+        field_free(&g->fields[i]);
+    free(g->fields);
+    free(g->segs);
+}
+
+static bool gx_run(struct gx *g, const struct tj_grok_lib *lib, const char *expr, size_t len,
+                   char *err, size_t errlen)
+{
+    memset(g, 0, sizeof(*g));
+    g->lib = lib;
+    g->user = expr;
+    g->user_len = len;
+    g->err = err;
+    g->errlen = errlen;
+    gx_put(g, "", 0);
+    gx_expand(g, expr, len);
+    return !g->failed;
+}
+
+char *tj_grok_expand(const struct tj_grok_lib *lib, const char *expr, size_t len, char *err,
+                     size_t errlen)
+{
+    struct gx g;
+    char *out;
+
+    if (!gx_run(&g, lib, expr, len, err, errlen)) {
+        gx_fini(&g);
+        return NULL;
+    }
+    out = g.out;
+    g.out = NULL;
+    gx_fini(&g);
+    return out;
+}
+
+/* Describes where PCRE2's error offset `off` (in the regex) lies in the user's expression. */
+static void describe_offset(const struct gx *g, size_t off, char *buf, size_t n)
+{
+    const struct seg *s = NULL;
+
+    for (size_t i = 0; i < g->nsegs && g->segs[i].out_off <= off; i++)
+        s = &g->segs[i];
+    if (!s)
+        snprintf(buf, n, "at offset 0 of the expression");
+    else if (s->name)
+        snprintf(buf, n, "inside the expansion of %%{%.*s} at offset %zu of the expression",
+                 (int)s->name_len, s->name, s->user_off);
+    else
+        snprintf(buf, n, "at offset %zu of the expression",
+                 s->user_off + (off - s->out_off) > g->user_len ? g->user_len
+                                                                : s->user_off + (off - s->out_off));
+}
+
+struct tj_grok *tj_grok_compile(const struct tj_grok_lib *lib, const char *expr, size_t len,
+                                char *err, size_t errlen)
+{
+    struct gx g;
+    struct tj_grok *gr = NULL;
+    pcre2_code *code;
+    int errcode;
+    PCRE2_SIZE erroff;
+    uint32_t ngroups = 0;
+
+    if (!gx_run(&g, lib, expr, len, err, errlen))
+        goto fail;
+    code = pcre2_compile((PCRE2_SPTR)g.out, g.len, TJ_GROK_PCRE2_FLAGS, &errcode, &erroff, NULL);
+    if (!code) {
+        char msg[256], where[256];
+        pcre2_get_error_message(errcode, (PCRE2_UCHAR *)msg, sizeof(msg));
+        describe_offset(&g, erroff, where, sizeof(where));
+        snprintf(err, errlen, "PCRE2 error %s: %s", where, msg);
+        goto fail;
+    }
+    gr = calloc(1, sizeof(*gr));
+    if (!gr) {
+        pcre2_code_free(code);
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    gr->code = code;
+    gr->jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
+    pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &ngroups);
+    gr->ngroups = ngroups;
+    gr->expr = strndup(expr, len);
+    gr->regex = g.out;
+    g.out = NULL;
+    gr->fields = g.fields;
+    gr->nfields = g.nfields;
+    g.fields = NULL;
+    g.nfields = 0;
+    gr->refs = 1;
+    if (!gr->expr) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < gr->nfields; i++) {
+        char gname[32];
+        int num;
+        snprintf(gname, sizeof(gname), "g%zu", i + 1);
+        num = pcre2_substring_number_from_name(code, (PCRE2_SPTR)gname);
+        if (num <= 0) {
+            snprintf(err, errlen, "internal error: capture %s of a field is missing", gname);
+            goto fail;
+        }
+        gr->fields[i].group = (uint32_t)num;
+    }
+    gx_fini(&g);
+    return gr;
+fail:
+    gx_fini(&g);
+    if (gr) {
+        gr->refs = 1;
+        tj_grok_unref(gr);
+    }
+    return NULL;
+}
+
+struct tj_grok *tj_grok_ref(struct tj_grok *g)
+{
+    __atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
+    return g;
+}
+
+void tj_grok_unref(struct tj_grok *g)
+{
+    if (!g || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    pcre2_code_free(g->code);
+    for (size_t i = 0; i < g->nfields; i++)
+        field_free(&g->fields[i]);
+    free(g->fields);
+    free(g->expr);
+    free(g->regex);
+    free(g);
+}
+
+/* ---- matching ---- */
+
+struct tj_matcher {
+    pcre2_match_data *md;
+    uint32_t pairs;
+    pcre2_match_context *mctx;
+    pcre2_jit_stack *jstack;
+};
+
+struct tj_matcher *tj_matcher_create(const struct tj_match_limits *lim)
+{
+    struct tj_matcher *m = calloc(1, sizeof(*m));
+
+    if (!m)
+        return NULL;
+    m->pairs = 32;
+    m->md = pcre2_match_data_create(m->pairs, NULL);
+    m->mctx = pcre2_match_context_create(NULL);
+    m->jstack = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
+    if (!m->md || !m->mctx || !m->jstack) {
+        tj_matcher_destroy(m);
+        return NULL;
+    }
+    pcre2_set_match_limit(m->mctx, lim->match_limit);
+    pcre2_set_depth_limit(m->mctx, lim->depth_limit);
+    pcre2_set_heap_limit(m->mctx, lim->heap_limit_kib);
+    pcre2_jit_stack_assign(m->mctx, NULL, m->jstack);
+    return m;
+}
+
+void tj_matcher_destroy(struct tj_matcher *m)
+{
+    if (!m)
+        return;
+    pcre2_match_data_free(m->md);
+    pcre2_match_context_free(m->mctx);
+    pcre2_jit_stack_free(m->jstack);
+    free(m);
+}
+
+int tj_grok_match(const struct tj_grok *g, struct tj_matcher *m, const char *s, size_t n)
+{
+    int rc;
+
+    if (TJ_UNLIKELY(g->ngroups + 1 > m->pairs)) {
+        pcre2_match_data *md = pcre2_match_data_create(g->ngroups + 1, NULL);
+        if (!md)
+            return TJ_ENOMEM;
+        pcre2_match_data_free(m->md);
+        m->md = md;
+        m->pairs = g->ngroups + 1;
+    }
+    if (TJ_LIKELY(g->jit))
+        rc = pcre2_jit_match(g->code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);
+    else
+        rc = pcre2_match(g->code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);
+    if (rc >= 0)
+        return 1;
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    /* Match/depth/heap limits, JIT stack exhaustion, or anything else: bounded, no match. */
+    return TJ_ELIMIT;
+}
+
+const size_t *tj_matcher_ovector(const struct tj_matcher *m)
+{
+    return pcre2_get_ovector_pointer(m->md);
+}

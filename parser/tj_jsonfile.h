@@ -1,0 +1,32 @@
+/* tj_jsonfile.h: decoding one line of Docker's json-file log driver:
+ *   {"log":"text\n","stream":"stdout","attrs":{...},"time":"2026-11-25T17:56:16.123456789Z"}
+ * Keys may come in any order; unknown keys are skipped (validated, not kept). */
+#ifndef TJ_JSONFILE_H
+#define TJ_JSONFILE_H
+
+#include "tj_buf.h"
+
+struct tj_jsonfile_entry {
+    struct tj_slice log;    /* unescaped text without its trailing "\n" (and "\r"); borrowed
+                               from the input line, or from `scratch` when it had escapes */
+    bool partial;           /* no trailing "\n": a 16 KiB piece, more follows */
+    struct tj_slice stream; /* raw value of "stream" (empty if absent) */
+    struct tj_slice time;   /* raw value of "time" (empty if absent) */
+    struct tj_slice attrs;  /* raw JSON text of "attrs", an object (empty if absent) */
+};
+
+/* Decodes line[0..len) (no trailing newline). `scratch` is reset and receives the unescaped log
+ * text when escapes occur; it must be able to hold `len` bytes. On success fills *e and returns
+ * 0; slices borrow from `line` and `scratch`, valid until either changes. Returns TJ_EPARSE
+ * when the line is not a json-file entry (not JSON, bad escape, no "log" string, trailing
+ * garbage) and sets *why to a static reason; returns TJ_ENOSPC if scratch is too small. */
+int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
+                       struct tj_jsonfile_entry *e, const char **why);
+
+/* Decodes the JSON string whose opening quote is at *cursor, appending its UTF-8 bytes to out
+ * (which must have room for the raw length). Advances *cursor past the closing quote.
+ * Returns 0 or TJ_EPARSE with *why set. Exposed for tests and the fuzz target. */
+int tj_jsonfile_unescape(const char **cursor, const char *end, char *out, size_t *outlen,
+                         const char **why);
+
+#endif

@@ -1,0 +1,108 @@
+/* tj_ruleset.c: compiling a ruleset and applying it to one event. apply runs on the worker
+ * threads, on a shared read-only ruleset and the worker's own matcher and buffer. */
+#include "tj_ruleset.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tj_ruleset *tj_ruleset_create(const struct tj_grok_lib *lib, const char *const *exprs,
+                                     size_t n, const char *multiline, char *err, size_t errlen)
+{
+    struct tj_ruleset *rs;
+    char msg[512];
+
+    if (n > TJ_RULESET_MAX_ALTS) {
+        snprintf(err, errlen, "at most %d pattern alternatives", TJ_RULESET_MAX_ALTS);
+        return NULL;
+    }
+    rs = calloc(1, sizeof(*rs));
+    if (!rs) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    rs->refs = 1;
+    for (size_t i = 0; i < n; i++) {
+        rs->alt[i] = tj_grok_compile(lib, exprs[i], strlen(exprs[i]), msg, sizeof(msg));
+        if (rs->alt[i])
+            rs->shape[i] = tj_shape_create(rs->alt[i], msg, sizeof(msg));
+        rs->nalt = i + 1;
+        if (!rs->alt[i] || !rs->shape[i]) {
+            if (n > 1)
+                snprintf(err, errlen, "pattern %zu: %s", i + 1, msg);
+            else
+                snprintf(err, errlen, "%s", msg);
+            goto fail;
+        }
+    }
+    if (multiline) {
+        rs->multiline = tj_grok_compile(lib, multiline, strlen(multiline), msg, sizeof(msg));
+        if (!rs->multiline) {
+            snprintf(err, errlen, "multiline: %s", msg);
+            goto fail;
+        }
+    }
+    rs->plain = tj_shape_create(NULL, msg, sizeof(msg));
+    if (!rs->plain) {
+        snprintf(err, errlen, "%s", msg);
+        goto fail;
+    }
+    return rs;
+fail:
+    tj_ruleset_unref(rs);
+    return NULL;
+}
+
+struct tj_ruleset *tj_ruleset_ref(struct tj_ruleset *rs)
+{
+    __atomic_add_fetch(&rs->refs, 1, __ATOMIC_RELAXED);
+    return rs;
+}
+
+void tj_ruleset_unref(struct tj_ruleset *rs)
+{
+    if (!rs || __atomic_sub_fetch(&rs->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (size_t i = 0; i < rs->nalt; i++) {
+        tj_grok_unref(rs->alt[i]);
+        tj_shape_destroy(rs->shape[i]);
+    }
+    tj_grok_unref(rs->multiline);
+    tj_shape_destroy(rs->plain);
+    free(rs);
+}
+
+int tj_ruleset_apply(const struct tj_ruleset *rs, struct tj_matcher *m, const struct tj_event *ev,
+                     const struct tj_meta *meta, struct tj_buf *out, struct tj_parse_stats *st)
+{
+    struct tj_event e = *ev;
+    const struct tj_shape *shape = rs->plain;
+    const size_t *ov = NULL;
+    bool limited = false;
+    int rc;
+
+    e.tags |= rs->base_tags;
+    if (!(e.tags & TJ_TAG_JSONPARSEFAILURE)) {
+        for (size_t i = 0; i < rs->nalt && !ov; i++) {
+            rc = tj_grok_match(rs->alt[i], m, e.message.ptr, e.message.len);
+            if (rc == 1) {
+                shape = rs->shape[i];
+                ov = tj_matcher_ovector(m);
+            } else if (rc == TJ_ELIMIT) {
+                limited = true;
+            }
+        }
+        if (!ov && rs->nalt)
+            e.tags |= TJ_TAG_GROKPARSEFAILURE | (limited ? TJ_TAG_GROKTIMEOUT : 0);
+    }
+    rc = tj_record_encode(out, shape, &e, meta, ov);
+    if (rc)
+        return rc; /* counted when the caller retries with room */
+    st->records++;
+    st->matched += ov != NULL;
+    st->failed += (e.tags & TJ_TAG_GROKPARSEFAILURE) != 0;
+    st->limited += limited;
+    st->json_errors += (e.tags & TJ_TAG_JSONPARSEFAILURE) != 0;
+    st->truncated += (e.tags & TJ_TAG_TRUNCATED) != 0;
+    return 0;
+}

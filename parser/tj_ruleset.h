@@ -1,0 +1,42 @@
+/* tj_ruleset.h: how one source's lines are parsed: pattern alternatives tried in order (the first
+ * that matches wins), an optional multiline first-line regex, and the record shapes. Built once
+ * (per service, by discovery; per command line, by `tailjet parse`), immutable and
+ * reference-counted, so workers use it without locks while a newer one replaces it. */
+#ifndef TJ_RULESET_H
+#define TJ_RULESET_H
+
+#include "tj_grok.h"
+#include "tj_record.h"
+
+#define TJ_RULESET_MAX_ALTS 16
+
+struct tj_ruleset {
+    struct tj_grok *alt[TJ_RULESET_MAX_ALTS]; /* owned references */
+    struct tj_shape *shape[TJ_RULESET_MAX_ALTS];
+    size_t nalt;
+    struct tj_grok *multiline; /* owned reference, or NULL */
+    struct tj_shape *plain;    /* metadata only: unparsed and failed lines */
+    unsigned base_tags;        /* tags every record gets (e.g. _patternerror) */
+    int refs;
+};
+
+/* Compiles the alternatives exprs[0..n) and the multiline regex (NULL: none) against lib.
+ * Returns a ruleset with one reference, or NULL with err filled ("pattern 2: ..."). */
+struct tj_ruleset *tj_ruleset_create(const struct tj_grok_lib *lib, const char *const *exprs,
+                                     size_t n, const char *multiline, char *err, size_t errlen);
+
+struct tj_ruleset *tj_ruleset_ref(struct tj_ruleset *rs);
+void tj_ruleset_unref(struct tj_ruleset *rs);
+
+/* Per-thread counters of what apply did. */
+struct tj_parse_stats {
+    uint64_t records, matched, failed, limited, json_errors, truncated;
+};
+
+/* Parses ev with rs (tries each alternative) and appends its JSON line to out. The event's tags
+ * gain _grokparsefailure (no alternative matched) or _groktimeout (a limit stopped one).
+ * Returns 0, or a tj_buf error with out unchanged (the caller flushes and retries). */
+int tj_ruleset_apply(const struct tj_ruleset *rs, struct tj_matcher *m, const struct tj_event *ev,
+                     const struct tj_meta *meta, struct tj_buf *out, struct tj_parse_stats *st);
+
+#endif

@@ -1,0 +1,28 @@
+/* tj_test.c: runs a table of tests (all, or the names given on the command line). */
+#include "tj_test.h"
+
+int tj_test_failures;
+
+int tj_test_main(const struct tj_test *tests, size_t n, int argc, char **argv)
+{
+    int passed = 0, failed = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int before = tj_test_failures;
+        bool run = argc < 2;
+        for (int a = 1; a < argc; a++)
+            run = run || strcmp(argv[a], tests[i].name) == 0;
+        if (!run)
+            continue;
+        tests[i].fn();
+        if (tj_test_failures == before) {
+            passed++;
+            printf("ok   %s\n", tests[i].name);
+        } else {
+            failed++;
+            printf("FAIL %s\n", tests[i].name);
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,38 @@
+/* tj_test.h: the unit-test harness. A test file lists its tests in one table and calls
+ * tj_test_main; CHECK records a failure with its line and goes on; the run ends with the
+ * line "N passed, N failed" that CI reads. */
+#ifndef TJ_TEST_H
+#define TJ_TEST_H
+
+#include <stdio.h>
+#include <stdbool.h>
+#include <string.h>
+
+struct tj_test {
+    const char *name;
+    void (*fn)(void);
+};
+
+extern int tj_test_failures;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            tj_test_failures++;                                                                    \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_STR(got, want)                                                                       \
+    do {                                                                                           \
+        const char *g_ = (got), *w_ = (want);                                                      \
+        if (!g_ || strcmp(g_, w_) != 0) {                                                          \
+            fprintf(stderr, "%s:%d: got  %s\n%*swant %s\n", __FILE__, __LINE__,                    \
+                    g_ ? g_ : "(null)", (int)strlen(__FILE__) + 8, "", w_);                        \
+            tj_test_failures++;                                                                    \
+        }                                                                                          \
+    } while (0)
+
+int tj_test_main(const struct tj_test *tests, size_t n, int argc, char **argv);
+
+#endif
