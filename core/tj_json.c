@@ -252,20 +252,22 @@ int tj_json_int_text(struct tj_buf *out, const char *s, size_t n)
 
 int tj_json_float_text(struct tj_buf *out, const char *s, size_t n)
 {
-    char tmp[64];
+    char tmp[512];
     char *end;
     double v;
     int k;
 
-    if (tj_json_number_text(out, s, n) == 0)
-        return 0; /* already canonical JSON: keep the exact digits */
     if (n == 0 || n >= sizeof(tmp))
         return TJ_EPARSE;
     memcpy(tmp, s, n);
     tmp[n] = '\0';
     errno = 0;
     v = strtod(tmp, &end);
-    if (end != tmp + n || errno == ERANGE || !isfinite(v))
+    if (end != tmp + n || !isfinite(v))
+        return TJ_EPARSE; /* "1e400" is JSON syntax, but no finite double */
+    if (tj_json_number_text(out, s, n) == 0)
+        return 0; /* already canonical JSON: keep the exact digits */
+    if (errno == ERANGE)
         return TJ_EPARSE;
     k = snprintf(tmp, sizeof(tmp), "%.17g", v);
     return tj_buf_append(out, tmp, (size_t)k);

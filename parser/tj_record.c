@@ -197,6 +197,10 @@ static int add_field(struct tj_shape *s, const struct tj_grok_field *f, char *er
     int parent, c;
 
     path_text(f, where, sizeof(where));
+    if (strcmp(f->seg[0], "tags") == 0) { /* added last, after the fields, but reserved too */
+        snprintf(err, errlen, "field '%s' would replace tailjet's own tags; rename it", where);
+        return TJ_EINVAL;
+    }
     parent = make_parents(s, f->seg, f->nseg, err, errlen);
     if (parent < 0) {
         size_t k = strlen(err);
@@ -220,7 +224,10 @@ static int add_field(struct tj_shape *s, const struct tj_grok_field *f, char *er
         }
         return 0;
     case N_OBJECT:
-        snprintf(err, errlen, "field '%s' is also an object of other fields", where);
+        snprintf(err, errlen,
+                 "field '%s' collides with the object '%s' (tailjet's metadata or another "
+                 "field's path); rename it",
+                 where, where);
         return TJ_EINVAL;
     default:
         snprintf(err, errlen,

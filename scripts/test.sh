@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The README's test command, and what CI runs: installs what is missing, then
+#   1. builds with -Werror and runs every test (ctest: unit and integration),
+#   2. builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test again,
+#   3. runs each libFuzzer target for FUZZ_SECONDS (default 30) from its seed corpus,
+#   4. checks that the tree is clang-formatted.
+# Any failure stops it with a non-zero exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+
+echo "== 1/4 build and test"
+bash scripts/build.sh build
+(cd build && ctest --output-on-failure)
+
+echo "== 2/4 AddressSanitizer + UndefinedBehaviorSanitizer"
+CC=clang bash scripts/build.sh build-asan -DTJ_SANITIZE=address,undefined
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --output-on-failure)
+
+echo "== 3/4 fuzz targets, ${FUZZ_SECONDS}s each"
+CC=clang bash scripts/build.sh build-fuzz -DTJ_FUZZ=ON -DTJ_SANITIZE=address,undefined
+for f in jsonfile grok; do
+  work=$(mktemp -d)
+  cp -r "tests/fuzz/corpus_$f/." "$work/"
+  set +e
+  ./build-fuzz/tests/fuzz_$f -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$work/" -print_final_stats=1 "$work" >"$work.log" 2>&1
+  rc=$?
+  set -e
+  grep -E '^stat::number_of_executed_units' "$work.log" | sed "s/^/fuzz_$f: /"
+  if [ "$rc" -ne 0 ]; then
+    tail -n 60 "$work.log"
+    echo "fuzz_$f failed (exit $rc); the failing input is in $work"
+    exit 1
+  fi
+  rm -rf "$work" "$work.log"
+done
+
+echo "== 4/4 formatting"
+files=$(git ls-files '*.c' '*.h' 2>/dev/null || find core parser patterns outputs discover tests bench -name '*.[ch]')
+clang-format --dry-run --Werror $files
+echo "all checks passed"

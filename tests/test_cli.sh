@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# test_cli.sh: `tailjet parse` and `tailjet patterns` end to end, as a user runs them.
+# Usage: test_cli.sh PATH/TO/tailjet. Prints "N passed, N failed"; exits non-zero on a failure.
+set -u
+TJ=${1:?usage: test_cli.sh TAILJET}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SAMPLE=$HERE/data/samples/apache.json-file.log
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+# check NAME COMMAND...: the command must succeed
+check() { local n=$1; shift; if "$@"; then ok "$n"; else bad "$n"; fi; }
+
+# jq-like assertions over an NDJSON file with python3: check_json NAME FILE PYTHON-EXPR
+# The expression sees `recs` (list of parsed records); every line must be valid JSON.
+check_json() {
+  local n=$1 f=$2 expr=$3
+  if python3 - "$f" "$expr" <<'PY'; then ok "$n"; else bad "$n"; fi
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8")]
+ok = eval(sys.argv[2])
+if not ok:
+    for r in recs[:10]:
+        print("   ", json.dumps(r)[:300], file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
+}
+
+# --- version and help
+check version "$TJ" --version | grep -qE '^tailjet [0-9]+\.[0-9]+\.[0-9]+$'
+check help bash -c "'$TJ' --help | grep -q 'parse' && '$TJ' parse --help | grep -q -- '--multiline'"
+
+# --- the shipped sample, as the README's demo runs it
+"$TJ" parse --pattern '%{COMBINEDAPACHELOG}' "$SAMPLE" >"$T/out" 2>"$T/err"
+check sample_exit test $? -eq 0
+check_json sample_records "$T/out" 'len(recs) == 7'
+check_json sample_fields "$T/out" \
+  'recs[0]["source"]["address"] == "203.0.113.7" and recs[0]["http"]["response"]["status_code"] == 200 and recs[0]["http"]["request"]["method"] == "GET" and recs[0]["url"]["original"] == "/index.html?lang=en" and recs[0]["user_agent"]["original"].startswith("Mozilla/5.0") and recs[0]["log"]["file"]["path"].endswith("apache.json-file.log") and recs[0]["log"]["offset"] == 0 and recs[0]["@timestamp"] == "2026-11-25T17:56:16.123456789Z"'
+check_json sample_ipv6_and_dash "$T/out" \
+  'recs[1]["source"]["address"] == "2001:db8::1" and "user" not in recs[1] and recs[2]["source"]["address"] == "gw.example.net" and "body" not in recs[2]["http"]["response"]'
+check_json sample_failure_tagged "$T/out" \
+  'recs[3]["tags"] == ["_grokparsefailure"] and recs[3]["stream"] == "stderr" and recs[3]["message"] == "this line matches no pattern"'
+# Apache escapes a quote inside a quoted field as \" : the field keeps that text as is.
+check_json sample_escaped_quotes "$T/out" 'recs[4]["user_agent"]["original"].endswith(chr(92) + chr(34) + "quoted" + chr(92) + chr(34)) and recs[4]["source"]["address"] == "::1"'
+check_json sample_partials_joined "$T/out" \
+  'len(recs[5]["url"]["original"]) == 20001 and recs[5]["@timestamp"].endswith("01Z") and "tags" not in recs[5]'
+check_json sample_torn_line_kept "$T/out" 'recs[6]["tags"] == ["_jsonparsefailure"] and recs[6]["message"].startswith("{\"log\":\"torn")'
+check sample_summary grep -q '7 records: 5 matched, 1 _grokparsefailure, 0 _groktimeout, 1 _jsonparsefailure' "$T/err"
+
+# --- stdin, plain lines, CRLF, empty lines, alternatives in order
+printf 'a=1\r\n\nb=x\nc\n' | "$TJ" parse --quiet --pattern '^a=%{INT:a:int}$' --pattern '^b=%{WORD:b}$' - >"$T/plain"
+check_json plain_lines "$T/plain" \
+  'len(recs) == 4 and recs[0]["a"] == 1 and recs[0]["message"] == "a=1" and recs[1]["message"] == "" and recs[2]["b"] == "x" and recs[3]["tags"] == ["_grokparsefailure"] and "stream" not in recs[0] and "path" not in recs[0]["log"]["file"] if "file" in recs[0]["log"] else True'
+check_json plain_offsets "$T/plain" '[r["log"]["offset"] for r in recs] == [0, 5, 6, 10]'
+
+# --- no pattern: shipped unparsed, no failure tag
+printf 'hello\n' | "$TJ" parse --quiet >"$T/none"
+check_json no_pattern_unparsed "$T/none" 'len(recs) == 1 and recs[0]["message"] == "hello" and "tags" not in recs[0]'
+
+# --- multiline: a java stack trace is one event
+cat >"$T/java.log" <<'LOG'
+2026-11-25 17:56:16,123 ERROR [main] com.example.App - request failed
+java.lang.IllegalStateException: boom
+	at com.example.App.handle(App.java:42)
+	at com.example.App.main(App.java:7)
+2026-11-25 17:56:17,001 INFO [main] com.example.App - recovered
+LOG
+"$TJ" parse --quiet --multiline '^%{TIMESTAMP_ISO8601} ' \
+  --pattern '^%{TIMESTAMP_ISO8601:timestamp} %{LOGLEVEL:log.level} \[%{DATA:process.thread.name}\] %{NOTSPACE:log.logger} - %{GREEDYDATA:msg}' \
+  "$T/java.log" >"$T/multi"
+check_json multiline_joined "$T/multi" \
+  'len(recs) == 2 and recs[0]["message"].count("\n") == 3 and recs[0]["log"]["level"] == "ERROR" and recs[0]["msg"].startswith("request failed") and recs[1]["log"]["offset"] > 0 and recs[1]["log"]["level"] == "INFO"'
+
+# --- the line cap: one record, cut, tagged
+python3 -c 'print("x" * 5000); print("short")' | "$TJ" parse --quiet --max-line-bytes 100 >"$T/cap"
+check_json line_cap "$T/cap" \
+  'len(recs) == 2 and len(recs[0]["message"]) == 100 and recs[0]["tags"] == ["_truncated"] and recs[1]["message"] == "short"'
+
+# --- a pathological pattern costs a bounded time and is counted
+python3 -c 'print("a" * 30000 + "!")' | timeout 20 "$TJ" parse --pattern '(a+)+$' >"$T/patho" 2>"$T/patho.err"
+check pathological_bounded test $? -eq 0
+check_json pathological_tagged "$T/patho" 'recs[0]["tags"] == ["_grokparsefailure", "_groktimeout"]'
+
+# --- errors: exit 2 with a message that points at the problem; unreadable file exit 1
+"$TJ" parse --pattern 'x %{NOPE:y}' </dev/null 2>"$T/e1"
+check bad_pattern_exit test $? -eq 2
+check bad_pattern_message grep -q 'unknown pattern %{NOPE} at offset 2' "$T/e1"
+"$TJ" parse --pattern '(unclosed' </dev/null 2>"$T/e2"
+check pcre2_error_message bash -c "[ $? -eq 2 ] && grep -q 'PCRE2 error at offset 9 of the expression: missing closing parenthesis' '$T/e2'"
+"$TJ" parse --no-such-flag </dev/null 2>"$T/e3"
+check bad_flag bash -c "[ $? -eq 2 ] && grep -q \"unknown option '--no-such-flag'\" '$T/e3'"
+"$TJ" parse --format xml </dev/null 2>"$T/e4"
+check bad_choice bash -c "[ $? -eq 2 ] && grep -q 'not one of auto|json-file|plain' '$T/e4'"
+"$TJ" parse --quiet "$T/does-not-exist" >/dev/null 2>"$T/e5"
+check missing_file bash -c "[ $? -eq 1 ] && grep -q 'cannot open .*does-not-exist' '$T/e5'"
+"$TJ" frobnicate 2>"$T/e6"
+check bad_command bash -c "[ $? -eq 2 ] && grep -q \"unknown command 'frobnicate'\" '$T/e6'"
+
+# --- the pattern library
+check patterns_list bash -c "'$TJ' patterns | grep -qE '^COMBINEDAPACHELOG +http.grok$'"
+check patterns_show bash -c "'$TJ' patterns COMBINEDAPACHELOG | grep -q 'http.response.status_code (int)'"
+check patterns_regex bash -c "'$TJ' patterns --regex '%{INT:x}' | grep -qF '(?<g1>'"
+"$TJ" patterns NO_SUCH_NAME >/dev/null 2>&1
+check patterns_unknown test $? -eq 2
+mkdir -p "$T/pd" && printf 'MYAPP app=%%{WORD:app.name}\n' >"$T/pd/mine"
+echo 'x app=shop' | "$TJ" parse --quiet --patterns-dir "$T/pd" --pattern '%{MYAPP}' >"$T/pd.out"
+check_json patterns_dir "$T/pd.out" 'recs[0]["app"]["name"] == "shop"'
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,125 @@
+/* test_options.c: every option of every command has help text and is documented in README.md,
+ * and the option parser handles the forms users type. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tj_cmd.h"
+#include "tj_test.h"
+
+static char *readme(void)
+{
+    FILE *f = fopen(TJ_SOURCE_DIR "/README.md", "rb");
+    char *buf;
+    long n;
+
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = calloc(1, (size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+static void test_every_option_documented(void)
+{
+    char *doc = readme();
+
+    CHECK(doc != NULL);
+    for (size_t c = 0; doc && c < tj_ncmds; c++) {
+        char needle[128];
+        snprintf(needle, sizeof(needle), "tailjet %s", tj_cmds[c]->name);
+        if (!strstr(doc, needle)) {
+            fprintf(stderr, "README.md does not mention '%s'\n", needle);
+            tj_test_failures++;
+        }
+        for (size_t i = 0; i < tj_cmds[c]->nopts; i++) {
+            const struct tj_opt *o = &tj_cmds[c]->opts[i];
+            CHECK(o->help && strlen(o->help) > 10);
+            snprintf(needle, sizeof(needle), "--%s", o->name);
+            if (!strstr(doc, needle)) {
+                fprintf(stderr, "README.md does not document %s of 'tailjet %s'\n", needle,
+                        tj_cmds[c]->name);
+                tj_test_failures++;
+            }
+        }
+    }
+    free(doc);
+}
+
+struct cfg {
+    const char *s;
+    struct tj_strv v;
+    size_t size;
+    unsigned u;
+    bool flag;
+};
+
+static const struct tj_opt opts[] = {
+    {"s", TJ_OPT_STRING, offsetof(struct cfg, s), "dflt", "TJ_TEST_S", "S", "a string option",
+     "dflt|a|b"},
+    {"v", TJ_OPT_STRINGS, offsetof(struct cfg, v), NULL, NULL, "V", "a repeatable option", NULL},
+    {"size", TJ_OPT_SIZE, offsetof(struct cfg, size), "1MiB", NULL, "N", "a size option", NULL},
+    {"u", TJ_OPT_UINT, offsetof(struct cfg, u), "7", NULL, "N", "a number option", NULL},
+    {"flag", TJ_OPT_FLAG, offsetof(struct cfg, flag), NULL, NULL, NULL, "a flag option", NULL},
+};
+
+static int parse(struct cfg *c, struct tj_strv *rest, char *err, int argc, char **argv)
+{
+    memset(c, 0, sizeof(*c));
+    memset(rest, 0, sizeof(*rest));
+    return tj_opt_parse(opts, TJ_ARRAY_LEN(opts), argc, argv, c, rest, err, 256);
+}
+
+static void test_parser_forms(void)
+{
+    struct cfg c;
+    struct tj_strv rest;
+    char err[256];
+    char *ok[] = {"--s",        "a",   "--v=1", "file",   "--v", "2",
+                  "--size=64k", "--u", "9",     "--flag", "--",  "--not-an-option"};
+    char *bad_choice[] = {"--s", "zzz"};
+    char *unknown[] = {"--nope"};
+    char *missing[] = {"--u"};
+    char *bad_size[] = {"--size", "12 parsecs"};
+    char *bad_uint[] = {"--u", "-1"};
+
+    CHECK(parse(&c, &rest, err, (int)TJ_ARRAY_LEN(ok), ok) == 0);
+    CHECK_STR(c.s, "a");
+    CHECK(c.v.n == 2 && strcmp(c.v.v[1], "2") == 0);
+    CHECK(c.size == 65536 && c.u == 9 && c.flag);
+    CHECK(rest.n == 2 && strcmp(rest.v[0], "file") == 0 &&
+          strcmp(rest.v[1], "--not-an-option") == 0);
+    tj_strv_fini(&c.v);
+    tj_strv_fini(&rest);
+
+    CHECK(parse(&c, &rest, err, 0, NULL) == 0);
+    CHECK_STR(c.s, "dflt");
+    CHECK(c.size == 1048576 && c.u == 7 && !c.flag);
+    setenv("TJ_TEST_S", "b", 1);
+    CHECK(parse(&c, &rest, err, 0, NULL) == 0);
+    CHECK_STR(c.s, "b");
+    unsetenv("TJ_TEST_S");
+
+    CHECK(parse(&c, &rest, err, 2, bad_choice) == TJ_EINVAL && strstr(err, "not one of"));
+    CHECK(parse(&c, &rest, err, 1, unknown) == TJ_EINVAL && strstr(err, "unknown option"));
+    CHECK(parse(&c, &rest, err, 1, missing) == TJ_EINVAL && strstr(err, "needs a value"));
+    CHECK(parse(&c, &rest, err, 2, bad_size) == TJ_EINVAL && strstr(err, "not a size"));
+    CHECK(parse(&c, &rest, err, 2, bad_uint) == TJ_EINVAL && strstr(err, "whole number"));
+    tj_strv_fini(&rest);
+}
+
+static const struct tj_test tests[] = {
+    {"every_option_documented", test_every_option_documented},
+    {"parser_forms", test_parser_forms},
+};
+
+int main(int argc, char **argv)
+{
+    return tj_test_main(tests, TJ_ARRAY_LEN(tests), argc, argv);
+}
