@@ -9,6 +9,7 @@ void tj_buf_init(struct tj_buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->slack = 0;
 }
 
 void tj_buf_fini(struct tj_buf *b)

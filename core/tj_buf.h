@@ -10,7 +10,9 @@ struct tj_buf {
     char *data; /* owned; NULL until the first reserve */
     size_t len;
     size_t cap;
-    size_t max; /* hard cap on cap */
+    size_t max;   /* hard cap on cap */
+    size_t slack; /* every reserve also leaves this many bytes free past the request, so a
+                     writer may then put up to `slack` small bytes without checking */
 };
 
 /* Embedded init; allocates nothing. */
@@ -24,9 +26,9 @@ int tj_buf_grow(struct tj_buf *b, size_t extra);
 
 static inline int tj_buf_reserve(struct tj_buf *b, size_t extra)
 {
-    if (TJ_LIKELY(b->cap - b->len >= extra))
+    if (TJ_LIKELY(b->cap - b->len >= extra + b->slack))
         return 0;
-    return tj_buf_grow(b, extra);
+    return tj_buf_grow(b, extra + b->slack);
 }
 
 /* Appends n bytes. Returns 0 or the tj_buf_grow error (buffer unchanged then). */

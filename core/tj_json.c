@@ -42,114 +42,151 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return 0;
 }
 
-/* Index of the first byte in s[0..n) that is '"', '\\', a control character or >= 0x80. */
-static inline size_t scan_plain(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-#if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i bslash = _mm_set1_epi8('\\');
-    const __m128i space = _mm_set1_epi8(0x20);
-    for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-        /* Signed compare: bytes >= 0x80 are negative, so one compare finds them and < 0x20. */
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                 _mm_cmplt_epi8(v, space));
-        int mask = _mm_movemask_epi8(m);
-        if (mask)
-            return i + (size_t)__builtin_ctz((unsigned)mask);
-    }
+#if defined(__SANITIZE_ADDRESS__)
+#define TJ_OVERREAD_OK 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define TJ_OVERREAD_OK 0
 #endif
-    for (; i < n; i++) {
-        unsigned char c = s[i];
-        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
-            return i;
-    }
-    return n;
+#endif
+#ifndef TJ_OVERREAD_OK
+#define TJ_OVERREAD_OK 1
+#endif
+
+/* True when 16 bytes from p can be loaded without crossing into the next page: reading past
+ * the end of a string there cannot fault (the bytes past its end are ignored). Sanitizer builds
+ * never over-read, so every finding there stays real. */
+static inline bool block_readable(const unsigned char *p, size_t left)
+{
+    return left >= 16 || (TJ_OVERREAD_OK && ((uintptr_t)p & 4095) <= 4096 - 16);
 }
 
-int tj_json_escape(struct tj_buf *out, const char *str, size_t n)
+/* Writes the escape of the special byte at s[0] ('"', '\\', a control character or the lead of
+ * a multi-byte sequence) to w; returns the bytes consumed and advances *wp. */
+static inline size_t escape_special(const unsigned char *s, size_t left, char **wp)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    char *w;
-    int rc;
+    char *w = *wp;
+    unsigned char c = s[0];
+    size_t k = 1;
 
-    /* Worst case is 6 output bytes per input byte (\u00XX); reserving it once keeps the loop
-     * free of capacity checks. */
-    if (n > (SIZE_MAX - 8) / 6)
-        return TJ_ENOSPC;
-    rc = tj_buf_reserve(out, n * 6 + 8);
-    if (rc)
-        return rc;
-    w = out->data + out->len;
-    while (i < n) {
-        size_t run = scan_plain(s + i, n - i);
-        memcpy(w, s + i, run);
-        w += run;
-        i += run;
-        if (i >= n)
+    if (c == '"' || c == '\\') {
+        *w++ = '\\';
+        *w++ = (char)c;
+    } else if (c < 0x20) {
+        *w++ = '\\';
+        switch (c) {
+        case '\n':
+            *w++ = 'n';
             break;
-        unsigned char c = s[i];
-        if (c == '"' || c == '\\') {
-            *w++ = '\\';
-            *w++ = (char)c;
-            i++;
-        } else if (c < 0x20) {
-            *w++ = '\\';
-            switch (c) {
-            case '\n':
-                *w++ = 'n';
-                break;
-            case '\r':
-                *w++ = 'r';
-                break;
-            case '\t':
-                *w++ = 't';
-                break;
-            case '\b':
-                *w++ = 'b';
-                break;
-            case '\f':
-                *w++ = 'f';
-                break;
-            default:
-                *w++ = 'u';
-                *w++ = '0';
-                *w++ = '0';
-                *w++ = hex_digits[c >> 4];
-                *w++ = hex_digits[c & 15];
+        case '\r':
+            *w++ = 'r';
+            break;
+        case '\t':
+            *w++ = 't';
+            break;
+        case '\b':
+            *w++ = 'b';
+            break;
+        case '\f':
+            *w++ = 'f';
+            break;
+        default:
+            *w++ = 'u';
+            *w++ = '0';
+            *w++ = '0';
+            *w++ = hex_digits[c >> 4];
+            *w++ = hex_digits[c & 15];
+        }
+    } else if ((k = utf8_seq_len(s, left)) != 0) {
+        memcpy(w, s, k);
+        w += k;
+    } else {
+        /* U+FFFD REPLACEMENT CHARACTER, one per invalid byte. */
+        *w++ = (char)0xEF;
+        *w++ = (char)0xBF;
+        *w++ = (char)0xBD;
+        k = 1;
+    }
+    *wp = w;
+    return k;
+}
+
+/* Escapes s[0..n) to w, which has room for 6n + 16 bytes; returns the end of what it wrote.
+ * Plain bytes move 16 at a time: a block is stored whole, then the cursor advances to its first
+ * special byte, so a short string costs one or two blocks and no call. */
+static char *escape_into(char *w, const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+#if defined(__SSE2__)
+        if (block_readable(s + i, n - i)) {
+            const __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+            /* Signed compare: bytes >= 0x80 are negative, so one compare finds them and the
+             * control characters. */
+            __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                     _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+            unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            size_t left = n - i;
+            if (left < 16)
+                mask |= 1u << left; /* stop at the end of the string */
+            _mm_storeu_si128((__m128i *)w, v);
+            if (!mask) {
+                i += 16;
+                w += 16;
+                continue;
             }
-            i++;
-        } else {
-            size_t k = utf8_seq_len(s + i, n - i);
-            if (k) {
-                memcpy(w, s + i, k);
-                w += k;
-                i += k;
-            } else {
-                /* U+FFFD REPLACEMENT CHARACTER, one per invalid byte. */
-                *w++ = (char)0xEF;
-                *w++ = (char)0xBF;
-                *w++ = (char)0xBD;
+            size_t k = (size_t)__builtin_ctz(mask);
+            i += k;
+            w += k;
+            if (i >= n)
+                break;
+        } else
+#endif
+        {
+            unsigned char c = s[i];
+            if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+                *w++ = (char)c;
                 i++;
+                continue;
             }
         }
+        i += escape_special(s + i, n - i, &w);
     }
-    out->len = (size_t)(w - out->data);
+    return w;
+}
+
+int tj_json_escape(struct tj_buf *out, const char *s, size_t n)
+{
+    int rc;
+
+    /* Worst case is 6 output bytes per input byte (\u00XX), plus a block store's overrun. */
+    if (n > (SIZE_MAX - 64) / 6)
+        return TJ_ENOSPC;
+    rc = tj_buf_reserve(out, n * 6 + 16);
+    if (rc)
+        return rc;
+    out->len = (size_t)(escape_into(out->data + out->len, (const unsigned char *)s, n) - out->data);
     return 0;
 }
 
 int tj_json_string(struct tj_buf *out, const char *s, size_t n)
 {
-    int rc = tj_buf_reserve(out, 2);
+    char *w;
+    int rc;
+
+    if (n > (SIZE_MAX - 64) / 6)
+        return TJ_ENOSPC;
+    rc = tj_buf_reserve(out, n * 6 + 18);
     if (rc)
         return rc;
-    out->data[out->len++] = '"';
-    rc = tj_json_escape(out, s, n);
-    if (rc)
-        return rc;
-    return tj_buf_append(out, "\"", 1);
+    w = out->data + out->len;
+    *w++ = '"';
+    w = escape_into(w, (const unsigned char *)s, n);
+    *w++ = '"';
+    out->len = (size_t)(w - out->data);
+    return 0;
 }
 
 size_t tj_utf8_cut(const char *str, size_t n)

@@ -19,6 +19,7 @@ struct pending {
     struct tj_buf attrs;
     int64_t offset;
     unsigned tags;
+    bool full; /* cut at the cap: nothing more is appended */
 };
 
 struct tj_assembler {
@@ -88,22 +89,31 @@ static struct tj_slice cap_text(struct tj_slice s, size_t max, unsigned *tags)
     return s;
 }
 
-/* Appends text to a pending buffer, cutting at the cap. */
+/* Appends text to a pending buffer. At the cap the joined text is cut on a character boundary
+ * (a piece may end inside a character) and nothing more is appended: an event never has a hole
+ * in it. */
 static void pending_append(struct pending *p, const char *s, size_t n)
 {
     size_t room = p->text.max - p->text.len;
 
+    if (p->full)
+        return;
     if (n > room) {
-        n = tj_utf8_cut(s, room);
-        p->tags |= TJ_TAG_TRUNCATED;
+        n = room;
+        p->full = true;
     }
     if (n && tj_buf_append(&p->text, s, n))
-        p->tags |= TJ_TAG_TRUNCATED; /* out of memory: keep what we have, say so */
+        p->full = true; /* out of memory: keep what we have, say so */
+    if (p->full) {
+        p->tags |= TJ_TAG_TRUNCATED;
+        p->text.len = tj_utf8_cut(p->text.data, p->text.len);
+    }
 }
 
 static void pending_start(struct pending *p, const struct tj_event *ev)
 {
     p->active = true;
+    p->full = false;
     p->text.len = 0;
     p->attrs.len = 0;
     p->offset = ev->offset;
@@ -141,8 +151,11 @@ static int multiline_line(struct tj_assembler *a, int si, const struct tj_event 
         return f->fn(f->arg, ev);
     if (p->active &&
         tj_grok_match(f->multiline, f->matcher, ev->message.ptr, ev->message.len) != 1) {
+        size_t mark = p->text.len;
         pending_append(p, "\n", 1);
         pending_append(p, ev->message.ptr, ev->message.len);
+        if (p->full && p->text.len == mark + 1 && ev->message.len)
+            p->text.len = mark; /* nothing of the line fit: no separator either */
         p->tags |= ev->tags & TJ_TAG_TRUNCATED;
         return 0;
     }
@@ -168,7 +181,7 @@ static int jsonfile_line(struct tj_assembler *a, const char *line, size_t len, i
     struct tj_event ev = {.offset = offset};
     const char *why;
     struct pending *p;
-    int si, rc;
+    int si;
 
     if (cut || tj_jsonfile_decode(line, len, &a->scratch, &e, &why) != 0) {
         /* Keep the raw text: a torn write or a corrupt line is shipped, tagged, never lost. */
@@ -202,8 +215,9 @@ static int jsonfile_line(struct tj_assembler *a, const char *line, size_t len, i
         return multiline_line(a, si, &ev, f);
     }
     ev.message = cap_text(e.log, a->max_line, &ev.tags);
-    rc = multiline_line(a, si, &ev, f);
-    return rc;
+    if (!(ev.tags & TJ_TAG_TRUNCATED))
+        ev.message_json = e.log_json; /* records copy the escaped form as it is */
+    return multiline_line(a, si, &ev, f);
 }
 
 int tj_assembler_line(struct tj_assembler *a, const char *line, size_t len, int64_t offset,
@@ -219,7 +233,7 @@ int tj_assembler_line(struct tj_assembler *a, const char *line, size_t len, int6
             /* An empty line decides nothing; in plain text it is still a line. */
             goto plain;
         }
-        if (line[i] == '{') {
+        if (i < len && line[i] == '{') {
             struct tj_jsonfile_entry e;
             const char *why;
             a->fmt = !cut && tj_jsonfile_decode(line, len, &a->scratch, &e, &why) == 0

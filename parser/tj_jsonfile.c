@@ -7,6 +7,43 @@
 #include <emmintrin.h>
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TJ_OVERREAD_OK 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define TJ_OVERREAD_OK 0
+#endif
+#endif
+#ifndef TJ_OVERREAD_OK
+#define TJ_OVERREAD_OK 1
+#endif
+
+/* True when 16 bytes from p can be loaded: inside the input, or past its end but within p's
+ * page, where a load cannot fault and the extra bytes are masked off. Sanitizer builds never
+ * read past the end. */
+static inline bool block_readable(const char *p, const char *end)
+{
+    return end - p >= 16 || (TJ_OVERREAD_OK && ((uintptr_t)p & 4095) <= 4096 - 16);
+}
+
+#if defined(__SSE2__)
+/* Bit i set where p[i] is '"' or '\\' (bits past `end` cleared, and bit end-p set). */
+static inline unsigned block_stops(__m128i v, const char *p, const char *end, unsigned *odd)
+{
+    unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                          _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    /* Signed compare: control characters and bytes >= 0x80 both test below 0x20. */
+    unsigned o = (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    if (end - p < 16) {
+        unsigned live = (1u << (end - p)) - 1;
+        m = (m & live) | (1u << (end - p));
+        o &= live;
+    }
+    *odd = o;
+    return m;
+}
+#endif
+
 static inline const char *skip_ws(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
@@ -142,15 +179,39 @@ static const char *unescape_one(const char *p, const char *end, char *w, size_t 
     return p + 1;
 }
 
-int tj_jsonfile_unescape(const char **cursor, const char *end, char *out, size_t *outlen,
-                         const char **why)
+/* The string whose opening quote is at *cursor, unescaped into out (room for its raw length
+ * plus 16). *clean is cleared when the raw text holds a control character or a byte >= 0x80;
+ * *escaped is set when it held an escape (else out holds a copy of the raw text). */
+static int unescape_str(const char **cursor, const char *end, char *out, size_t *outlen,
+                        bool *clean, bool *escaped, const char **why)
 {
     const char *p = *cursor + 1;
     char *w = out;
 
     for (;;) {
-        const char *q = scan_quote_or_bslash(p, end);
-        memcpy(w, p, (size_t)(q - p));
+        const char *q;
+#if defined(__SSE2__)
+        if (block_readable(p, end)) {
+            __m128i v = _mm_loadu_si128((const __m128i *)p);
+            unsigned odd, stops = block_stops(v, p, end, &odd);
+            _mm_storeu_si128((__m128i *)w, v);
+            if (!stops) {
+                *clean &= odd == 0;
+                p += 16;
+                w += 16;
+                continue;
+            }
+            unsigned k = (unsigned)__builtin_ctz(stops);
+            *clean &= (odd & ((1u << k) - 1)) == 0;
+            q = p + k;
+        } else
+#endif
+        {
+            q = scan_quote_or_bslash(p, end);
+            memcpy(w, p, (size_t)(q - p));
+            for (const char *c = p; c < q; c++)
+                *clean &= (unsigned char)*c >= 0x20 && (unsigned char)*c < 0x80;
+        }
         w += q - p;
         if (q >= end) {
             *why = "unterminated string";
@@ -162,6 +223,7 @@ int tj_jsonfile_unescape(const char **cursor, const char *end, char *out, size_t
             return 0;
         }
         size_t wn;
+        *escaped = true;
         p = unescape_one(q + 1, end, w, &wn, why);
         if (!p)
             return TJ_EPARSE;
@@ -169,19 +231,59 @@ int tj_jsonfile_unescape(const char **cursor, const char *end, char *out, size_t
     }
 }
 
+int tj_jsonfile_unescape(const char **cursor, const char *end, char *out, size_t *outlen,
+                         const char **why)
+{
+    bool clean = true, escaped = false;
+    return unescape_str(cursor, end, out, outlen, &clean, &escaped, why);
+}
+
+/* True if the raw bytes [s, e) of a string are JSON's: no control character, valid UTF-8 (as
+ * Docker's encoder writes them). Skipped values such as "attrs" are copied into records as is. */
+static bool raw_text_ok(const char *str, const char *e)
+{
+    const unsigned char *s = (const unsigned char *)str, *end = (const unsigned char *)e;
+
+    while (s < end) {
+        unsigned c = *s;
+        size_t k = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
+        if (c < 0x20 || k == 0 || (size_t)(end - s) < k)
+            return false;
+        for (size_t i = 1; i < k; i++)
+            if ((s[i] & 0xC0) != 0x80)
+                return false;
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
+            (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
+            return false; /* overlong, surrogate, past U+10FFFF */
+        s += k;
+    }
+    return true;
+}
+
 /* Skips a string starting at its opening quote; returns the byte after the closing quote, sets
- * *has_escape, or returns NULL. Escapes are validated so a bad one is reported anywhere. */
+ * *has_escape, or returns NULL. Escapes and raw bytes are validated so a bad one is reported
+ * anywhere. */
 static const char *skip_string(const char *p, const char *end, bool *has_escape, const char **why)
 {
     char tmp[4];
     size_t wn;
+    const char *run;
 
     *has_escape = false;
     p++;
     for (;;) {
+        run = p;
         p = scan_quote_or_bslash(p, end);
         if (p >= end) {
             *why = "unterminated string";
+            return NULL;
+        }
+        if (!raw_text_ok(run, p)) {
+            *why = "control character or invalid UTF-8 in a string";
             return NULL;
         }
         if (*p == '"')
@@ -191,6 +293,45 @@ static const char *skip_string(const char *p, const char *end, bool *has_escape,
         if (!p)
             return NULL;
     }
+}
+
+static const char *skip_digits(const char *p, const char *end)
+{
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    return p;
+}
+
+/* Skips true, false, null or a number in JSON's grammar; returns NULL for anything else. */
+static const char *skip_scalar(const char *p, const char *end)
+{
+    static const char *const lits[] = {"true", "false", "null"};
+    const char *d;
+
+    for (size_t i = 0; i < TJ_ARRAY_LEN(lits); i++) {
+        size_t n = strlen(lits[i]);
+        if ((size_t)(end - p) >= n && memcmp(p, lits[i], n) == 0)
+            return p + n;
+    }
+    if (p < end && *p == '-')
+        p++;
+    if (p < end && *p == '0')
+        p++;
+    else if (p < end && *p >= '1' && *p <= '9')
+        p = skip_digits(p, end);
+    else
+        return NULL;
+    if (p < end && *p == '.') {
+        d = p + 1;
+        if ((p = skip_digits(d, end)) == d)
+            return NULL;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        d = p + 1 < end && (p[1] == '+' || p[1] == '-') ? p + 2 : p + 1;
+        if ((p = skip_digits(d, end)) == d)
+            return NULL;
+    }
+    return p;
 }
 
 /* Skips any JSON value (objects and arrays to a bounded depth). */
@@ -246,16 +387,79 @@ static const char *skip_value(const char *p, const char *end, int depth, const c
             return NULL;
         }
     }
-    /* A literal or a number: a run of the characters they are made of. */
-    const char *s = p;
-    while (p < end && ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || *p == '-' ||
-                       *p == '+' || *p == '.' || *p == 'E'))
-        p++;
-    if (p == s) {
+    if (!(p = skip_scalar(p, end)))
         *why = "value expected";
-        return NULL;
-    }
     return p;
+}
+
+/* Removes a trailing two-byte escape "\\c" from s; false if s does not end in one. */
+static bool strip_escape(struct tj_slice *s, char c)
+{
+    if (s->len < 2 || s->ptr[s->len - 1] != c || s->ptr[s->len - 2] != '\\')
+        return false;
+    s->len -= 2;
+    return true;
+}
+
+/* Decodes the "log" string at *pp (its opening quote) into scratch; sets e->log and, when the
+ * escaped form can be copied into records as is, e->log_json. */
+static int decode_log(const char **pp, const char *end, struct tj_buf *scratch,
+                      struct tj_jsonfile_entry *e, const char **why)
+{
+    const char *raw = *pp + 1;
+    bool clean = true, escaped = false;
+    size_t n;
+
+    if (scratch->max < (size_t)(end - *pp) + 16) /* unescaped never exceeds raw */
+        return TJ_ENOSPC;
+    if (tj_buf_reserve(scratch, (size_t)(end - *pp) + 16))
+        return TJ_ENOSPC;
+    if (unescape_str(pp, end, scratch->data, &n, &clean, &escaped, why))
+        return TJ_EPARSE;
+    if (escaped) {
+        scratch->len = n;
+        e->log = (struct tj_slice){scratch->data, n};
+    } else {
+        e->log = (struct tj_slice){raw, n}; /* no escape: the line's own bytes */
+    }
+    if (clean) /* the raw form, line end included: trimmed where the text is (see below) */
+        e->log_json = (struct tj_slice){raw, (size_t)(*pp - 1 - raw)};
+    return 0;
+}
+
+/* Docker writes every entry as {"log":"...","stream":"stdout|stderr","time":"..."}. This reads
+ * exactly that layout; anything else (attrs, other order, spaces) returns false and the
+ * general parser takes the line from its start. */
+static bool decode_docker(const char *p, const char *end, struct tj_buf *scratch,
+                          struct tj_jsonfile_entry *e)
+{
+    static const char head[] = "{\"log\":\"", mid[] = "\",\"stream\":\"", tail[] = "\",\"time\":\"";
+    const char *why, *t;
+
+    if (end - p < 40 || memcmp(p, head, sizeof(head) - 1) != 0)
+        return false;
+    p += sizeof(head) - 2;
+    if (decode_log(&p, end, scratch, e, &why))
+        return false;
+    p--; /* back on the closing quote, which starts mid[] */
+    if (end - p < (ptrdiff_t)(sizeof(mid) - 1 + 6 + sizeof(tail) - 1 + 2) ||
+        memcmp(p, mid, sizeof(mid) - 1) != 0)
+        return false;
+    p += sizeof(mid) - 1;
+    if (memcmp(p, "stdout", 6) != 0 && memcmp(p, "stderr", 6) != 0)
+        return false;
+    e->stream = (struct tj_slice){p, 6};
+    p += 6;
+    if (memcmp(p, tail, sizeof(tail) - 1) != 0)
+        return false;
+    p += sizeof(tail) - 1;
+    for (t = p; t < end && *t != '"'; t++)
+        if ((unsigned char)*t < 0x20 || (unsigned char)*t >= 0x80 || *t == '\\')
+            return false;
+    if (end - t != 2 || t[1] != '}')
+        return false;
+    e->time = (struct tj_slice){p, (size_t)(t - p)};
+    return true;
 }
 
 static bool key_is(const char *k, size_t n, const char *lit)
@@ -270,6 +474,10 @@ int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
     const char *p = line, *end = line + len;
     bool have_log = false;
 
+    memset(e, 0, sizeof(*e));
+    scratch->len = 0;
+    if (decode_docker(p, end, scratch, e))
+        goto done;
     memset(e, 0, sizeof(*e));
     scratch->len = 0;
     p = skip_ws(p, end);
@@ -309,22 +517,9 @@ int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
                     *why = "\"log\" is not a string";
                     return TJ_EPARSE;
                 }
-                const char *q = scan_quote_or_bslash(p + 1, end);
-                if (q < end && *q == '"') {
-                    /* No escape: the text is a slice of the line itself. */
-                    e->log = (struct tj_slice){p + 1, (size_t)(q - p - 1)};
-                    p = q + 1;
-                } else {
-                    size_t n;
-                    if (scratch->max < (size_t)(end - p)) /* unescaped never exceeds raw */
-                        return TJ_ENOSPC;
-                    if (tj_buf_reserve(scratch, (size_t)(end - p)))
-                        return TJ_ENOSPC;
-                    if (tj_jsonfile_unescape(&p, end, scratch->data, &n, why))
-                        return TJ_EPARSE;
-                    scratch->len = n;
-                    e->log = (struct tj_slice){scratch->data, n};
-                }
+                int rc = decode_log(&p, end, scratch, e, why);
+                if (rc)
+                    return rc;
                 have_log = true;
             } else if (key_is(k, kn, "stream") || key_is(k, kn, "time")) {
                 if (p >= end || *p != '"') {
@@ -369,12 +564,23 @@ int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
         *why = "no \"log\" key";
         return TJ_EPARSE;
     }
+done:
+    /* Strip the line end from the text and its escaped form from log_json. The text decides:
+     * raw backslash-backslash-n is an escaped backslash and an n, not a line end. */
     if (e->log.len && e->log.ptr[e->log.len - 1] == '\n') {
         e->log.len--;
-        if (e->log.len && e->log.ptr[e->log.len - 1] == '\r')
+        if (!strip_escape(&e->log_json, 'n'))
+            e->log_json.len = 0;
+        if (e->log.len && e->log.ptr[e->log.len - 1] == '\r') {
             e->log.len--;
+            if (!strip_escape(&e->log_json, 'r'))
+                e->log_json.len = 0;
+        }
     } else {
         e->partial = true;
+        e->log_json.len = 0;
     }
+    if (!e->log_json.len)
+        e->log_json.ptr = NULL;
     return 0;
 }

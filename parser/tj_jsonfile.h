@@ -7,12 +7,16 @@
 #include "tj_buf.h"
 
 struct tj_jsonfile_entry {
-    struct tj_slice log;    /* unescaped text without its trailing "\n" (and "\r"); borrowed
-                               from the input line, or from `scratch` when it had escapes */
-    bool partial;           /* no trailing "\n": a 16 KiB piece, more follows */
-    struct tj_slice stream; /* raw value of "stream" (empty if absent) */
-    struct tj_slice time;   /* raw value of "time" (empty if absent) */
-    struct tj_slice attrs;  /* raw JSON text of "attrs", an object (empty if absent) */
+    struct tj_slice log;      /* unescaped text without its trailing "\n" (and "\r"); borrowed
+                                 from the input line, or from `scratch` when it had escapes */
+    struct tj_slice log_json; /* the same text still in JSON's escaped form (a slice of the
+                                 line), when that form is plain printable ASCII and escapes and
+                                 the line ended in "\n": records copy it instead of re-escaping
+                                 the text. Empty otherwise. */
+    bool partial;             /* no trailing "\n": a 16 KiB piece, more follows */
+    struct tj_slice stream;   /* raw value of "stream" (empty if absent) */
+    struct tj_slice time;     /* raw value of "time" (empty if absent) */
+    struct tj_slice attrs;    /* raw JSON text of "attrs", an object (empty if absent) */
 };
 
 /* Decodes line[0..len) (no trailing newline). `scratch` is reset and receives the unescaped log

@@ -21,10 +21,26 @@ enum node_kind {
     N_FIELD,
 };
 
+/* Presence bits: which leaves a record can fill. Objects hold the OR of their leaves, so a
+ * subtree with nothing to say is skipped without being walked. */
+enum {
+    B_TIME = TJ_META_COUNT,
+    B_STREAM,
+    B_ATTRS,
+    B_ORIGINAL,
+    B_OFFSET,
+    B_TAGS,
+    B_ALWAYS,
+};
+
+#define KEY_PAD 16
+
 struct node {
-    char *key; /* encoded "\"name\":" */
-    size_t keylen;
-    char *name; /* raw segment, for lookups while building */
+    char *key; /* encoded "\"name\":", zero-padded to a multiple of KEY_PAD bytes */
+    size_t keylen, keypad;
+    unsigned mask;   /* presence bits of this leaf, or of every leaf below this object */
+    bool has_fields; /* an object with pattern fields below it (known only per match) */
+    char *name;      /* raw segment, for lookups while building */
     enum node_kind kind;
     int meta; /* enum tj_meta_key for N_META */
     int first_child, last_child, next;
@@ -33,10 +49,23 @@ struct node {
     size_t ngroups;
 };
 
+/* The tree flattened in depth-first order: what the encoder runs, start to end. */
+enum op_kind { OP_OPEN, OP_CLOSE, OP_LEAF };
+
+struct op {
+    enum op_kind op;
+    const struct node *nd; /* the node (borrowed from the tree) */
+    uint32_t skip;         /* OP_OPEN: index just past the matching OP_CLOSE */
+};
+
 struct tj_shape {
     struct node *nodes;
     size_t n, cap;
     int message; /* index of the message node */
+    struct op *ops;
+    size_t nops;
+    int depth;           /* deepest object nesting */
+    size_t static_bytes; /* keys and punctuation of a record with every leaf present */
 };
 
 void tj_meta_init(struct tj_meta *m)
@@ -59,6 +88,7 @@ int tj_meta_set(struct tj_meta *m, enum tj_meta_key k, const char *s, size_t n)
         free(m->val[k]);
         m->val[k] = NULL;
         m->len[k] = 0;
+        m->present &= ~(1u << k);
         return 0;
     }
     tj_buf_init(&b, SIZE_MAX / 8);
@@ -69,6 +99,7 @@ int tj_meta_set(struct tj_meta *m, enum tj_meta_key k, const char *s, size_t n)
     free(m->val[k]);
     m->val[k] = b.data;
     m->len[k] = b.len;
+    m->present |= 1u << k;
     return 0;
 }
 
@@ -97,8 +128,14 @@ static int add_node(struct tj_shape *s, int parent, const char *name, enum node_
             tj_buf_fini(&kb);
             return TJ_ENOMEM;
         }
-        nd->key = kb.data;
         nd->keylen = kb.len;
+        nd->keypad = (kb.len + KEY_PAD - 1) / KEY_PAD * KEY_PAD;
+        nd->key = calloc(1, nd->keypad);
+        if (nd->key)
+            memcpy(nd->key, kb.data, kb.len);
+        tj_buf_fini(&kb);
+        if (!nd->key)
+            return TJ_ENOMEM;
         nd->name = strdup(name);
         if (!nd->name) {
             free(nd->key);
@@ -238,6 +275,70 @@ static int add_field(struct tj_shape *s, const struct tj_grok_field *f, char *er
     }
 }
 
+/* Fills mask and has_fields bottom-up from node i; returns the node's mask. */
+static unsigned set_masks(struct tj_shape *s, int i)
+{
+    struct node *nd = &s->nodes[i];
+
+    switch (nd->kind) {
+    case N_OBJECT:
+        nd->mask = 0;
+        for (int c = nd->first_child; c >= 0; c = s->nodes[c].next) {
+            nd->mask |= set_masks(s, c);
+            nd->has_fields |= s->nodes[c].kind == N_FIELD || s->nodes[c].has_fields;
+        }
+        break;
+    case N_TIMESTAMP:
+        nd->mask = 1u << B_TIME;
+        break;
+    case N_STREAM:
+        nd->mask = 1u << B_STREAM;
+        break;
+    case N_ORIGINAL:
+        nd->mask = 1u << B_ORIGINAL;
+        break;
+    case N_META:
+        nd->mask = 1u << nd->meta;
+        break;
+    case N_OFFSET:
+        nd->mask = 1u << B_OFFSET;
+        break;
+    case N_ATTRS:
+        nd->mask = 1u << B_ATTRS;
+        break;
+    case N_TAGS:
+        nd->mask = 1u << B_TAGS;
+        break;
+    case N_MESSAGE:
+        nd->mask = 1u << B_ALWAYS;
+        break;
+    case N_FIELD:
+        nd->mask = 0;
+        break;
+    }
+    return nd->mask;
+}
+
+/* Appends the ops of node i's children (i is an object) at nesting `depth`. */
+static void flatten(struct tj_shape *s, int i, int depth)
+{
+    if (depth > s->depth)
+        s->depth = depth;
+    for (int c = s->nodes[i].first_child; c >= 0; c = s->nodes[c].next) {
+        const struct node *nd = &s->nodes[c];
+        s->static_bytes += nd->keypad + 4; /* key, comma, braces */
+        if (nd->kind == N_OBJECT) {
+            size_t open = s->nops++;
+            s->ops[open] = (struct op){OP_OPEN, nd, 0};
+            flatten(s, c, depth + 1);
+            s->ops[s->nops++] = (struct op){OP_CLOSE, nd, 0};
+            s->ops[open].skip = (uint32_t)s->nops;
+        } else {
+            s->ops[s->nops++] = (struct op){OP_LEAF, nd, 0};
+        }
+    }
+}
+
 struct tj_shape *tj_shape_create(const struct tj_grok *g, char *err, size_t errlen)
 {
     static const struct {
@@ -277,6 +378,11 @@ struct tj_shape *tj_shape_create(const struct tj_grok *g, char *err, size_t errl
             goto fail;
     if (add_meta(s, "tags", N_TAGS, 0) < 0)
         goto oom;
+    set_masks(s, 0);
+    s->ops = calloc(2 * s->n, sizeof(*s->ops));
+    if (!s->ops)
+        goto oom;
+    flatten(s, 0, 0);
     return s;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -296,6 +402,7 @@ void tj_shape_destroy(struct tj_shape *s)
         free(s->nodes[i].types);
     }
     free(s->nodes);
+    free(s->ops);
     free(s);
 }
 
@@ -306,7 +413,8 @@ struct ectx {
     const struct tj_event *ev;
     const struct tj_meta *meta;
     const size_t *ov;
-    int msg_group; /* index into the message node's groups that replaced it, or -1 */
+    int msg_group;    /* index into the message node's groups that replaced it, or -1 */
+    unsigned present; /* presence bits of this record */
 };
 
 static const char *const tag_names[] = {"_grokparsefailure", "_jsonparsefailure", "_truncated",
@@ -325,6 +433,40 @@ static int pick_group(const struct node *nd, const size_t *ov)
     return -1;
 }
 
+/* Writes an optional comma and the node's key, into the room the buffer's slack guarantees
+ * (the shape's static bytes, see tj_record_encode). The padded key is copied in fixed 16-byte
+ * blocks, which compile to vector moves instead of a memcpy call. */
+static inline int put_key(struct tj_buf *out, const struct node *nd, bool comma)
+{
+    char *w = out->data + out->len;
+
+    *w = ',';
+    w += comma;
+    memcpy(w, nd->key, KEY_PAD);
+    if (TJ_UNLIKELY(nd->keypad > KEY_PAD))
+        for (size_t k = KEY_PAD; k < nd->keypad; k += KEY_PAD)
+            memcpy(w + k, nd->key + k, KEY_PAD);
+    out->len += comma + nd->keylen;
+    return 0;
+}
+
+static inline int put_char(struct tj_buf *out, char ch)
+{
+    out->data[out->len++] = ch;
+    return 0;
+}
+
+/* True for 1 to 18 decimal digits without a leading zero: a JSON integer that fits int64. */
+static inline bool canonical_digits(const char *s, size_t n)
+{
+    if (n == 0 || n > 18 || (s[0] == '0' && n > 1))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)(s[i] - '0') > 9)
+            return false;
+    return true;
+}
+
 static int emit_field(struct ectx *c, const struct node *nd, int gi)
 {
     const char *s = c->ev->message.ptr + c->ov[2 * nd->groups[gi]];
@@ -333,6 +475,8 @@ static int emit_field(struct ectx *c, const struct node *nd, int gi)
 
     switch (nd->types[gi]) {
     case TJ_FIELD_INT:
+        if (canonical_digits(s, n))
+            return tj_buf_append(c->out, s, n); /* already its own JSON form */
         rc = tj_json_int_text(c->out, s, n);
         break;
     case TJ_FIELD_FLOAT:
@@ -346,120 +490,148 @@ static int emit_field(struct ectx *c, const struct node *nd, int gi)
     return rc;
 }
 
-static int emit_children(struct ectx *c, const struct tj_shape *s, int first);
-
-/* Maps a writer's 0 to "written" (1) and keeps its errors. */
-static inline int written(int rc)
+/* Writes "text" for text that is already valid JSON string content. */
+static int put_json_text(struct tj_buf *out, struct tj_slice text)
 {
-    return rc ? rc : 1;
+    char *w;
+
+    if (tj_buf_reserve(out, text.len + 2))
+        return TJ_ENOSPC;
+    w = out->data + out->len;
+    w[0] = '"';
+    memcpy(w + 1, text.ptr, text.len);
+    w[text.len + 1] = '"';
+    out->len += text.len + 2;
+    return 0;
 }
 
-/* Writes the value of node i. Returns 1 if written, 0 if absent, or a negative error. */
-static int emit_value(struct ectx *c, const struct tj_shape *s, int i)
+static int emit_tags(struct tj_buf *out, unsigned tags)
 {
-    const struct node *nd = &s->nodes[i];
+    bool first = true;
+    int rc;
+
+    if ((rc = put_char(out, '[')))
+        return rc;
+    for (size_t t = 0; t < TJ_ARRAY_LEN(tag_names); t++) {
+        if (!(tags & (1u << t)))
+            continue;
+        if ((!first && (rc = put_char(out, ','))) ||
+            (rc = tj_json_string(out, tag_names[t], strlen(tag_names[t]))))
+            return rc;
+        first = false;
+    }
+    return put_char(out, ']');
+}
+
+/* Writes the value of leaf nd, known to be present; gi is the field's matched group. */
+static int emit_leaf(struct ectx *c, const struct node *nd, int gi)
+{
     const struct tj_event *ev = c->ev;
-    int rc, gi;
 
     switch (nd->kind) {
-    case N_OBJECT:
-        if ((rc = tj_buf_append(c->out, "{", 1)))
-            return rc;
-        rc = emit_children(c, s, nd->first_child);
-        if (rc <= 0)
-            return rc;
-        return tj_buf_append(c->out, "}", 1) ? TJ_ENOSPC : 1;
     case N_TIMESTAMP:
-        if (!ev->time.len)
-            return 0;
-        return written(tj_json_string(c->out, ev->time.ptr, ev->time.len));
+        return tj_json_string(c->out, ev->time.ptr, ev->time.len);
     case N_MESSAGE:
         if (c->msg_group >= 0)
-            return written(emit_field(c, nd, c->msg_group));
-        return written(tj_json_string(c->out, ev->message.ptr, ev->message.len));
+            return emit_field(c, nd, c->msg_group);
+        /* fall through */
     case N_ORIGINAL:
-        if (c->msg_group < 0)
-            return 0;
-        return written(tj_json_string(c->out, ev->message.ptr, ev->message.len));
+        if (ev->message_json.ptr)
+            return put_json_text(c->out, ev->message_json);
+        return tj_json_string(c->out, ev->message.ptr, ev->message.len);
     case N_STREAM:
-        if (!ev->stream.len)
-            return 0;
-        return written(tj_json_string(c->out, ev->stream.ptr, ev->stream.len));
+        return tj_json_string(c->out, ev->stream.ptr, ev->stream.len);
     case N_META:
-        if (!c->meta || !c->meta->val[nd->meta])
-            return 0;
-        return written(tj_buf_append(c->out, c->meta->val[nd->meta], c->meta->len[nd->meta]));
+        return tj_buf_append(c->out, c->meta->val[nd->meta], c->meta->len[nd->meta]);
     case N_OFFSET:
-        if (ev->offset < 0)
-            return 0;
-        return written(tj_json_i64(c->out, ev->offset));
+        return tj_json_i64(c->out, ev->offset);
     case N_ATTRS:
-        if (!ev->attrs.len)
-            return 0;
         /* Validated JSON from the decoder; copied as is (escapes already JSON's). */
-        return written(tj_buf_append(c->out, ev->attrs.ptr, ev->attrs.len));
-    case N_TAGS: {
-        bool first = true;
-        if (!ev->tags)
-            return 0;
-        if ((rc = tj_buf_append(c->out, "[", 1)))
-            return rc;
-        for (size_t t = 0; t < TJ_ARRAY_LEN(tag_names); t++) {
-            if (!(ev->tags & (1u << t)))
-                continue;
-            if ((!first && (rc = tj_buf_append(c->out, ",", 1))) ||
-                (rc = tj_json_string(c->out, tag_names[t], strlen(tag_names[t]))))
-                return rc;
-            first = false;
-        }
-        return written(tj_buf_append(c->out, "]", 1));
-    }
+        return tj_buf_append(c->out, ev->attrs.ptr, ev->attrs.len);
+    case N_TAGS:
+        return emit_tags(c->out, ev->tags);
     case N_FIELD:
-        gi = pick_group(nd, c->ov);
-        if (gi < 0)
-            return 0;
-        return written(emit_field(c, nd, gi));
+        return emit_field(c, nd, gi);
+    case N_OBJECT:
+        break;
     }
     return 0;
 }
 
-static int emit_children(struct ectx *c, const struct tj_shape *s, int first)
+/* Runs the shape's ops: writes every present leaf, and the objects that hold one. An object
+ * whose subtree cannot hold anything for this record is skipped whole; one that only holds
+ * pattern fields is written optimistically and rewound if none matched. */
+static int run_ops(struct ectx *c, const struct tj_shape *s)
 {
-    bool any = false;
+    bool any[TJ_GROK_MAX_FIELD_DEPTH + 2];
+    size_t mark[TJ_GROK_MAX_FIELD_DEPTH + 2];
+    int depth = 0, rc, gi = -1;
 
-    for (int i = first; i >= 0; i = s->nodes[i].next) {
-        const struct node *nd = &s->nodes[i];
-        size_t mark = c->out->len;
-        int rc;
+    any[0] = false;
+    for (size_t i = 0; i < s->nops;) {
+        const struct op *op = &s->ops[i];
+        const struct node *nd = op->nd;
 
-        if ((any && (rc = tj_buf_append(c->out, ",", 1))) ||
-            (rc = tj_buf_append(c->out, nd->key, nd->keylen)))
-            return rc;
-        rc = emit_value(c, s, i);
-        if (rc <= 0) {
-            c->out->len = mark;
-            if (rc < 0)
+        switch (op->op) {
+        case OP_OPEN:
+            if (!nd->has_fields && !(nd->mask & c->present)) {
+                i = op->skip;
+                continue;
+            }
+            mark[depth + 1] = c->out->len;
+            if ((rc = put_key(c->out, nd, any[depth])) || (rc = put_char(c->out, '{')))
                 return rc;
-            continue;
+            any[++depth] = false;
+            break;
+        case OP_CLOSE:
+            if (!any[depth]) {
+                c->out->len = mark[depth--]; /* only fields below, and none matched */
+                break;
+            }
+            if ((rc = put_char(c->out, '}')))
+                return rc;
+            any[--depth] = true;
+            break;
+        case OP_LEAF:
+            if (nd->kind == N_FIELD) {
+                gi = pick_group(nd, c->ov);
+                if (gi < 0)
+                    break;
+            } else if (!(nd->mask & c->present)) {
+                break;
+            }
+            if ((rc = put_key(c->out, nd, any[depth])) || (rc = emit_leaf(c, nd, gi)))
+                return rc;
+            any[depth] = true;
+            break;
         }
-        any = true;
+        i++;
     }
-    return any;
+    return 0;
 }
 
 int tj_record_encode(struct tj_buf *out, const struct tj_shape *s, const struct tj_event *ev,
                      const struct tj_meta *meta, const size_t *ovector)
 {
-    struct ectx c = {out, ev, meta, ovector, -1};
-    size_t mark = out->len;
+    struct ectx c = {out, ev, meta, ovector, -1, 1u << B_ALWAYS};
+    size_t mark = out->len, slack = out->slack;
     int rc;
 
     c.msg_group = pick_group(&s->nodes[s->message], ovector);
-    if ((rc = tj_buf_append(out, "{", 1)) ||
-        (rc = emit_children(&c, s, s->nodes[0].first_child)) < 0 ||
-        (rc = tj_buf_append(out, "}\n", 2))) {
-        out->len = mark;
-        return rc;
+    c.present |= (meta ? meta->present : 0) | (ev->time.len ? 1u << B_TIME : 0) |
+                 (ev->stream.len ? 1u << B_STREAM : 0) | (ev->attrs.len ? 1u << B_ATTRS : 0) |
+                 (c.msg_group >= 0 ? 1u << B_ORIGINAL : 0) |
+                 (ev->offset >= 0 ? 1u << B_OFFSET : 0) | (ev->tags ? 1u << B_TAGS : 0);
+    /* Every dynamic write below leaves the shape's static bytes free after it, so keys and
+     * punctuation between two values never need a capacity check. */
+    out->slack = s->static_bytes + 16;
+    if ((rc = tj_buf_reserve(out, 2)) == 0) {
+        put_char(out, '{');
+        if ((rc = run_ops(&c, s)) == 0)
+            rc = tj_buf_append(out, "}\n", 2);
     }
-    return 0;
+    out->slack = slack;
+    if (rc)
+        out->len = mark;
+    return rc;
 }

@@ -26,6 +26,7 @@ enum tj_meta_key {
 struct tj_meta {
     char *val[TJ_META_COUNT]; /* owned encoded JSON strings ("\"...\""), NULL when absent */
     size_t len[TJ_META_COUNT];
+    unsigned present; /* bit k set when val[k] is */
 };
 
 void tj_meta_init(struct tj_meta *m);
@@ -43,12 +44,14 @@ enum tj_tag {
 
 /* One event: slices borrowed for the duration of tj_record_encode. */
 struct tj_event {
-    struct tj_slice time;    /* RFC 3339 text for @timestamp */
-    struct tj_slice message; /* the line (or joined lines), unescaped */
-    struct tj_slice stream;  /* "stdout"/"stderr", or empty */
-    struct tj_slice attrs;   /* raw JSON object text from json-file, or empty */
-    int64_t offset;          /* byte offset of the event's first line in its file */
-    unsigned tags;           /* enum tj_tag bits */
+    struct tj_slice time;         /* RFC 3339 text for @timestamp */
+    struct tj_slice message;      /* the line (or joined lines), unescaped */
+    struct tj_slice message_json; /* the same text already escaped as JSON string content
+                                     (valid, printable ASCII), or empty: then it is escaped */
+    struct tj_slice stream;       /* "stdout"/"stderr", or empty */
+    struct tj_slice attrs;        /* raw JSON object text from json-file, or empty */
+    int64_t offset;               /* byte offset of the event's first line in its file */
+    unsigned tags;                /* enum tj_tag bits */
 };
 
 struct tj_shape;

@@ -1,0 +1,752 @@
+/* test_assemble.c: parser/tj_assemble.h, from raw lines to events: format detection, Docker's
+ * partial entries, multiline events, CRLF, the line cap. Lines are fed from exact-size heap
+ * copies so AddressSanitizer sees any read past their end. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tj_assemble.h"
+#include "tj_test.h"
+
+/* ---- collecting events ---- */
+
+struct got {
+    char *msg; /* owned copy (may hold NULs); msg_len bytes */
+    size_t msg_len;
+    char time[80], stream[16], attrs[256];
+    int64_t offset;
+    unsigned tags;
+};
+
+struct sink {
+    struct got ev[64];
+    size_t n;
+    int stop_with; /* returned by the callback when non-zero */
+};
+
+static void copy_slice(char *dst, size_t cap, struct tj_slice s)
+{
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    if (n)
+        memcpy(dst, s.ptr, n);
+    dst[n] = '\0';
+}
+
+static int collect(void *arg, const struct tj_event *ev)
+{
+    struct sink *k = arg;
+    struct got *g;
+
+    if (k->n == TJ_ARRAY_LEN(k->ev))
+        return -100;
+    g = &k->ev[k->n++];
+    g->msg = malloc(ev->message.len + 1);
+    if (ev->message.len)
+        memcpy(g->msg, ev->message.ptr, ev->message.len);
+    g->msg[ev->message.len] = '\0';
+    g->msg_len = ev->message.len;
+    copy_slice(g->time, sizeof(g->time), ev->time);
+    copy_slice(g->stream, sizeof(g->stream), ev->stream);
+    copy_slice(g->attrs, sizeof(g->attrs), ev->attrs);
+    g->offset = ev->offset;
+    g->tags = ev->tags;
+    return k->stop_with;
+}
+
+static void sink_fini(struct sink *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->ev[i].msg);
+    k->n = 0;
+}
+
+static struct tj_feed feed_to(struct sink *k)
+{
+    memset(k, 0, sizeof(*k));
+    return (struct tj_feed){.fn = collect, .arg = k, .now = TJ_SLICE_LIT("NOW")};
+}
+
+/* Feeds line[0..len) from an exact-size heap copy. */
+static int feed_n(struct tj_assembler *a, const struct tj_feed *f, const char *line, size_t len,
+                  int64_t offset, bool cut)
+{
+    char *copy = malloc(len ? len : 1);
+    int rc;
+
+    memcpy(copy, line, len);
+    rc = tj_assembler_line(a, copy, len, offset, cut, f);
+    free(copy);
+    return rc;
+}
+
+static int feed(struct tj_assembler *a, const struct tj_feed *f, const char *line, int64_t offset)
+{
+    return feed_n(a, f, line, strlen(line), offset, false);
+}
+
+/* Feeds text split at '\n' (a last line without '\n' too), with the lines' real offsets. */
+static void feed_text(struct tj_assembler *a, const struct tj_feed *f, const char *text,
+                      int64_t base)
+{
+    const char *p = text, *nl;
+
+    while (*p) {
+        nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        CHECK(feed_n(a, f, p, len, base + (p - text), false) == 0);
+        p += len + (nl ? 1 : 0);
+    }
+}
+
+static bool msg_is(const struct got *g, const char *want, size_t n)
+{
+    bool ok = g->msg_len == n && memcmp(g->msg, want, n) == 0;
+    if (!ok)
+        fprintf(stderr, "  message \"%.*s\" (%zu bytes), want \"%.*s\" (%zu bytes)\n",
+                (int)g->msg_len, g->msg, g->msg_len, (int)n, want, n);
+    return ok;
+}
+
+#define MSG_IS(g, lit) msg_is((g), (lit), sizeof(lit) - 1)
+
+/* A json-file line for log text `json` (already escaped) of stream s at time t. */
+static char *jline(const char *json, const char *s, const char *t)
+{
+    size_t n = strlen(json) + 128;
+    char *line = malloc(n);
+    snprintf(line, n, "{\"log\":\"%s\",\"stream\":\"%s\",\"time\":\"%s\"}", json, s, t);
+    return line;
+}
+
+static int feed_json(struct tj_assembler *a, const struct tj_feed *f, const char *json,
+                     const char *s, const char *t, int64_t offset)
+{
+    char *line = jline(json, s, t);
+    int rc = feed(a, f, line, offset);
+    free(line);
+    return rc;
+}
+
+/* ---- multiline setup ---- */
+
+struct ml {
+    struct tj_grok_lib *lib;
+    struct tj_grok *g;
+    struct tj_matcher *m;
+};
+
+static void ml_init(struct ml *ml, const char *regex, struct tj_feed *f)
+{
+    char err[512];
+
+    ml->lib = tj_grok_lib_create();
+    CHECK(ml->lib && tj_grok_lib_load_builtin(ml->lib, err, sizeof(err)) == 0);
+    ml->g = tj_grok_compile(ml->lib, regex, strlen(regex), err, sizeof(err));
+    if (!ml->g)
+        fprintf(stderr, "  compile %s: %s\n", regex, err);
+    CHECK(ml->g != NULL);
+    ml->m = tj_matcher_create(&TJ_MATCH_LIMITS_DEFAULT);
+    CHECK(ml->m != NULL);
+    f->matcher = ml->m;
+    f->multiline = ml->g;
+}
+
+static void ml_fini(struct ml *ml)
+{
+    tj_grok_unref(ml->g);
+    tj_matcher_destroy(ml->m);
+    tj_grok_lib_destroy(ml->lib);
+}
+
+/* ---- format detection ---- */
+
+static void test_detect_jsonfile(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1024);
+
+    CHECK(tj_assembler_format(a) == TJ_FORMAT_AUTO);
+    CHECK(feed(a, &f, "{\"log\":\"one\\n\",\"stream\":\"stdout\",\"time\":\"T1\"}", 0) == 0);
+    CHECK(tj_assembler_format(a) == TJ_FORMAT_JSONFILE);
+    CHECK(feed(a, &f,
+               "{\"log\":\"two\\r\\n\",\"stream\":\"stderr\",\"attrs\":{\"tag\":\"w\"},"
+               "\"time\":\"T2\"}",
+               51) == 0);
+    CHECK(k.n == 2);
+    if (k.n == 2) {
+        CHECK(MSG_IS(&k.ev[0], "one"));
+        CHECK_STR(k.ev[0].stream, "stdout");
+        CHECK_STR(k.ev[0].time, "T1");
+        CHECK(k.ev[0].offset == 0 && k.ev[0].tags == 0);
+        CHECK(MSG_IS(&k.ev[1], "two"));
+        CHECK_STR(k.ev[1].stream, "stderr");
+        CHECK_STR(k.ev[1].time, "T2");
+        CHECK_STR(k.ev[1].attrs, "{\"tag\":\"w\"}");
+        CHECK(k.ev[1].offset == 51);
+    }
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+static void test_detect_plain(void)
+{
+    static const char *const firsts[] = {"hello", "{not json", "[1,2]", " {\"log\":5}",
+                                         "{\"log\":\"x\\n\"} trailing"};
+
+    for (size_t i = 0; i < TJ_ARRAY_LEN(firsts); i++) {
+        struct sink k;
+        struct tj_feed f = feed_to(&k);
+        struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1024);
+        CHECK(feed(a, &f, firsts[i], 7) == 0);
+        CHECK(tj_assembler_format(a) == TJ_FORMAT_PLAIN);
+        /* The first line decided: a json-file line later is plain text. */
+        CHECK(feed(a, &f, "{\"log\":\"x\\n\",\"stream\":\"stdout\"}", 100) == 0);
+        CHECK(k.n == 2);
+        if (k.n == 2) {
+            CHECK(msg_is(&k.ev[0], firsts[i], strlen(firsts[i])));
+            CHECK(k.ev[0].offset == 7 && k.ev[0].tags == 0);
+            CHECK_STR(k.ev[0].time, "NOW");
+            CHECK_STR(k.ev[0].stream, "");
+            CHECK(MSG_IS(&k.ev[1], "{\"log\":\"x\\n\",\"stream\":\"stdout\"}"));
+            CHECK(k.ev[1].offset == 100);
+        }
+        sink_fini(&k);
+        tj_assembler_destroy(a);
+    }
+}
+
+static void test_detect_after_empty_lines(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1024);
+
+    /* Empty and blank lines decide nothing (and are still lines). */
+    CHECK(feed(a, &f, "", 0) == 0);
+    CHECK(feed(a, &f, "  \t", 1) == 0);
+    CHECK(tj_assembler_format(a) == TJ_FORMAT_AUTO);
+    CHECK(feed(a, &f, " {\"log\":\"j\\n\",\"stream\":\"stdout\"}", 5) == 0);
+    CHECK(tj_assembler_format(a) == TJ_FORMAT_JSONFILE);
+    CHECK(k.n == 3);
+    if (k.n == 3) {
+        CHECK(MSG_IS(&k.ev[0], "") && k.ev[0].offset == 0);
+        CHECK(MSG_IS(&k.ev[1], "  \t") && k.ev[1].offset == 1);
+        CHECK(MSG_IS(&k.ev[2], "j") && k.ev[2].offset == 5);
+    }
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+/* A cut blank first line: nothing to look at past its end. */
+static void test_detect_cut_blank_line(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1024);
+
+    CHECK(feed_n(a, &f, "   ", 3, 0, true) == 0);
+    CHECK(k.n == 1);
+    if (k.n == 1)
+        CHECK(MSG_IS(&k.ev[0], "   ") && (k.ev[0].tags & TJ_TAG_TRUNCATED));
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+/* ---- plain text ---- */
+
+static void test_plain_crlf_and_empty(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_PLAIN, 1024);
+
+    feed_text(a, &f, "one\r\n\r\ntwo\n\nthree\r\r\nfour", 0);
+    CHECK(k.n == 6);
+    if (k.n == 6) {
+        CHECK(MSG_IS(&k.ev[0], "one") && k.ev[0].offset == 0);
+        CHECK(MSG_IS(&k.ev[1], "") && k.ev[1].offset == 5);
+        CHECK(MSG_IS(&k.ev[2], "two") && k.ev[2].offset == 7);
+        CHECK(MSG_IS(&k.ev[3], "") && k.ev[3].offset == 11);
+        CHECK(MSG_IS(&k.ev[4], "three\r") && k.ev[4].offset == 12); /* one CR stripped */
+        CHECK(MSG_IS(&k.ev[5], "four") && k.ev[5].offset == 20);
+        for (size_t i = 0; i < k.n; i++)
+            CHECK(k.ev[i].tags == 0);
+    }
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+static void test_plain_cut_and_cap(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_PLAIN, 10);
+
+    CHECK(feed_n(a, &f, "reader cut", 10, 0, true) == 0);    /* the reader cut it */
+    CHECK(feed(a, &f, "0123456789", 11) == 0);               /* exactly the cap */
+    CHECK(feed(a, &f, "0123456789ABC", 22) == 0);            /* over it */
+    CHECK(feed(a, &f, "012345678\xC3\xA9", 36) == 0);        /* é straddles the cap */
+    CHECK(feed(a, &f, "01234567\xE2\x82\xAC", 48) == 0);     /* € straddles the cap */
+    CHECK(feed(a, &f, "0123456\xF0\x9F\x98\x80z", 60) == 0); /* 😀 straddles the cap */
+    CHECK(k.n == 6);
+    if (k.n == 6) {
+        CHECK(MSG_IS(&k.ev[0], "reader cut") && k.ev[0].tags == TJ_TAG_TRUNCATED);
+        CHECK(MSG_IS(&k.ev[1], "0123456789") && k.ev[1].tags == 0);
+        CHECK(MSG_IS(&k.ev[2], "0123456789") && k.ev[2].tags == TJ_TAG_TRUNCATED);
+        CHECK(MSG_IS(&k.ev[3], "012345678") && k.ev[3].tags == TJ_TAG_TRUNCATED);
+        CHECK(MSG_IS(&k.ev[4], "01234567") && k.ev[4].tags == TJ_TAG_TRUNCATED);
+        CHECK(MSG_IS(&k.ev[5], "0123456") && k.ev[5].tags == TJ_TAG_TRUNCATED);
+        CHECK(k.ev[5].offset == 60);
+    }
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+/* ---- json-file ---- */
+
+static void test_jsonfile_malformed_and_cut(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 20);
+
+    CHECK(feed(a, &f, "{\"log\":\"ok\\n\",\"stream\":\"stdout\",\"time\":\"T\"}", 0) == 0);
+    CHECK(feed(a, &f, "{\"log\":\"torn wri", 44) == 0);
+    CHECK(feed(a, &f, "plain text in a json-file stream", 60) == 0);
+    CHECK(feed_n(a, &f, "{\"log\":\"x\\n\"}", 13, 93, true) == 0); /* cut by the reader */
+    CHECK(feed(a, &f, "", 106) == 0);
+    CHECK(k.n == 5);
+    if (k.n == 5) {
+        CHECK(MSG_IS(&k.ev[0], "ok") && k.ev[0].tags == 0 && k.ev[0].offset == 0);
+        CHECK(MSG_IS(&k.ev[1], "{\"log\":\"torn wri"));
+        CHECK(k.ev[1].tags == TJ_TAG_JSONPARSEFAILURE && k.ev[1].offset == 44);
+        CHECK_STR(k.ev[1].time, "NOW");
+        /* Raw text is capped like any line. */
+        CHECK(MSG_IS(&k.ev[2], "plain text in a json"));
+        CHECK(k.ev[2].tags == (TJ_TAG_JSONPARSEFAILURE | TJ_TAG_TRUNCATED));
+        CHECK(k.ev[2].offset == 60);
+        CHECK(MSG_IS(&k.ev[3], "{\"log\":\"x\\n\"}"));
+        CHECK(k.ev[3].tags == (TJ_TAG_JSONPARSEFAILURE | TJ_TAG_TRUNCATED));
+        CHECK(MSG_IS(&k.ev[4], "") && k.ev[4].tags == TJ_TAG_JSONPARSEFAILURE);
+    }
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+static void test_jsonfile_single_line_cap(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 8);
+
+    CHECK(feed_json(a, &f, "abcdefgh\\n", "stdout", "T", 0) == 0);
+    CHECK(feed_json(a, &f, "abcdefg\\u00e9\\n", "stdout", "T", 1) == 0);
+    CHECK(feed_json(a, &f, "abcdefghij\\r\\n", "stdout", "T", 2) == 0);
+    CHECK(k.n == 3);
+    if (k.n == 3) {
+        CHECK(MSG_IS(&k.ev[0], "abcdefgh") && k.ev[0].tags == 0);
+        CHECK(MSG_IS(&k.ev[1], "abcdefg") && k.ev[1].tags == TJ_TAG_TRUNCATED);
+        CHECK(MSG_IS(&k.ev[2], "abcdefgh") && k.ev[2].tags == TJ_TAG_TRUNCATED);
+    }
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+/* Docker writes a line over 16 KiB as 16 KiB pieces; the last one ends in "\n". */
+static void test_partials_joined(void)
+{
+    const size_t piece = 16384;
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1u << 20);
+    char *text = malloc(3 * piece + 1), *buf = malloc(piece + 16);
+    int64_t off = 1000;
+
+    for (size_t i = 0; i < 3 * piece; i++)
+        text[i] = (char)('a' + (i * 7) % 26);
+    text[3 * piece] = '\0';
+    for (int p = 0; p < 3; p++) {
+        char t[8];
+        memcpy(buf, text + p * piece, piece);
+        strcpy(buf + piece, p == 2 ? "tail\\r\\n" : "");
+        snprintf(t, sizeof(t), "T%d", p);
+        char *line = jline(buf, "stdout", t);
+        CHECK(feed(a, &f, line, off) == 0);
+        CHECK(k.n == 0 || p == 2);
+        off += (int64_t)strlen(line) + 1;
+        free(line);
+    }
+    CHECK(k.n == 1);
+    if (k.n == 1) {
+        CHECK(k.ev[0].msg_len == 3 * piece + 4);
+        CHECK(memcmp(k.ev[0].msg, text, 3 * piece) == 0);
+        CHECK(memcmp(k.ev[0].msg + 3 * piece, "tail", 4) == 0);
+        CHECK(k.ev[0].offset == 1000); /* the first piece's */
+        CHECK_STR(k.ev[0].time, "T0");
+        CHECK_STR(k.ev[0].stream, "stdout");
+        CHECK(k.ev[0].tags == 0);
+    }
+    sink_fini(&k);
+    free(text);
+    free(buf);
+    tj_assembler_destroy(a);
+}
+
+static void test_partials_interleaved(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1024);
+
+    CHECK(feed_json(a, &f, "out-1 ", "stdout", "T1", 10) == 0);
+    CHECK(feed_json(a, &f, "err-1 ", "stderr", "T2", 20) == 0);
+    CHECK(feed_json(a, &f, "out-2 ", "stdout", "T3", 30) == 0);
+    CHECK(feed_json(a, &f, "whole\\n", "stdout", "T4", 40) == 0); /* ends the stdout chain */
+    CHECK(feed_json(a, &f, "whole\\n", "stdout", "T5", 50) == 0);
+    CHECK(feed_json(a, &f, "err-2\\n", "stderr", "T6", 60) == 0);
+    CHECK(k.n == 3);
+    if (k.n == 3) {
+        CHECK(MSG_IS(&k.ev[0], "out-1 out-2 whole"));
+        CHECK_STR(k.ev[0].stream, "stdout");
+        CHECK(k.ev[0].offset == 10);
+        CHECK_STR(k.ev[0].time, "T1");
+        CHECK(MSG_IS(&k.ev[1], "whole") && k.ev[1].offset == 50);
+        CHECK_STR(k.ev[1].time, "T5");
+        CHECK(MSG_IS(&k.ev[2], "err-1 err-2"));
+        CHECK_STR(k.ev[2].stream, "stderr");
+        CHECK(k.ev[2].offset == 20);
+        CHECK_STR(k.ev[2].time, "T2");
+    }
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+/* A CR at the end of one piece and the LF in the next: the joined line ends in CRLF. */
+static void test_partials_crlf_across_pieces(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1024);
+
+    CHECK(feed_json(a, &f, "abc\\r", "stdout", "T", 0) == 0);
+    CHECK(feed_json(a, &f, "\\n", "stdout", "T", 1) == 0);
+    CHECK(k.n == 1);
+    if (k.n == 1)
+        CHECK(MSG_IS(&k.ev[0], "abc"));
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+static void test_partials_flush(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1024);
+
+    CHECK(feed_json(a, &f, "half ", "stdout", "T1", 5) == 0);
+    CHECK(feed_json(a, &f, "more", "stdout", "T2", 6) == 0);
+    /* The writer may still finish the line: flush(false) keeps it. */
+    CHECK(tj_assembler_flush(a, false, &f) == 0);
+    CHECK(k.n == 0);
+    CHECK(tj_assembler_flush(a, true, &f) == 0);
+    CHECK(k.n == 1);
+    if (k.n == 1) {
+        CHECK(MSG_IS(&k.ev[0], "half more") && k.ev[0].offset == 5);
+        CHECK_STR(k.ev[0].stream, "stdout");
+        CHECK_STR(k.ev[0].time, "T1");
+    }
+    CHECK(tj_assembler_flush(a, true, &f) == 0);
+    CHECK(k.n == 1);
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+/* A chain longer than the cap: one event, cut on a character boundary, tagged. */
+static void test_partials_over_cap(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 10);
+
+    /* The cap falls inside a character of the second piece. */
+    CHECK(feed_json(a, &f, "012345", "stdout", "T", 0) == 0);
+    CHECK(feed_json(a, &f, "678\\u20acabc", "stdout", "T", 1) == 0);
+    CHECK(feed_json(a, &f, "more and more", "stdout", "T", 2) == 0);
+    CHECK(feed_json(a, &f, "end\\n", "stdout", "T", 3) == 0);
+    /* Docker splits by bytes: a character cut between pieces, the cap right after the first. */
+    CHECK(feed_json(a, &f, "012345678\xC3", "stdout", "T", 4) == 0);
+    CHECK(feed_json(a, &f, "\xA9xyz\\n", "stdout", "T", 5) == 0);
+    /* After a cut, a later piece that would fit in the room left is not appended. */
+    CHECK(feed_json(a, &f, "01234567", "stdout", "T", 6) == 0);
+    CHECK(feed_json(a, &f, "\\u20ac", "stdout", "T", 7) == 0);
+    CHECK(feed_json(a, &f, "z\\n", "stdout", "T", 8) == 0);
+    CHECK(k.n == 3);
+    if (k.n == 3) {
+        CHECK(MSG_IS(&k.ev[0], "012345678"));
+        CHECK(k.ev[0].tags == TJ_TAG_TRUNCATED && k.ev[0].offset == 0);
+        CHECK(MSG_IS(&k.ev[1], "012345678"));
+        CHECK(k.ev[1].tags == TJ_TAG_TRUNCATED && k.ev[1].offset == 4);
+        CHECK(MSG_IS(&k.ev[2], "01234567"));
+        CHECK(k.ev[2].tags == TJ_TAG_TRUNCATED && k.ev[2].offset == 6);
+    }
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+/* The raw bytes of a piece may split a UTF-8 character; joined, it is whole again. */
+static void test_partials_split_character(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 100);
+    char *l1 = jline("ab\xE2\x82", "stdout", "T"), *l2 = jline("\xAC"
+                                                               "cd\\n",
+                                                               "stdout", "T");
+
+    CHECK(feed(a, &f, l1, 0) == 0);
+    CHECK(feed(a, &f, l2, 1) == 0);
+    CHECK(k.n == 1);
+    if (k.n == 1)
+        CHECK(MSG_IS(&k.ev[0], "ab\xE2\x82\xAC"
+                               "cd") &&
+              k.ev[0].tags == 0);
+    sink_fini(&k);
+    free(l1);
+    free(l2);
+    tj_assembler_destroy(a);
+}
+
+static void test_callback_result_stops(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_PLAIN, 100);
+
+    k.stop_with = 42;
+    CHECK(feed(a, &f, "a", 0) == 42);
+    CHECK(k.n == 1);
+    k.stop_with = 0;
+    CHECK(feed(a, &f, "b", 2) == 0);
+    CHECK(k.n == 2);
+    sink_fini(&k);
+    tj_assembler_destroy(a);
+}
+
+/* ---- multiline ---- */
+
+static const char java_trace[] = "2026-11-25 17:56:16,123 ERROR [main] c.e.App - request failed\n"
+                                 "java.lang.IllegalStateException: boom\n"
+                                 "\tat com.example.App.handle(App.java:42)\n"
+                                 "\tat com.example.App.main(App.java:10)\n"
+                                 "Caused by: java.io.IOException: closed\n"
+                                 "\t... 2 more\n"
+                                 "2026-11-25 17:56:17,000 INFO  [main] c.e.App - recovered\n"
+                                 "2026-11-25 17:56:18,000 INFO  [main] c.e.App - done\n";
+
+static void test_multiline_java_plain(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct ml ml;
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1u << 20);
+    const char *second = strstr(java_trace, "2026-11-25 17:56:17");
+    const char *third = strstr(java_trace, "2026-11-25 17:56:18");
+
+    ml_init(&ml, "^%{TIMESTAMP_ISO8601} ", &f);
+    feed_text(a, &f, java_trace, 500);
+    CHECK(k.n == 2); /* the last event waits for its continuation lines */
+    CHECK(tj_assembler_flush(a, false, &f) == 0);
+    CHECK(k.n == 3);
+    if (k.n == 3) {
+        CHECK(MSG_IS(&k.ev[0], "2026-11-25 17:56:16,123 ERROR [main] c.e.App - request failed\n"
+                               "java.lang.IllegalStateException: boom\n"
+                               "\tat com.example.App.handle(App.java:42)\n"
+                               "\tat com.example.App.main(App.java:10)\n"
+                               "Caused by: java.io.IOException: closed\n"
+                               "\t... 2 more"));
+        CHECK(k.ev[0].offset == 500 && k.ev[0].tags == 0);
+        CHECK(MSG_IS(&k.ev[1], "2026-11-25 17:56:17,000 INFO  [main] c.e.App - recovered"));
+        CHECK(k.ev[1].offset == 500 + (second - java_trace));
+        CHECK(MSG_IS(&k.ev[2], "2026-11-25 17:56:18,000 INFO  [main] c.e.App - done"));
+        CHECK(k.ev[2].offset == 500 + (third - java_trace));
+    }
+    CHECK(tj_assembler_flush(a, true, &f) == 0);
+    CHECK(k.n == 3);
+    sink_fini(&k);
+    ml_fini(&ml);
+    tj_assembler_destroy(a);
+}
+
+static void test_multiline_java_jsonfile(void)
+{
+    static const char *const lines[] = {
+        "2026-11-25 17:56:16,123 ERROR boom\\n",
+        "java.lang.RuntimeException: x\\n",
+        "\\tat a.B.c(B.java:1)\\n",
+        "2026-11-25 17:56:17,000 INFO ok\\n",
+    };
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct ml ml;
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1u << 20);
+    char t[8];
+
+    ml_init(&ml, "^%{TIMESTAMP_ISO8601} ", &f);
+    for (size_t i = 0; i < TJ_ARRAY_LEN(lines); i++) {
+        snprintf(t, sizeof(t), "T%zu", i);
+        CHECK(feed_json(a, &f, lines[i], "stderr", t, 100 * (int64_t)i) == 0);
+        /* stdout lines in between belong to their own events */
+        snprintf(t, sizeof(t), "O%zu", i);
+        CHECK(feed_json(a, &f, i ? "\\tout continuation\\n" : "2026-11-25 17:00:00 out\\n",
+                        "stdout", t, 100 * (int64_t)i + 50) == 0);
+    }
+    CHECK(tj_assembler_flush(a, true, &f) == 0);
+    CHECK(k.n == 3);
+    if (k.n == 3) {
+        CHECK(MSG_IS(&k.ev[0], "2026-11-25 17:56:16,123 ERROR boom\njava.lang.RuntimeException: x\n"
+                               "\tat a.B.c(B.java:1)"));
+        CHECK(k.ev[0].offset == 0);
+        CHECK_STR(k.ev[0].time, "T0");
+        CHECK_STR(k.ev[0].stream, "stderr");
+        /* flush emits per stream: stdout's pending event, then stderr's */
+        CHECK(MSG_IS(&k.ev[1], "2026-11-25 17:00:00 out\n\tout continuation\n"
+                               "\tout continuation\n\tout continuation"));
+        CHECK(k.ev[1].offset == 50);
+        CHECK_STR(k.ev[1].time, "O0");
+        CHECK_STR(k.ev[1].stream, "stdout");
+        CHECK(MSG_IS(&k.ev[2], "2026-11-25 17:56:17,000 INFO ok"));
+        CHECK(k.ev[2].offset == 300);
+        CHECK_STR(k.ev[2].time, "T3");
+    }
+    sink_fini(&k);
+    ml_fini(&ml);
+    tj_assembler_destroy(a);
+}
+
+/* A line joined from partial pieces is one line to the multiline stage. */
+static void test_multiline_with_partials(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct ml ml;
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1024);
+
+    ml_init(&ml, "^START", &f);
+    CHECK(feed_json(a, &f, "STA", "stdout", "T0", 0) == 0);
+    CHECK(feed_json(a, &f, "RT one\\n", "stdout", "T1", 1) == 0);
+    CHECK(feed_json(a, &f, "  cont", "stdout", "T2", 2) == 0);
+    CHECK(feed_json(a, &f, "inued\\n", "stdout", "T3", 3) == 0);
+    CHECK(feed_json(a, &f, "START two\\n", "stdout", "T4", 4) == 0);
+    CHECK(k.n == 1);
+    CHECK(tj_assembler_flush(a, true, &f) == 0);
+    CHECK(k.n == 2);
+    if (k.n == 2) {
+        CHECK(MSG_IS(&k.ev[0], "START one\n  continued") && k.ev[0].offset == 0);
+        CHECK_STR(k.ev[0].time, "T0");
+        CHECK(MSG_IS(&k.ev[1], "START two") && k.ev[1].offset == 4);
+    }
+    sink_fini(&k);
+    ml_fini(&ml);
+    tj_assembler_destroy(a);
+}
+
+static void test_multiline_over_cap(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct ml ml;
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_PLAIN, 24);
+
+    ml_init(&ml, "^START", &f);
+    CHECK(feed(a, &f, "START 1", 0) == 0);                     /* 7 bytes */
+    CHECK(feed(a, &f, "  abcdefghijklm\xE2\x82\xAC", 8) == 0); /* the € does not fit */
+    CHECK(feed(a, &f, "x", 30) == 0);                          /* room for "\n", not "x": nothing */
+    CHECK(feed(a, &f, "  more", 32) == 0);
+    CHECK(feed(a, &f, "START 2", 39) == 0);
+    CHECK(feed_n(a, &f, "  cut by the reader", 19, 47, true) == 0);
+    CHECK(tj_assembler_flush(a, false, &f) == 0);
+    CHECK(k.n == 2);
+    if (k.n == 2) {
+        CHECK(MSG_IS(&k.ev[0], "START 1\n  abcdefghijklm"));
+        CHECK(k.ev[0].tags == TJ_TAG_TRUNCATED && k.ev[0].offset == 0);
+        CHECK(MSG_IS(&k.ev[1], "START 2\n  cut by the rea"));
+        CHECK(k.ev[1].tags == TJ_TAG_TRUNCATED && k.ev[1].offset == 39);
+    }
+    sink_fini(&k);
+    ml_fini(&ml);
+    tj_assembler_destroy(a);
+}
+
+/* A continuation line of which nothing fits leaves no "\n" behind. */
+static void test_multiline_cap_no_dangling_separator(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct ml ml;
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_PLAIN, 24);
+
+    ml_init(&ml, "^START", &f);
+    CHECK(feed(a, &f, "START 1", 0) == 0);
+    CHECK(feed(a, &f, "  0123456789abc", 8) == 0); /* 7 + 1 + 15 = 23 */
+    CHECK(feed(a, &f, "xy", 24) == 0);             /* "\n" would fit, "xy" not */
+    CHECK(tj_assembler_flush(a, false, &f) == 0);
+    CHECK(k.n == 1);
+    if (k.n == 1) {
+        CHECK(MSG_IS(&k.ev[0], "START 1\n  0123456789abc"));
+        CHECK(k.ev[0].tags == TJ_TAG_TRUNCATED);
+    }
+    sink_fini(&k);
+    ml_fini(&ml);
+    tj_assembler_destroy(a);
+}
+
+/* Lines before the first match form an event of their own; no regex match is needed. */
+static void test_multiline_leading_lines(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct ml ml;
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_PLAIN, 1024);
+
+    ml_init(&ml, "^START", &f);
+    feed_text(a, &f, "orphan 1\norphan 2\nSTART a\n\nSTART b", 0);
+    CHECK(tj_assembler_flush(a, true, &f) == 0);
+    CHECK(k.n == 3);
+    if (k.n == 3) {
+        CHECK(MSG_IS(&k.ev[0], "orphan 1\norphan 2") && k.ev[0].offset == 0);
+        CHECK(MSG_IS(&k.ev[1], "START a\n") && k.ev[1].offset == 18);
+        CHECK(MSG_IS(&k.ev[2], "START b") && k.ev[2].offset == 27);
+    }
+    sink_fini(&k);
+    ml_fini(&ml);
+    tj_assembler_destroy(a);
+}
+
+static const struct tj_test tests[] = {
+    {"detect_jsonfile", test_detect_jsonfile},
+    {"detect_plain", test_detect_plain},
+    {"detect_after_empty_lines", test_detect_after_empty_lines},
+    {"detect_cut_blank_line", test_detect_cut_blank_line},
+    {"plain_crlf_and_empty", test_plain_crlf_and_empty},
+    {"plain_cut_and_cap", test_plain_cut_and_cap},
+    {"jsonfile_malformed_and_cut", test_jsonfile_malformed_and_cut},
+    {"jsonfile_single_line_cap", test_jsonfile_single_line_cap},
+    {"partials_joined", test_partials_joined},
+    {"partials_interleaved", test_partials_interleaved},
+    {"partials_crlf_across_pieces", test_partials_crlf_across_pieces},
+    {"partials_flush", test_partials_flush},
+    {"partials_over_cap", test_partials_over_cap},
+    {"partials_split_character", test_partials_split_character},
+    {"callback_result_stops", test_callback_result_stops},
+    {"multiline_java_plain", test_multiline_java_plain},
+    {"multiline_java_jsonfile", test_multiline_java_jsonfile},
+    {"multiline_with_partials", test_multiline_with_partials},
+    {"multiline_over_cap", test_multiline_over_cap},
+    {"multiline_cap_no_dangling_separator", test_multiline_cap_no_dangling_separator},
+    {"multiline_leading_lines", test_multiline_leading_lines},
+};
+
+int main(int argc, char **argv)
+{
+    return tj_test_main(tests, TJ_ARRAY_LEN(tests), argc, argv);
+}
