@@ -179,11 +179,12 @@ static const char *unescape_one(const char *p, const char *end, char *w, size_t 
     return p + 1;
 }
 
-/* The string whose opening quote is at *cursor, unescaped into out (room for its raw length
- * plus 16). *clean is cleared when the raw text holds a control character or a byte >= 0x80;
- * *escaped is set when it held an escape (else out holds a copy of the raw text). */
-static int unescape_str(const char **cursor, const char *end, char *out, size_t *outlen,
-                        bool *clean, bool *escaped, const char **why)
+/* The string whose opening quote is at *cursor, unescaped into out[0..out_end) (room for its
+ * raw length; 16-byte block stores are used only where 16 bytes of room are left). *clean is
+ * cleared when the raw text holds a control character or a byte >= 0x80; *escaped is set when it
+ * held an escape (else out holds a copy of the raw text). */
+static int unescape_str(const char **cursor, const char *end, char *out, const char *out_end,
+                        size_t *outlen, bool *clean, bool *escaped, const char **why)
 {
     const char *p = *cursor + 1;
     char *w = out;
@@ -191,7 +192,7 @@ static int unescape_str(const char **cursor, const char *end, char *out, size_t 
     for (;;) {
         const char *q;
 #if defined(__SSE2__)
-        if (block_readable(p, end)) {
+        if (block_readable(p, end) && out_end - w >= 16) {
             __m128i v = _mm_loadu_si128((const __m128i *)p);
             unsigned odd, stops = block_stops(v, p, end, &odd);
             _mm_storeu_si128((__m128i *)w, v);
@@ -235,7 +236,8 @@ int tj_jsonfile_unescape(const char **cursor, const char *end, char *out, size_t
                          const char **why)
 {
     bool clean = true, escaped = false;
-    return unescape_str(cursor, end, out, outlen, &clean, &escaped, why);
+    /* out holds the raw length only: a block store past it is not allowed. */
+    return unescape_str(cursor, end, out, out + (end - *cursor), outlen, &clean, &escaped, why);
 }
 
 /* True if the raw bytes [s, e) of a string are JSON's: no control character, valid UTF-8 (as
@@ -414,7 +416,8 @@ static int decode_log(const char **pp, const char *end, struct tj_buf *scratch,
         return TJ_ENOSPC;
     if (tj_buf_reserve(scratch, (size_t)(end - *pp) + 16))
         return TJ_ENOSPC;
-    if (unescape_str(pp, end, scratch->data, &n, &clean, &escaped, why))
+    if (unescape_str(pp, end, scratch->data, scratch->data + (end - *pp) + 16, &n, &clean, &escaped,
+                     why))
         return TJ_EPARSE;
     if (escaped) {
         scratch->len = n;

@@ -234,6 +234,8 @@ static int add_field(struct tj_shape *s, const struct tj_grok_field *f, char *er
     int parent, c;
 
     path_text(f, where, sizeof(where));
+    if (strcmp(f->seg[0], "@metadata") == 0)
+        return 0; /* Logstash's scratch space: matched, never part of the record */
     if (strcmp(f->seg[0], "tags") == 0) { /* added last, after the fields, but reserved too */
         snprintf(err, errlen, "field '%s' would replace tailjet's own tags; rename it", where);
         return TJ_EINVAL;

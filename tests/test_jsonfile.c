@@ -558,6 +558,33 @@ static void test_unescape_direct(void)
     CHECK(tj_jsonfile_unescape(&cur, s + strlen(s), out, &n, &why) == TJ_EPARSE && why);
 }
 
+/* The output of tj_jsonfile_unescape needs room for the raw length only: nothing is written
+ * past it, whatever the string's length (short strings meet the block scanner's tail). */
+static void test_unescape_writes_within_raw_length(void)
+{
+    for (size_t len = 0; len <= 40; len++) {
+        char out[64];
+        char in[48];
+        const char *cur = in, *why = NULL;
+        size_t n = 0, raw;
+
+        /* "xx...\t" with its quotes: raw length len + 4 */
+        in[0] = '"';
+        memset(in + 1, 'x', len);
+        memcpy(in + 1 + len, "\\t\"", 3);
+        raw = len + 4;
+        memset(out, 'Z', sizeof(out));
+        CHECK(tj_jsonfile_unescape(&cur, in + raw, out, &n, &why) == 0);
+        CHECK(n == len + 1 && out[len] == '\t');
+        for (size_t i = raw; i < sizeof(out); i++)
+            if (out[i] != 'Z') {
+                fprintf(stderr, "  length %zu: byte %zu past the raw length was written\n", len, i);
+                CHECK(out[i] == 'Z');
+                break;
+            }
+    }
+}
+
 static const struct tj_test tests[] = {
     {"docker_line", test_docker_line},
     {"keys_any_order", test_keys_any_order},
@@ -575,6 +602,7 @@ static const struct tj_test tests[] = {
     {"scan_boundaries", test_scan_boundaries},
     {"scratch_too_small", test_scratch_too_small},
     {"unescape_direct", test_unescape_direct},
+    {"unescape_writes_within_raw_length", test_unescape_writes_within_raw_length},
 };
 
 int main(int argc, char **argv)

@@ -42,6 +42,13 @@ static void fixture_fini(struct fixture *f)
     tj_grok_lib_destroy(f->lib);
 }
 
+/* NUL-terminates a buffer's text (not counted in len) so tests may strstr it. */
+static void terminate(struct tj_buf *b)
+{
+    CHECK(tj_buf_reserve(b, 1) == 0);
+    b->data[b->len] = '\0';
+}
+
 /* Encodes `line` (matching it when there is a pattern) and returns the parsed record. */
 static cJSON *encode(struct fixture *f, const char *line, size_t n, unsigned tags)
 {
@@ -57,6 +64,7 @@ static cJSON *encode(struct fixture *f, const char *line, size_t n, unsigned tag
         ov = tj_matcher_ovector(f->m);
     f->out.len = 0;
     CHECK(tj_record_encode(&f->out, f->shape, &ev, &f->meta, ov) == 0);
+    terminate(&f->out);
     CHECK(f->out.len > 2 && f->out.data[f->out.len - 1] == '\n');
     CHECK(memchr(f->out.data, '\n', f->out.len - 1) == NULL); /* one line */
     j = cJSON_ParseWithLength(f->out.data, f->out.len);
@@ -171,12 +179,26 @@ static void test_conflicts_with_metadata_are_refused(void)
     }
 }
 
+static void test_metadata_fields_are_not_written(void)
+{
+    struct fixture f;
+    char err[256];
+    cJSON *j;
+
+    CHECK(fixture_init(&f, "%{WORD:[@metadata][cisco][id]} %{WORD:kept}", err, sizeof(err)));
+    j = encode(&f, "abc def", 7, 0);
+    CHECK(item_at(j, "@metadata", NULL, NULL) == NULL);
+    CHECK_STR(str_at(j, "kept", NULL, NULL), "def");
+    cJSON_Delete(j);
+    fixture_fini(&f);
+}
+
 static void test_hostile_bytes_stay_valid_json(void)
 {
     struct fixture f;
     char err[256];
-    const char line[] = "ctl\x01\x1f tab\t quote\" bs\\ bad\xff\xc0 cut\xe2\x82 nul";
-    size_t n = sizeof(line) - 1 + 2; /* include an embedded NUL and the terminator */
+    const char line[] = "ctl\x01\x1f tab\t quote\" bs\\ bad\xff\xc0 cut\xe2\x82 nul\0end";
+    size_t n = sizeof(line) - 1; /* the embedded NUL and what follows it count */
     cJSON *j;
 
     CHECK(fixture_init(&f, "(?<all>.*)", err, sizeof(err)));
@@ -184,7 +206,7 @@ static void test_hostile_bytes_stay_valid_json(void)
     CHECK(str_at(j, "message", NULL, NULL) != NULL);
     CHECK(strstr(f.out.data, "\\u0001\\u001f tab\\t quote\\\" bs\\\\") != NULL);
     CHECK(strstr(f.out.data, "bad\xef\xbf\xbd\xef\xbf\xbd cut\xef\xbf\xbd\xef\xbf\xbd") != NULL);
-    CHECK(strstr(f.out.data, "nul\\u0000") != NULL);
+    CHECK(strstr(f.out.data, "nul\\u0000end") != NULL);
     cJSON_Delete(j);
     fixture_fini(&f);
 }
@@ -238,6 +260,7 @@ static void test_attrs_and_field_order(void)
     CHECK(fixture_init(&f, NULL, err, sizeof(err)));
     tj_meta_set(&f.meta, TJ_META_FILE_PATH, "p", 1);
     CHECK(tj_record_encode(&f.out, f.shape, &ev, &f.meta, NULL) == 0);
+    terminate(&f.out);
     CHECK(strstr(f.out.data, "\"docker\":{\"attrs\":{\"tag\":\"web\"}}") != NULL);
     t = strstr(f.out.data, "\"@timestamp\"");
     mpos = strstr(f.out.data, "\"message\"");
@@ -266,6 +289,7 @@ static const struct tj_test tests[] = {
     {"failure_keeps_metadata_and_tags", test_failure_keeps_metadata_and_tags},
     {"message_override_keeps_original", test_message_override_keeps_original},
     {"conflicts_with_metadata_are_refused", test_conflicts_with_metadata_are_refused},
+    {"metadata_fields_are_not_written", test_metadata_fields_are_not_written},
     {"hostile_bytes_stay_valid_json", test_hostile_bytes_stay_valid_json},
     {"typed_fields", test_typed_fields},
     {"empty_capture_is_absent", test_empty_capture_is_absent},
