@@ -6,29 +6,10 @@
 #include "tj_cmd.h"
 #include "tj_test.h"
 
-static char *readme(void)
-{
-    FILE *f = fopen(TJ_SOURCE_DIR "/README.md", "rb");
-    char *buf;
-    long n;
-
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = calloc(1, (size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
 static void test_every_option_documented(void)
 {
-    char *doc = readme();
+    size_t len;
+    char *doc = tj_test_read_file(TJ_SOURCE_DIR "/README.md", &len);
 
     CHECK(doc != NULL);
     for (size_t c = 0; doc && c < tj_ncmds; c++) {

@@ -53,29 +53,6 @@ static bool subset(const cJSON *want, const cJSON *got, char *path, size_t plen)
     return got && cJSON_Compare(want, got, true);
 }
 
-static char *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long sz;
-
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)sz + 1);
-    if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf)
-        buf[sz] = '\0';
-    *n = (size_t)sz;
-    fclose(f);
-    return buf;
-}
-
 static void run_sample(const char *file, unsigned lineno, const cJSON *s)
 {
     const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(s, "pattern"));
@@ -154,7 +131,7 @@ out:
 static void run_file(const char *path)
 {
     size_t n;
-    char *text = read_file(path, &n);
+    char *text = tj_test_read_file(path, &n);
     unsigned lineno = 0;
 
     CHECK(text != NULL);

@@ -1,6 +1,8 @@
 /* tj_test.c: runs a table of tests (all, or the names given on the command line). */
 #include "tj_test.h"
 
+#include <stdlib.h>
+
 int tj_test_failures;
 
 int tj_test_main(const struct tj_test *tests, size_t n, int argc, char **argv)
@@ -25,4 +27,27 @@ int tj_test_main(const struct tj_test *tests, size_t n, int argc, char **argv)
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
+}
+
+char *tj_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n;
+
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        buf = malloc((size_t)n + 1);
+        if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            free(buf);
+            buf = NULL;
+        }
+        if (buf) {
+            buf[n] = '\0';
+            *len = (size_t)n;
+        }
+    }
+    fclose(f);
+    return buf;
 }

@@ -35,4 +35,7 @@ extern int tj_test_failures;
 
 int tj_test_main(const struct tj_test *tests, size_t n, int argc, char **argv);
 
+/* Reads a whole file, NUL-terminated. Returns it (free()) and its length in *len, or NULL. */
+char *tj_test_read_file(const char *path, size_t *len);
+
 #endif
