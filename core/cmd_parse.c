@@ -16,7 +16,9 @@
 #include "tj_cmd.h"
 #include "tj_ruleset.h"
 
-#define OUT_FLUSH_AT (1024 * 1024)
+#define OUT_FLUSH_AT            (1024 * 1024)
+#define TJ_MAX_LINE_BYTES_LIMIT ((size_t)64 << 20) /* keeps every derived size far from overflow   \
+                                                    */
 
 struct parse_cfg {
     struct tj_strv patterns;
@@ -251,8 +253,8 @@ static int parse_main(int argc, char **argv)
         status = 0;
         goto out;
     }
-    if (cfg.max_line_bytes < 16) {
-        fprintf(stderr, "tailjet parse: --max-line-bytes must be at least 16\n");
+    if (cfg.max_line_bytes < 16 || cfg.max_line_bytes > TJ_MAX_LINE_BYTES_LIMIT) {
+        fprintf(stderr, "tailjet parse: --max-line-bytes must be between 16 and 64MiB\n");
         goto out;
     }
     fmt = strcmp(cfg.format, "json-file") == 0 ? TJ_FORMAT_JSONFILE

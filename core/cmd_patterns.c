@@ -71,11 +71,18 @@ static int patterns_main(int argc, char **argv)
         goto out;
     }
     if (rest.n == 0) {
-        for (size_t i = 0; i < tj_grok_lib_count(lib); i++) {
-            const char *name = tj_grok_lib_name(lib, i), *origin = "";
-            tj_grok_lib_get(lib, name, strlen(name), &origin);
-            printf("%-32s %s\n", name, origin);
+        size_t n;
+        const char **names = tj_grok_lib_names(lib, &n);
+        if (!names) {
+            fprintf(stderr, "tailjet patterns: out of memory\n");
+            goto out;
         }
+        for (size_t i = 0; i < n; i++) {
+            const char *origin = "";
+            tj_grok_lib_get(lib, names[i], strlen(names[i]), &origin);
+            printf("%-32s %s\n", names[i], origin);
+        }
+        free(names);
         status = 0;
         goto out;
     }

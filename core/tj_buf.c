@@ -30,7 +30,7 @@ int tj_buf_grow(struct tj_buf *b, size_t extra)
     need = b->len + extra;
     if (need <= b->cap)
         return 0;
-    ncap = b->cap ? b->cap : 256;
+    ncap = b->cap ? b->cap : 256 < b->max ? 256 : b->max;
     while (ncap < need)
         ncap = ncap > b->max / 2 ? b->max : ncap * 2;
     p = realloc(b->data, ncap);

@@ -287,6 +287,34 @@ int tj_json_int_text(struct tj_buf *out, const char *s, size_t n)
     return tj_json_i64(out, (int64_t)u);
 }
 
+/* [+-] digits [. digits] [e [+-] digits], where either side of the point may be empty but not
+ * both: the decimal forms a log writes ("+1.5", "1.", ".5", "2E-3"). */
+static bool decimal_syntax(const char *s, size_t n)
+{
+    size_t i = 0, digits = 0;
+
+    if (s[i] == '+' || s[i] == '-')
+        i++;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+        digits++;
+    if (i < n && s[i] == '.')
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            digits++;
+    if (!digits)
+        return false;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t d;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            ;
+        if (i == d)
+            return false;
+    }
+    return i == n;
+}
+
 int tj_json_float_text(struct tj_buf *out, const char *s, size_t n)
 {
     char tmp[512];
@@ -294,8 +322,8 @@ int tj_json_float_text(struct tj_buf *out, const char *s, size_t n)
     double v;
     int k;
 
-    if (n == 0 || n >= sizeof(tmp))
-        return TJ_EPARSE;
+    if (n == 0 || n >= sizeof(tmp) || !decimal_syntax(s, n))
+        return TJ_EPARSE; /* no hex, inf, nan or blanks, which strtod would take */
     memcpy(tmp, s, n);
     tmp[n] = '\0';
     errno = 0;

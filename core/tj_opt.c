@@ -40,7 +40,7 @@ int tj_parse_size(const char *s, size_t *out)
     char *end;
     unsigned long long v;
 
-    if (!*s || *s == '-')
+    if (*s < '0' || *s > '9') /* strtoull would skip blanks and accept a sign */
         return TJ_EINVAL;
     errno = 0;
     v = strtoull(s, &end, 10);

@@ -24,7 +24,6 @@ struct tj_grok_lib {
     struct lib_entry *slots;
     size_t nslots; /* power of two */
     size_t count;
-    const char **sorted; /* built lazily by tj_grok_lib_name; invalidated by loads */
 };
 
 static uint64_t hash_name(const char *s, size_t n)
@@ -70,7 +69,6 @@ void tj_grok_lib_destroy(struct tj_grok_lib *lib)
         free(lib->slots[i].def);
     }
     free(lib->slots);
-    free(lib->sorted);
     free(lib);
 }
 
@@ -119,8 +117,6 @@ static int lib_put(struct tj_grok_lib *lib, const char *name, size_t n, const ch
     }
     e->def = d;
     e->origin = origin;
-    free(lib->sorted);
-    lib->sorted = NULL;
     return 0;
 }
 
@@ -209,23 +205,19 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-const char *tj_grok_lib_name(const struct tj_grok_lib *lib, size_t i)
+const char **tj_grok_lib_names(const struct tj_grok_lib *lib, size_t *n)
 {
-    struct tj_grok_lib *m = (struct tj_grok_lib *)lib; /* lazily built cache */
+    const char **names = malloc((lib->count ? lib->count : 1) * sizeof(*names));
+    size_t k = 0;
 
-    if (i >= lib->count)
+    if (!names)
         return NULL;
-    if (!m->sorted) {
-        size_t k = 0;
-        m->sorted = malloc(lib->count * sizeof(*m->sorted));
-        if (!m->sorted)
-            return NULL;
-        for (size_t s = 0; s < lib->nslots; s++)
-            if (lib->slots[s].name)
-                m->sorted[k++] = lib->slots[s].name;
-        qsort(m->sorted, k, sizeof(*m->sorted), cmp_str);
-    }
-    return m->sorted[i];
+    for (size_t s = 0; s < lib->nslots; s++)
+        if (lib->slots[s].name)
+            names[k++] = lib->slots[s].name;
+    qsort(names, k, sizeof(*names), cmp_str);
+    *n = k;
+    return names;
 }
 
 /* ---- the expander ---- */
@@ -554,8 +546,8 @@ static size_t gx_class(struct gx *g, const char *src, size_t n, size_t at)
             }
             i += 2;
         } else if (c == '[' && i + 1 < n && src[i + 1] == ':') {
-            const char *e = strstr(src + i, ":]");
-            size_t k = e && (size_t)(e - src) < n ? (size_t)(e - src) + 2 - i : 1;
+            const char *e = memmem(src + i, n - i, ":]", 2);
+            size_t k = e ? (size_t)(e - src) + 2 - i : 1;
             gx_put(g, src + i, k);
             i += k;
         } else if (c == '[') {
@@ -604,8 +596,8 @@ static void gx_expand(struct gx *g, const char *src, size_t n)
                 gx_puts(g, "[^0-9A-Fa-f]");
                 used = 2;
             } else if (d == 'Q') {
-                const char *e = strstr(src + i + 2, "\\E");
-                used = e && (size_t)(e - src) < n ? (size_t)(e - src) + 2 - i : n - i;
+                const char *e = memmem(src + i + 2, n - i - 2, "\\E", 2);
+                used = e ? (size_t)(e - src) + 2 - i : n - i;
                 gx_put(g, src + i, used);
             } else {
                 gx_put(g, src + i, 2);

@@ -40,9 +40,12 @@ int tj_grok_lib_load_builtin(struct tj_grok_lib *lib, char *err, size_t errlen);
 const char *tj_grok_lib_get(const struct tj_grok_lib *lib, const char *name, size_t n,
                             const char **origin);
 
-/* Number of names, and the i-th name in sorted order (borrowed). */
+/* Number of names. */
 size_t tj_grok_lib_count(const struct tj_grok_lib *lib);
-const char *tj_grok_lib_name(const struct tj_grok_lib *lib, size_t i);
+
+/* Every name, sorted: an array owned by the caller (free() it; the strings are borrowed from
+ * the library). Returns NULL when out of memory; *n gets the count. */
+const char **tj_grok_lib_names(const struct tj_grok_lib *lib, size_t *n);
 
 enum tj_field_type { TJ_FIELD_STRING, TJ_FIELD_INT, TJ_FIELD_FLOAT };
 

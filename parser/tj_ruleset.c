@@ -96,6 +96,13 @@ int tj_ruleset_apply(const struct tj_ruleset *rs, struct tj_matcher *m, const st
             e.tags |= TJ_TAG_GROKPARSEFAILURE | (limited ? TJ_TAG_GROKTIMEOUT : 0);
     }
     rc = tj_record_encode(out, shape, &e, meta, ov);
+    if (rc == TJ_ENOSPC && out->len == 0 && ov) {
+        /* Even an empty buffer cannot hold this record (a pattern whose captures overlap many
+         * times): ship the line without its fields rather than lose it. */
+        e.tags |= TJ_TAG_TRUNCATED;
+        ov = NULL;
+        rc = tj_record_encode(out, rs->plain, &e, meta, NULL);
+    }
     if (rc)
         return rc; /* counted when the caller retries with room */
     st->records++;

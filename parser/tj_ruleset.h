@@ -34,8 +34,10 @@ struct tj_parse_stats {
 };
 
 /* Parses ev with rs (tries each alternative) and appends its JSON line to out. The event's tags
- * gain _grokparsefailure (no alternative matched) or _groktimeout (a limit stopped one).
- * Returns 0, or a tj_buf error with out unchanged (the caller flushes and retries). */
+ * gain _grokparsefailure (no alternative matched) or _groktimeout (a limit stopped one). A
+ * record too large for even an empty `out` is written without its fields, tagged _truncated.
+ * Returns 0, or TJ_ENOSPC with out unchanged when out holds other records (the caller flushes
+ * and retries), or TJ_ENOMEM. Borrows everything; runs on the calling thread. */
 int tj_ruleset_apply(const struct tj_ruleset *rs, struct tj_matcher *m, const struct tj_event *ev,
                      const struct tj_meta *meta, struct tj_buf *out, struct tj_parse_stats *st);
 

@@ -85,6 +85,20 @@ python3 -c 'print("a" * 30000 + "!")' | timeout 20 "$TJ" parse --pattern '(a+)+$
 check pathological_bounded test $? -eq 0
 check_json pathological_tagged "$T/patho" 'recs[0]["tags"] == ["_grokparsefailure", "_groktimeout"]'
 
+# --- a record too large for the output buffer (30 overlapping captures of a 16 KB line of
+# control bytes, 6 output bytes each) is shipped without its fields, and the next line still is
+overlap=$(for i in $(seq 1 30); do printf '(?=(?<f%d>.*))' "$i"; done)
+python3 -c 'import sys; sys.stdout.write("\x01" * 16000 + "\nsecond\n")' |
+  "$TJ" parse --quiet --max-line-bytes 16k --pattern "$overlap" >"$T/huge"
+check huge_record_exit test $? -eq 0
+check_json huge_record_kept "$T/huge" \
+  'len(recs) == 2 and recs[0]["tags"] == ["_truncated"] and len(recs[0]["message"]) == 16000 and "f1" not in recs[0] and recs[1]["f1"] == "second"'
+
+# --- :float takes decimal text only; anything else stays a string
+printf 'a=1.5 b=0x10 c=-.5e2 d=inf\n' | "$TJ" parse --quiet \
+  --pattern 'a=%{NOTSPACE:a:float} b=%{NOTSPACE:b:float} c=%{NOTSPACE:c:float} d=%{NOTSPACE:d:float}' >"$T/float"
+check_json float_syntax "$T/float" 'recs[0]["a"] == 1.5 and recs[0]["b"] == "0x10" and recs[0]["c"] == -50 and recs[0]["d"] == "inf"'
+
 # --- errors: exit 2 with a message that points at the problem; unreadable file exit 1
 "$TJ" parse --pattern 'x %{NOPE:y}' </dev/null 2>"$T/e1"
 check bad_pattern_exit test $? -eq 2
@@ -93,6 +107,10 @@ check bad_pattern_message grep -q 'unknown pattern %{NOPE} at offset 2' "$T/e1"
 check pcre2_error_message bash -c "[ $? -eq 2 ] && grep -q 'PCRE2 error at offset 9 of the expression: missing closing parenthesis' '$T/e2'"
 "$TJ" parse --no-such-flag </dev/null 2>"$T/e3"
 check bad_flag bash -c "[ $? -eq 2 ] && grep -q \"unknown option '--no-such-flag'\" '$T/e3'"
+"$TJ" parse --max-line-bytes ' -5' </dev/null 2>"$T/e7"
+check bad_size bash -c "[ $? -eq 2 ] && grep -q 'is not a size' '$T/e7'"
+"$TJ" parse --max-line-bytes 1GiB </dev/null 2>"$T/e8"
+check size_bounded bash -c "[ $? -eq 2 ] && grep -q 'between 16 and 64MiB' '$T/e8'"
 "$TJ" parse --format xml </dev/null 2>"$T/e4"
 check bad_choice bash -c "[ $? -eq 2 ] && grep -q 'not one of auto|json-file|plain' '$T/e4'"
 "$TJ" parse --quiet "$T/does-not-exist" >/dev/null 2>"$T/e5"

@@ -205,7 +205,12 @@ static void test_library_file_errors(void)
     CHECK(tj_grok_lib_load(lib, "GOOD c\r\n", 8, "h.grok", true, err, sizeof(err)) == 0);
     CHECK_STR(tj_grok_lib_get(lib, "GOOD", 4, NULL), "c");
     CHECK(tj_grok_lib_count(lib) == 1);
-    CHECK_STR(tj_grok_lib_name(lib, 0), "GOOD");
+    {
+        size_t n = 0;
+        const char **names = tj_grok_lib_names(lib, &n);
+        CHECK(names && n == 1 && strcmp(names[0], "GOOD") == 0);
+        free((void *)names);
+    }
     tj_grok_lib_destroy(lib);
 }
 

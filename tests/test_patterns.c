@@ -226,10 +226,13 @@ int main(int argc, char **argv)
         return 1;
     }
     matcher = tj_matcher_create(&TJ_MATCH_LIMITS_DEFAULT);
-    ncov = tj_grok_lib_count(lib);
-    cov = calloc(ncov, sizeof(*cov));
-    for (size_t i = 0; i < ncov; i++)
-        cov[i].name = strdup(tj_grok_lib_name(lib, i));
+    {
+        const char **names = tj_grok_lib_names(lib, &ncov);
+        cov = calloc(ncov, sizeof(*cov));
+        for (size_t i = 0; i < ncov; i++)
+            cov[i].name = strdup(names[i]);
+        free((void *)names);
+    }
     rc = tj_test_main(tests, TJ_ARRAY_LEN(tests), argc, argv);
     for (size_t i = 0; i < ncov; i++)
         free(cov[i].name);
