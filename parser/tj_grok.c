@@ -230,6 +230,13 @@ struct seg {
     size_t name_len;
 };
 
+/* A group the expression named itself, and the generated name it got. */
+struct gname {
+    const char *name; /* borrowed from the expression or the library definition */
+    size_t len;
+    size_t g;
+};
+
 struct gx {
     const struct tj_grok_lib *lib;
     char *out;
@@ -238,6 +245,8 @@ struct gx {
     size_t nfields, capf;
     struct seg *segs;
     size_t nsegs, capsegs;
+    struct gname *names; /* inline (?<name>...) groups, for references to them */
+    size_t nnames, capnames;
     const char *stack[TJ_GROK_MAX_DEPTH];
     size_t stack_len[TJ_GROK_MAX_DEPTH];
     int depth;
@@ -488,11 +497,76 @@ static size_t gx_reference(struct gx *g, const char *src, size_t n, size_t at)
     return (size_t)(close + 1 - src);
 }
 
+/* Remembers that the group just opened was named `name` by the expression. */
+static void gx_name(struct gx *g, const char *name, size_t len)
+{
+    if (g->failed)
+        return;
+    if (g->nnames == g->capnames) {
+        size_t ncap = g->capnames ? g->capnames * 2 : 8;
+        struct gname *p = realloc(g->names, ncap * sizeof(*p));
+        if (!p) {
+            gx_fail(g, "out of memory");
+            return;
+        }
+        g->names = p;
+        g->capnames = ncap;
+    }
+    g->names[g->nnames++] = (struct gname){name, len, g->nfields};
+}
+
+/* Writes the generated name of the group the expression called name[0..len), or the name
+ * itself when no such group was opened before (PCRE2 then reports it). */
+static void gx_put_ref(struct gx *g, const char *name, size_t len)
+{
+    char tmp[32];
+
+    for (size_t i = g->nnames; i-- > 0;) {
+        if (g->names[i].len == len && memcmp(g->names[i].name, name, len) == 0) {
+            snprintf(tmp, sizeof(tmp), "g%zu", g->names[i].g);
+            gx_puts(g, tmp);
+            return;
+        }
+    }
+    gx_put(g, name, len);
+}
+
+/* Rewrites a reference by name at src[0]: \k<n> \k'n' \k{n} \g{n}, or (?P=n) (?&n) (?P>n)
+ * (?(<n>) (?('n') (?(n). Returns the bytes consumed, or 0 when src holds none of these. */
+static size_t gx_group_reference(struct gx *g, const char *src, size_t n)
+{
+    static const struct {
+        const char *open; /* text before the name */
+        char close;       /* byte after it */
+    } forms[] = {{"\\k<", '>'}, {"\\k'", '\''}, {"\\k{", '}'}, {"\\g{", '}'},  {"(?P=", ')'},
+                 {"(?&", ')'},  {"(?P>", ')'},  {"(?(<", '>'}, {"(?('", '\''}, {"(?(", ')'}};
+
+    for (size_t f = 0; f < TJ_ARRAY_LEN(forms); f++) {
+        size_t k = strlen(forms[f].open);
+        const char *name = src + k, *q;
+        if (n <= k || memcmp(src, forms[f].open, k) != 0)
+            continue;
+        q = memchr(name, forms[f].close, n - k);
+        if (!q || q == name || !is_name_char(*name) || (*name >= '0' && *name <= '9') ||
+            *name == '-' || *name == '+')
+            return 0; /* numbered, relative or malformed: PCRE2's to judge */
+        for (const char *c = name; c < q; c++)
+            if (!is_name_char(*c))
+                return 0;
+        gx_put(g, src, k);
+        gx_put_ref(g, name, (size_t)(q - name));
+        gx_put(g, q, 1);
+        return (size_t)(q + 1 - src);
+    }
+    return 0;
+}
+
 /* Handles "(?" at src[0]: renames named groups, translates Ruby's m flag. Returns consumed. */
 static size_t gx_paren(struct gx *g, const char *src, size_t n, size_t at)
 {
     const char *p = src + 2, *end = src + n, *name, *q;
     char close;
+    size_t used;
 
     if (p < end && *p == 'P' && p + 1 < end && p[1] == '<')
         p++;
@@ -505,8 +579,11 @@ static size_t gx_paren(struct gx *g, const char *src, size_t n, size_t at)
             return n;
         }
         gx_open_field(g, name, (size_t)(q - name), TJ_FIELD_STRING);
+        gx_name(g, name, (size_t)(q - name));
         return (size_t)(q + 1 - src);
     }
+    if ((used = gx_group_reference(g, src, n)) != 0)
+        return used;
     /* (?flags) or (?flags:...): letters and '-' then ')' or ':'. */
     for (q = p; q < end && ((*q >= 'a' && *q <= 'z') || *q == '-'); q++)
         ;
@@ -595,6 +672,8 @@ static void gx_expand(struct gx *g, const char *src, size_t n)
             } else if (d == 'H') {
                 gx_puts(g, "[^0-9A-Fa-f]");
                 used = 2;
+            } else if ((d == 'k' || d == 'g') && (used = gx_group_reference(g, src + i, n - i))) {
+                /* a reference to a named group, renamed with it */
             } else if (d == 'Q') {
                 const char *e = memmem(src + i + 2, n - i - 2, "\\E", 2);
                 used = e ? (size_t)(e - src) + 2 - i : n - i;
@@ -624,6 +703,7 @@ static void gx_fini(struct gx *g)
         field_free(&g->fields[i]);
     free(g->fields);
     free(g->segs);
+    free(g->names);
 }
 
 static bool gx_run(struct gx *g, const struct tj_grok_lib *lib, const char *expr, size_t len,
@@ -722,7 +802,10 @@ struct tj_grok *tj_grok_compile(const struct tj_grok_lib *lib, const char *expr,
         snprintf(gname, sizeof(gname), "g%zu", i + 1);
         num = pcre2_substring_number_from_name(code, (PCRE2_SPTR)gname);
         if (num <= 0) {
-            snprintf(err, errlen, "internal error: capture %s of a field is missing", gname);
+            snprintf(err, errlen,
+                     "the group of field '%s' is not in the compiled regex (is it inside an (?x) "
+                     "comment?)",
+                     gr->fields[i].seg[gr->fields[i].nseg - 1]);
             goto fail;
         }
         gr->fields[i].group = (uint32_t)num;

@@ -117,6 +117,29 @@ static void test_inline_named_groups(void)
     CHECK_STR(got, "2");
 }
 
+static void test_references_to_named_groups(void)
+{
+    char got[64], err[512];
+
+    CHECK(match_field("^(?<w>\\w+) \\k<w>$", "ab ab", "w", got, sizeof(got)) == 1);
+    CHECK_STR(got, "ab");
+    CHECK(match_field("^(?<w>\\w+) \\k<w>$", "ab cd", "w", got, sizeof(got)) == 0);
+    CHECK(match_field("^(?<w>\\w+) \\k'w' \\k{w} \\g{w}$", "x x x x", "w", got, sizeof(got)) == 1);
+    CHECK(match_field("^(?P<a>x)(?P=a)$", "xx", "a", got, sizeof(got)) == 1);
+    CHECK(match_field("^(?<q>\")?v(?(<q>)\"|)$", "\"v\"", "q", got, sizeof(got)) == 1);
+    CHECK(match_field("^(?<q>\")?v(?('q')\"|)$", "\"v", "q", got, sizeof(got)) == 0);
+    /* recursion by name: balanced parentheses */
+    CHECK(match_field("^(?<p>\\((?:[^()]|(?&p))*\\))$", "(a(b)(c(d)))", "p", got, sizeof(got)) ==
+          1);
+    CHECK(match_field("^(?<p>\\((?:[^()]|(?P>p))*\\))$", "(a(b)", "p", got, sizeof(got)) == 0);
+    /* numbered and relative references are left to PCRE2 */
+    compile_error(NULL, "(a)\\1", err, sizeof(err));
+    CHECK(strstr(err, "non-existent") != NULL);
+    /* a named group inside an (?x) comment is reported clearly */
+    compile_error(NULL, "(?x)y # (?<a>x)", err, sizeof(err));
+    CHECK(strstr(err, "field 'a'") && strstr(err, "(?x) comment"));
+}
+
 static void test_same_field_in_alternatives(void)
 {
     struct tj_grok_lib *lib = lib_with(NULL);
@@ -289,6 +312,7 @@ static const struct tj_test tests[] = {
     {"reference_and_fields", test_reference_and_fields},
     {"library_defs_reference_each_other", test_library_defs_reference_each_other},
     {"inline_named_groups", test_inline_named_groups},
+    {"references_to_named_groups", test_references_to_named_groups},
     {"same_field_in_alternatives", test_same_field_in_alternatives},
     {"oniguruma_traps", test_oniguruma_traps},
     {"errors_are_clear", test_errors_are_clear},
