@@ -16,9 +16,10 @@
 #include "tj_cmd.h"
 #include "tj_ruleset.h"
 
-#define OUT_FLUSH_AT            (1024 * 1024)
-#define TJ_MAX_LINE_BYTES_LIMIT ((size_t)64 << 20) /* keeps every derived size far from overflow   \
-                                                    */
+#define OUT_FLUSH_AT (1024 * 1024)
+#define TJ_MAX_LINE_BYTES_LIMIT                                                                    \
+    ((size_t)64 << 20) /* keeps every derived size far from overflow                               \
+                        */
 
 struct parse_cfg {
     struct tj_strv patterns;
@@ -183,48 +184,61 @@ out:
     return rc;
 }
 
+/* Loads one pattern file into lib (its names override earlier ones). */
+static int load_pattern_file(struct tj_grok_lib *lib, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    char *text = NULL;
+    long size;
+    int rc = TJ_EIO;
+
+    if (!fp)
+        goto fail;
+    if (fseek(fp, 0, SEEK_END) || (size = ftell(fp)) < 0 || size > (1 << 24) ||
+        fseek(fp, 0, SEEK_SET))
+        goto close;
+    text = malloc((size_t)size + 1);
+    if (!text || fread(text, 1, (size_t)size, fp) != (size_t)size)
+        goto free_text;
+    rc = tj_grok_lib_load(lib, text, (size_t)size, path, true, err, errlen);
+    free(text);
+    fclose(fp);
+    return rc;
+free_text:
+    free(text);
+close:
+    fclose(fp);
+fail:
+    snprintf(err, errlen, "cannot read pattern file %s (at most 16 MiB)", path);
+    return rc;
+}
+
 int tj_cmd_load_pattern_dirs(struct tj_grok_lib *lib, const struct tj_strv *dirs, char *err,
                              size_t errlen)
 {
     for (size_t i = 0; i < dirs->n; i++) {
-        DIR *d = opendir(dirs->v[i]);
-        struct dirent *de;
+        struct dirent **ents;
+        /* Sorted, so that which of two files defining one name wins never depends on the
+         * directory's order: the later name in sort order does. */
+        int n = scandir(dirs->v[i], &ents, NULL, alphasort), rc = 0;
 
-        if (!d) {
+        if (n < 0) {
             snprintf(err, errlen, "cannot open patterns directory %s: %s", dirs->v[i],
                      strerror(errno));
             return TJ_EIO;
         }
-        while ((de = readdir(d))) {
+        for (int k = 0; k < n; k++) {
             char path[4096];
             struct stat st;
-            FILE *fp;
-            char *text;
-            int rc;
 
-            snprintf(path, sizeof(path), "%s/%s", dirs->v[i], de->d_name);
-            if (de->d_name[0] == '.' || stat(path, &st) || !S_ISREG(st.st_mode))
-                continue;
-            fp = fopen(path, "rb");
-            text = fp && st.st_size < (1 << 24) ? malloc((size_t)st.st_size + 1) : NULL;
-            if (!text || fread(text, 1, (size_t)st.st_size, fp) != (size_t)st.st_size) {
-                snprintf(err, errlen, "cannot read pattern file %s", path);
-                free(text);
-                if (fp)
-                    fclose(fp);
-                closedir(d);
-                return TJ_EIO;
-            }
-            fclose(fp);
-            /* The library keeps `origin` borrowed: this copy lives as long as the process. */
-            rc = tj_grok_lib_load(lib, text, (size_t)st.st_size, strdup(path), true, err, errlen);
-            free(text);
-            if (rc) {
-                closedir(d);
-                return rc;
-            }
+            snprintf(path, sizeof(path), "%s/%s", dirs->v[i], ents[k]->d_name);
+            if (!rc && ents[k]->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+                rc = load_pattern_file(lib, path, err, errlen);
+            free(ents[k]);
         }
-        closedir(d);
+        free(ents);
+        if (rc)
+            return rc;
     }
     return 0;
 }

@@ -24,6 +24,8 @@ struct tj_grok_lib {
     struct lib_entry *slots;
     size_t nslots; /* power of two */
     size_t count;
+    char **origins; /* owned copies of the origin names given to tj_grok_lib_load */
+    size_t norigins;
 };
 
 static uint64_t hash_name(const char *s, size_t n)
@@ -68,6 +70,9 @@ void tj_grok_lib_destroy(struct tj_grok_lib *lib)
         free(lib->slots[i].name);
         free(lib->slots[i].def);
     }
+    for (size_t i = 0; i < lib->norigins; i++)
+        free(lib->origins[i]);
+    free(lib->origins);
     free(lib->slots);
     free(lib);
 }
@@ -125,11 +130,33 @@ static bool is_name_char(char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+/* Returns the library's own copy of origin (made once per name), or NULL when out of memory. */
+static const char *lib_origin(struct tj_grok_lib *lib, const char *origin)
+{
+    char **p;
+
+    for (size_t i = 0; i < lib->norigins; i++)
+        if (strcmp(lib->origins[i], origin) == 0)
+            return lib->origins[i];
+    p = realloc(lib->origins, (lib->norigins + 1) * sizeof(*p));
+    if (!p)
+        return NULL;
+    lib->origins = p;
+    p[lib->norigins] = strdup(origin);
+    return p[lib->norigins] ? p[lib->norigins++] : NULL;
+}
+
 int tj_grok_lib_load(struct tj_grok_lib *lib, const char *text, size_t len, const char *origin,
                      bool override, char *err, size_t errlen)
 {
     const char *p = text, *end = text + len;
     unsigned lineno = 0;
+
+    origin = lib_origin(lib, origin);
+    if (!origin) {
+        snprintf(err, errlen, "out of memory");
+        return TJ_ENOMEM;
+    }
 
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));

@@ -27,7 +27,7 @@ struct tj_grok_lib *tj_grok_lib_create(void);
 void tj_grok_lib_destroy(struct tj_grok_lib *lib);
 
 /* Adds the definitions in text[0..len) ("NAME regex" per line, '#' comments). `origin` names
- * the file in messages (borrowed, must outlive the library). A name already defined is replaced
+ * the file in messages (copied). A name already defined is replaced
  * when `override` is true, else it is an error. Returns 0, or TJ_EPARSE / TJ_EINVAL with err
  * filled ("origin:line: ..."); definitions before the bad line stay added. */
 int tj_grok_lib_load(struct tj_grok_lib *lib, const char *text, size_t len, const char *origin,

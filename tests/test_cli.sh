@@ -127,6 +127,13 @@ check patterns_unknown test $? -eq 2
 mkdir -p "$T/pd" && printf 'MYAPP app=%%{WORD:app.name}\n' >"$T/pd/mine"
 echo 'x app=shop' | "$TJ" parse --quiet --patterns-dir "$T/pd" --pattern '%{MYAPP}' >"$T/pd.out"
 check_json patterns_dir "$T/pd.out" 'recs[0]["app"]["name"] == "shop"'
+# two files defining one name: the later file in sort order wins, whatever the directory order
+printf 'WHO first\n' >"$T/pd/b-second" && printf 'WHO second\n' >>"$T/pd/b-second"
+printf 'WHO zero\n' >"$T/pd/a-first"
+echo 'x second y' | "$TJ" parse --quiet --patterns-dir "$T/pd" --pattern '(?<who>%{WHO})' >"$T/pd2.out"
+check_json patterns_dir_order "$T/pd2.out" 'recs[0]["who"] == "second"'
+"$TJ" patterns --patterns-dir "$T/pd" WHO | grep -q "WHO ($T/pd/b-second)"
+check patterns_dir_origin test $? -eq 0
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
