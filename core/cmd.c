@@ -1,4 +1,5 @@
-/* cmd.c: the command table, --help, and dispatch to a subcommand (main.c calls tj_main). */
+/* cmd.c: the command table, --help, and dispatch to a subcommand (main.c calls tj_main).
+ * Main thread only. */
 #include <stdio.h>
 #include <string.h>
 

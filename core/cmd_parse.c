@@ -243,15 +243,85 @@ int tj_cmd_load_pattern_dirs(struct tj_grok_lib *lib, const struct tj_strv *dirs
     return 0;
 }
 
+/* Compiles the command line's patterns against the library (plus --patterns-dir). Returns the
+ * ruleset, or NULL with err filled; the library is only needed while compiling. */
+static struct tj_ruleset *build_ruleset(const struct parse_cfg *cfg, char *err, size_t errlen)
+{
+    struct tj_grok_lib *lib = tj_grok_lib_create();
+    struct tj_ruleset *rs = NULL;
+    char msg[900];
+
+    if (!lib) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (tj_grok_lib_load_builtin(lib, err, errlen) ||
+        tj_cmd_load_pattern_dirs(lib, &cfg->dirs, err, errlen))
+        goto out;
+    rs = tj_ruleset_create(lib, cfg->patterns.v, cfg->patterns.n, cfg->multiline, msg, sizeof(msg));
+    if (!rs)
+        snprintf(err, errlen, "bad pattern: %s", msg);
+out:
+    tj_grok_lib_destroy(lib);
+    return rs;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Parses one input: a path, or "-" for stdin. Returns 0, or 1 when it could not be read or
+ * its records could not be written. */
+static int parse_input(struct parse_run *r, const struct parse_cfg *cfg, const char *name)
+{
+    bool is_stdin = strcmp(name, "-") == 0;
+    int fd = is_stdin ? STDIN_FILENO : open(name, O_RDONLY | O_CLOEXEC);
+    enum tj_format fmt = strcmp(cfg->format, "json-file") == 0 ? TJ_FORMAT_JSONFILE
+                         : strcmp(cfg->format, "plain") == 0   ? TJ_FORMAT_PLAIN
+                                                               : TJ_FORMAT_AUTO;
+    struct tj_assembler *a;
+    int rc;
+
+    if (fd < 0) {
+        fprintf(stderr, "tailjet parse: cannot open %s: %s\n", name, strerror(errno));
+        return 1;
+    }
+    if (fmt == TJ_FORMAT_AUTO && has_suffix(name, "-json.log"))
+        fmt = TJ_FORMAT_JSONFILE; /* Docker's json-file name: a torn first line decides nothing */
+    if (tj_meta_set(&r->meta, TJ_META_FILE_PATH, is_stdin ? NULL : name, strlen(name))) {
+        rc = TJ_ENOMEM;
+        goto close;
+    }
+    a = tj_assembler_create(fmt, cfg->max_line_bytes);
+    rc = a ? parse_fd(r, fd, is_stdin ? "stdin" : name, a, TJ_ASSEMBLE_MAX_RAW(cfg->max_line_bytes))
+           : TJ_ENOMEM;
+    tj_assembler_destroy(a);
+close:
+    if (!is_stdin)
+        close(fd);
+    if (rc == TJ_ENOMEM)
+        fprintf(stderr, "tailjet parse: out of memory while reading %s\n", name);
+    return rc ? 1 : 0;
+}
+
+static void print_summary(const struct tj_parse_stats *st)
+{
+    fprintf(stderr,
+            "tailjet parse: %llu records: %llu matched, %llu _grokparsefailure, %llu "
+            "_groktimeout, %llu _jsonparsefailure, %llu _truncated\n",
+            (unsigned long long)st->records, (unsigned long long)st->matched,
+            (unsigned long long)st->failed, (unsigned long long)st->limited,
+            (unsigned long long)st->json_errors, (unsigned long long)st->truncated);
+}
+
 static int parse_main(int argc, char **argv)
 {
     struct parse_cfg cfg = {0};
     struct tj_strv rest = {0};
-    struct tj_grok_lib *lib = NULL;
-    struct tj_ruleset *rs = NULL;
     struct parse_run r = {0};
     struct tj_match_limits lim = TJ_MATCH_LIMITS_DEFAULT;
-    enum tj_format fmt;
     char err[1024], host[256];
     int status = 2;
 
@@ -271,26 +341,17 @@ static int parse_main(int argc, char **argv)
         fprintf(stderr, "tailjet parse: --max-line-bytes must be between 16 and 64MiB\n");
         goto out;
     }
-    fmt = strcmp(cfg.format, "json-file") == 0 ? TJ_FORMAT_JSONFILE
-          : strcmp(cfg.format, "plain") == 0   ? TJ_FORMAT_PLAIN
-                                               : TJ_FORMAT_AUTO;
-    lib = tj_grok_lib_create();
-    if (!lib || tj_grok_lib_load_builtin(lib, err, sizeof(err)) ||
-        tj_cmd_load_pattern_dirs(lib, &cfg.dirs, err, sizeof(err))) {
-        fprintf(stderr, "tailjet parse: %s\n", lib ? err : "out of memory");
-        goto out;
-    }
-    rs = tj_ruleset_create(lib, cfg.patterns.v, cfg.patterns.n, cfg.multiline, err, sizeof(err));
-    if (!rs) {
-        fprintf(stderr, "tailjet parse: bad pattern: %s\n", err);
+    r.rs = build_ruleset(&cfg, err, sizeof(err));
+    if (!r.rs) {
+        fprintf(stderr, "tailjet parse: %s\n", err);
         goto out;
     }
     lim.match_limit = cfg.match_limit;
-    r.rs = rs;
     r.matcher = tj_matcher_create(&lim);
-    /* Room for a worst-case record (every byte escaped, in the message and in captures). */
+    /* Room for a large record (every byte escaped, in the message and in captures); a larger
+     * one is written without its fields (tj_ruleset_apply). */
     tj_buf_init(&r.out, OUT_FLUSH_AT + 64 * cfg.max_line_bytes + 65536);
-    if (!r.matcher) {
+    if (!r.matcher || (rest.n == 0 && tj_strv_push(&rest, "-"))) { /* no file: stdin */
         fprintf(stderr, "tailjet parse: out of memory\n");
         goto out;
     }
@@ -298,53 +359,18 @@ static int parse_main(int argc, char **argv)
         host[sizeof(host) - 1] = '\0';
         tj_meta_set(&r.meta, TJ_META_HOST_NAME, host, strlen(host));
     }
-    if (rest.n == 0) {
-        static char dash[] = "-";
-        char *args[] = {dash};
-        if (tj_opt_parse(NULL, 0, 1, args, &cfg, &rest, err, sizeof(err)))
-            goto out;
-    }
     status = 0;
-    for (size_t i = 0; i < rest.n; i++) {
-        bool is_stdin = strcmp(rest.v[i], "-") == 0;
-        int fd = is_stdin ? STDIN_FILENO : open(rest.v[i], O_RDONLY | O_CLOEXEC);
-        struct tj_assembler *a;
-        int rc;
-
-        if (fd < 0) {
-            fprintf(stderr, "tailjet parse: cannot open %s: %s\n", rest.v[i], strerror(errno));
-            status = 1;
-            continue;
-        }
-        tj_meta_set(&r.meta, TJ_META_FILE_PATH, is_stdin ? NULL : rest.v[i], strlen(rest.v[i]));
-        a = tj_assembler_create(fmt, cfg.max_line_bytes);
-        rc =
-            a ? parse_fd(&r, fd, is_stdin ? "stdin" : rest.v[i], a, (1u << 20) + cfg.max_line_bytes)
-              : TJ_ENOMEM;
-        tj_assembler_destroy(a);
-        if (!is_stdin)
-            close(fd);
-        if (rc) {
-            status = 1;
-            if (r.write_failed)
-                break;
-        }
-    }
+    for (size_t i = 0; i < rest.n && !r.write_failed; i++)
+        status |= parse_input(&r, &cfg, rest.v[i]);
     if (flush_out(&r))
         status = 1;
     if (!cfg.quiet)
-        fprintf(stderr,
-                "tailjet parse: %llu records: %llu matched, %llu _grokparsefailure, %llu "
-                "_groktimeout, %llu _jsonparsefailure, %llu _truncated\n",
-                (unsigned long long)r.st.records, (unsigned long long)r.st.matched,
-                (unsigned long long)r.st.failed, (unsigned long long)r.st.limited,
-                (unsigned long long)r.st.json_errors, (unsigned long long)r.st.truncated);
+        print_summary(&r.st);
 out:
     tj_matcher_destroy(r.matcher);
     tj_meta_fini(&r.meta);
     tj_buf_fini(&r.out);
-    tj_ruleset_unref(rs);
-    tj_grok_lib_destroy(lib);
+    tj_ruleset_unref((struct tj_ruleset *)r.rs);
     tj_strv_fini(&rest);
     tj_strv_fini(&cfg.patterns);
     tj_strv_fini(&cfg.dirs);

@@ -1,5 +1,6 @@
 /* cmd_patterns.c: `tailjet patterns [NAME]`: list the grok library, or show one name's
- * definition, expansion and fields; `--regex EXPR` prints an expression's exact PCRE2 regex. */
+ * definition, expansion and fields; `--regex EXPR` prints an expression's exact PCRE2 regex.
+ * Main thread only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -13,8 +13,9 @@ int tj_json_escape(struct tj_buf *out, const char *s, size_t n);
 /* Appends "s" (quoted and escaped). Same errors as tj_json_escape. */
 int tj_json_string(struct tj_buf *out, const char *s, size_t n);
 
-/* Length of the longest prefix of s[0..n) that is valid UTF-8 and does not end inside a
- * multi-byte sequence cut at n: used to cut a long line on a character boundary. */
+/* n, moved back (by at most 3 bytes) so that s[0..result) does not end inside a multi-byte
+ * sequence: used to cut a long line on a character boundary. It does not validate the rest
+ * (the encoder replaces invalid bytes). */
 size_t tj_utf8_cut(const char *s, size_t n);
 
 /* If text is a valid JSON number, appends it and returns 0; else TJ_EPARSE, buffer unchanged. */

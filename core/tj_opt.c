@@ -12,7 +12,7 @@ void tj_strv_fini(struct tj_strv *sv)
     sv->n = 0;
 }
 
-static int strv_push(struct tj_strv *sv, const char *s)
+int tj_strv_push(struct tj_strv *sv, const char *s)
 {
     const char **p = realloc(sv->v, (sv->n + 1) * sizeof(*p));
     if (!p)
@@ -88,7 +88,7 @@ static int set_value(const struct tj_opt *o, void *cfg, const char *v, const cha
         *(const char **)base = v;
         return 0;
     case TJ_OPT_STRINGS:
-        if (strv_push((struct tj_strv *)base, v)) {
+        if (tj_strv_push((struct tj_strv *)base, v)) {
             snprintf(err, errlen, "out of memory");
             return TJ_ENOMEM;
         }
@@ -142,7 +142,7 @@ int tj_opt_parse(const struct tj_opt *opts, size_t nopts, int argc, char **argv,
                 snprintf(err, errlen, "unknown option '%s' (see --help)", a);
                 return TJ_EINVAL;
             }
-            if (strv_push(rest, a)) {
+            if (tj_strv_push(rest, a)) {
                 snprintf(err, errlen, "out of memory");
                 return TJ_ENOMEM;
             }

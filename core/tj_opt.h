@@ -22,6 +22,8 @@ struct tj_strv {
 };
 
 void tj_strv_fini(struct tj_strv *sv);
+/* Appends a borrowed string. Returns 0 or TJ_ENOMEM (sv unchanged). */
+int tj_strv_push(struct tj_strv *sv, const char *s);
 
 struct tj_opt {
     const char *name; /* without the leading "--" */
@@ -36,7 +38,8 @@ struct tj_opt {
 
 /* Applies defaults and environment variables, then parses argv[0..argc) into cfg. Positional
  * arguments are collected into *rest. "--name value" and "--name=value" both work; "--"
- * ends the options. Returns 0, or TJ_EINVAL with err naming the option and the problem. */
+ * ends the options. Strings stay borrowed from argv and the environment. Returns 0, TJ_EINVAL
+ * with err naming the option and the problem, or TJ_ENOMEM. Main thread, at start-up. */
 int tj_opt_parse(const struct tj_opt *opts, size_t nopts, int argc, char **argv, void *cfg,
                  struct tj_strv *rest, char *err, size_t errlen);
 

@@ -24,6 +24,11 @@ struct tj_feed {
     struct tj_slice now; /* @timestamp for lines that carry no time (plain text) */
 };
 
+/* The longest raw line a reader should feed for a given line cap: json-file escapes can make a
+ * line's raw form longer than its text, so readers cut raw lines at this size (feeding the cut
+ * head with cut=true) and the assembler never needs more room than this. */
+#define TJ_ASSEMBLE_MAX_RAW(max_line_bytes) ((size_t)(max_line_bytes) + ((size_t)1 << 20))
+
 struct tj_assembler;
 
 /* Returns an assembler, or NULL when out of memory. max_line_bytes caps one event's message. */

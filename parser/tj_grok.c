@@ -369,7 +369,7 @@ static int field_path(struct gx *g, const char *name, size_t n, struct tj_grok_f
 
     if (n == 0) {
         gx_fail(g, "empty field name");
-        return -1;
+        return TJ_EINVAL;
     }
     while (p < end) {
         const char *s, *e;
@@ -415,7 +415,7 @@ bad:
 fail:
     while (k)
         free(segs[--k]);
-    return -1;
+    return TJ_EINVAL;
 }
 
 /* Opens a named capture for field `name`: writes "(?<gN>" and adds to the field table. */

@@ -67,9 +67,10 @@ struct tj_grok {
     int refs;         /* atomic reference count */
 };
 
-/* Expands expr[0..len) against lib into a PCRE2 regex. Returns it (owned, free()) or NULL with
- * err filled: unknown pattern name (with its offset), reference cycle (with the chain),
- * malformed %{...}, a bad field name, or an expansion too long. */
+/* Expands expr[0..len) (borrowed; need not be NUL-terminated) against lib into a PCRE2 regex.
+ * Returns it (owned, free()) or NULL with err filled: unknown pattern name (with its offset),
+ * reference cycle (with the chain), malformed %{...}, a bad field name, or an expansion too long.
+ */
 char *tj_grok_expand(const struct tj_grok_lib *lib, const char *expr, size_t len, char *err,
                      size_t errlen);
 

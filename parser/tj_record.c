@@ -438,7 +438,7 @@ static int pick_group(const struct node *nd, const size_t *ov)
 /* Writes an optional comma and the node's key, into the room the buffer's slack guarantees
  * (the shape's static bytes, see tj_record_encode). The padded key is copied in fixed 16-byte
  * blocks, which compile to vector moves instead of a memcpy call. */
-static inline int put_key(struct tj_buf *out, const struct node *nd, bool comma)
+static inline void put_key(struct tj_buf *out, const struct node *nd, bool comma)
 {
     char *w = out->data + out->len;
 
@@ -449,13 +449,11 @@ static inline int put_key(struct tj_buf *out, const struct node *nd, bool comma)
         for (size_t k = KEY_PAD; k < nd->keypad; k += KEY_PAD)
             memcpy(w + k, nd->key + k, KEY_PAD);
     out->len += comma + nd->keylen;
-    return 0;
 }
 
-static inline int put_char(struct tj_buf *out, char ch)
+static inline void put_char(struct tj_buf *out, char ch)
 {
     out->data[out->len++] = ch;
-    return 0;
 }
 
 /* True for 1 to 18 decimal digits without a leading zero: a JSON integer that fits int64. */
@@ -512,17 +510,18 @@ static int emit_tags(struct tj_buf *out, unsigned tags)
     bool first = true;
     int rc;
 
-    if ((rc = put_char(out, '[')))
-        return rc;
+    put_char(out, '[');
     for (size_t t = 0; t < TJ_ARRAY_LEN(tag_names); t++) {
         if (!(tags & (1u << t)))
             continue;
-        if ((!first && (rc = put_char(out, ','))) ||
-            (rc = tj_json_string(out, tag_names[t], strlen(tag_names[t]))))
+        if (!first)
+            put_char(out, ',');
+        if ((rc = tj_json_string(out, tag_names[t], strlen(tag_names[t]))))
             return rc;
         first = false;
     }
-    return put_char(out, ']');
+    put_char(out, ']');
+    return 0;
 }
 
 /* Writes the value of leaf nd, known to be present; gi is the field's matched group. */
@@ -581,8 +580,8 @@ static int run_ops(struct ectx *c, const struct tj_shape *s)
                 continue;
             }
             mark[depth + 1] = c->out->len;
-            if ((rc = put_key(c->out, nd, any[depth])) || (rc = put_char(c->out, '{')))
-                return rc;
+            put_key(c->out, nd, any[depth]);
+            put_char(c->out, '{');
             any[++depth] = false;
             break;
         case OP_CLOSE:
@@ -590,8 +589,7 @@ static int run_ops(struct ectx *c, const struct tj_shape *s)
                 c->out->len = mark[depth--]; /* only fields below, and none matched */
                 break;
             }
-            if ((rc = put_char(c->out, '}')))
-                return rc;
+            put_char(c->out, '}');
             any[--depth] = true;
             break;
         case OP_LEAF:
@@ -602,7 +600,8 @@ static int run_ops(struct ectx *c, const struct tj_shape *s)
             } else if (!(nd->mask & c->present)) {
                 break;
             }
-            if ((rc = put_key(c->out, nd, any[depth])) || (rc = emit_leaf(c, nd, gi)))
+            put_key(c->out, nd, any[depth]);
+            if ((rc = emit_leaf(c, nd, gi)))
                 return rc;
             any[depth] = true;
             break;

@@ -56,7 +56,8 @@ struct tj_event {
 
 struct tj_shape;
 
-/* Builds the shape of records for pattern g (NULL: metadata only). Returns it (owned, free
+/* Builds the shape of records for pattern g (NULL: metadata only; borrowed during the call, the
+ * shape keeps no pointer to it). Returns it (owned, free
  * with tj_shape_destroy) or NULL with err filled: a field that would replace tailjet's metadata
  * (only "message" may be replaced: the line then goes to event.original), or a field that is
  * both a value and an object. */

@@ -20,7 +20,8 @@ struct tj_ruleset {
     int refs;
 };
 
-/* Compiles the alternatives exprs[0..n) and the multiline regex (NULL: none) against lib.
+/* Compiles the alternatives exprs[0..n) and the multiline regex (NULL: none) against lib; all
+ * NUL-terminated and borrowed during the call only.
  * Returns a ruleset with one reference, or NULL with err filled ("pattern 2: ..."). */
 struct tj_ruleset *tj_ruleset_create(const struct tj_grok_lib *lib, const char *const *exprs,
                                      size_t n, const char *multiline, char *err, size_t errlen);
