@@ -1,6 +1,7 @@
 /* tj_json.c: JSON text output helpers (escaping, UTF-8 repair, numbers). Pure functions over a
  * caller-owned buffer; any thread. */
 #include "tj_json.h"
+#include "tj_simd.h"
 
 #include <errno.h>
 #include <math.h>
@@ -42,24 +43,7 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return 0;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TJ_OVERREAD_OK 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define TJ_OVERREAD_OK 0
-#endif
-#endif
-#ifndef TJ_OVERREAD_OK
-#define TJ_OVERREAD_OK 1
-#endif
 
-/* True when 16 bytes from p can be loaded without crossing into the next page: reading past
- * the end of a string there cannot fault (the bytes past its end are ignored). Sanitizer builds
- * never over-read, so every finding there stays real. */
-static inline bool block_readable(const unsigned char *p, size_t left)
-{
-    return left >= 16 || (TJ_OVERREAD_OK && ((uintptr_t)p & 4095) <= 4096 - 16);
-}
 
 /* Writes the escape of the special byte at s[0] ('"', '\\', a control character or the lead of
  * a multi-byte sequence) to w; returns the bytes consumed and advances *wp. */
@@ -120,7 +104,7 @@ static char *escape_into(char *w, const unsigned char *s, size_t n)
 
     while (i < n) {
 #if defined(__SSE2__)
-        if (block_readable(s + i, n - i)) {
+        if (tj_block_readable(s + i, n - i)) {
             const __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
             /* Signed compare: bytes >= 0x80 are negative, so one compare finds them and the
              * control characters. */

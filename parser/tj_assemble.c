@@ -145,24 +145,59 @@ static int multiline_line(struct tj_assembler *a, int si, const struct tj_event 
                           const struct tj_feed *f)
 {
     struct pending *p = &a->multi[si];
+    bool limited = false;
     int rc;
 
     if (!f->multiline)
         return f->fn(f->arg, ev);
-    if (p->active &&
-        tj_grok_match(f->multiline, f->matcher, ev->message.ptr, ev->message.len) != 1) {
-        size_t mark = p->text.len;
-        pending_append(p, "\n", 1);
-        pending_append(p, ev->message.ptr, ev->message.len);
-        if (p->full && p->text.len == mark + 1 && ev->message.len)
-            p->text.len = mark; /* nothing of the line fit: no separator either */
-        p->tags |= ev->tags & TJ_TAG_TRUNCATED;
-        return 0;
+    if (p->active) {
+        rc = tj_grok_match(f->multiline, f->matcher, ev->message.ptr, ev->message.len);
+        if (rc == 0) {
+            if (p->text.len + 1 + ev->message.len <= p->text.max) {
+                pending_append(p, "\n", 1);
+                pending_append(p, ev->message.ptr, ev->message.len);
+                p->tags |= ev->tags & TJ_TAG_TRUNCATED;
+                return 0;
+            }
+            /* The event is at the cap: ship it, marked as cut here, and go on with a new one
+             * rather than drop the lines that follow (Logstash's max_bytes does the same). */
+            p->tags |= TJ_TAG_TRUNCATED;
+        }
+        limited = rc < 0; /* a match limit: a first line, so a slow regex cannot swallow a file */
+        if ((rc = pending_emit(p, stream_names[si], f)))
+            return rc;
     }
-    if (p->active && (rc = pending_emit(p, stream_names[si], f)))
-        return rc;
     pending_start(p, ev);
+    if (limited)
+        p->tags |= TJ_TAG_GROKTIMEOUT;
     return 0;
+}
+
+/* Emits every pending multiline event, so that an event emitted next never comes before lines
+ * that preceded it in the file. */
+static int flush_multiline(struct tj_assembler *a, const struct tj_feed *f)
+{
+    int rc;
+
+    for (int si = 0; si < NSTREAMS; si++)
+        if (a->multi[si].active && (rc = pending_emit(&a->multi[si], stream_names[si], f)))
+            return rc;
+    return 0;
+}
+
+/* Ships a line that is not a json-file entry in a json-file stream: its raw text, tagged. */
+static int corrupt_line(struct tj_assembler *a, const char *line, size_t len, int64_t offset,
+                        bool cut, const struct tj_feed *f)
+{
+    struct tj_event ev = {.offset = offset};
+    int rc = flush_multiline(a, f);
+
+    if (rc)
+        return rc;
+    ev.tags = TJ_TAG_JSONPARSEFAILURE | (cut ? TJ_TAG_TRUNCATED : 0);
+    ev.message = cap_text((struct tj_slice){line, len}, a->max_line, &ev.tags);
+    ev.time = f->now;
+    return f->fn(f->arg, &ev);
 }
 
 static int stream_index(struct tj_slice s)
@@ -183,13 +218,8 @@ static int jsonfile_line(struct tj_assembler *a, const char *line, size_t len, i
     struct pending *p;
     int si;
 
-    if (cut || tj_jsonfile_decode(line, len, &a->scratch, &e, &why) != 0) {
-        /* Keep the raw text: a torn write or a corrupt line is shipped, tagged, never lost. */
-        ev.tags = TJ_TAG_JSONPARSEFAILURE | (cut ? TJ_TAG_TRUNCATED : 0);
-        ev.message = cap_text((struct tj_slice){line, len}, a->max_line, &ev.tags);
-        ev.time = f->now;
-        return f->fn(f->arg, &ev);
-    }
+    if (cut || tj_jsonfile_decode(line, len, &a->scratch, &e, &why) != 0)
+        return corrupt_line(a, line, len, offset, cut, f); /* kept raw, tagged, never lost */
     si = stream_index(e.stream);
     p = &a->part[si];
     ev.time = e.time.len ? e.time : f->now;
@@ -235,10 +265,13 @@ int tj_assembler_line(struct tj_assembler *a, const char *line, size_t len, int6
         }
         if (i < len && line[i] == '{') {
             struct tj_jsonfile_entry e;
-            const char *why;
-            a->fmt = !cut && tj_jsonfile_decode(line, len, &a->scratch, &e, &why) == 0
-                         ? TJ_FORMAT_JSONFILE
-                         : TJ_FORMAT_PLAIN;
+            const char *why = NULL;
+            if (!cut && tj_jsonfile_decode(line, len, &a->scratch, &e, &why) == 0)
+                a->fmt = TJ_FORMAT_JSONFILE;
+            else if (why == tj_jsonfile_why_nolog)
+                a->fmt = TJ_FORMAT_PLAIN; /* an application's own JSON lines */
+            else
+                return corrupt_line(a, line, len, offset, cut, f); /* torn: decide later */
         } else {
             a->fmt = TJ_FORMAT_PLAIN;
         }

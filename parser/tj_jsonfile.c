@@ -3,28 +3,11 @@
  * the caller's scratch buffer. No allocation. Runs on whichever thread reads the file. */
 #include "tj_jsonfile.h"
 
+#include "tj_simd.h"
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-
-#if defined(__SANITIZE_ADDRESS__)
-#define TJ_OVERREAD_OK 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define TJ_OVERREAD_OK 0
-#endif
-#endif
-#ifndef TJ_OVERREAD_OK
-#define TJ_OVERREAD_OK 1
-#endif
-
-/* True when 16 bytes from p can be loaded: inside the input, or past its end but within p's
- * page, where a load cannot fault and the extra bytes are masked off. Sanitizer builds never
- * read past the end. */
-static inline bool block_readable(const char *p, const char *end)
-{
-    return end - p >= 16 || (TJ_OVERREAD_OK && ((uintptr_t)p & 4095) <= 4096 - 16);
-}
 
 #if defined(__SSE2__)
 /* Bit i set where p[i] is '"' or '\\' (bits past `end` cleared, and bit end-p set). */
@@ -120,7 +103,7 @@ static size_t put_utf8(char *w, unsigned cp)
 
 /* Decodes one escape at p (just past the backslash). A \u escape always shrinks or keeps the
  * size (6 or 12 input bytes give at most 4 output bytes). Returns the new p or NULL. */
-static const char *unescape_one(const char *p, const char *end, char *w, size_t *wn,
+static const char *unescape_one(const char *p, const char *end, char *w, size_t *wn, bool *lossy,
                                 const char **why)
 {
     unsigned cp, lo;
@@ -165,9 +148,11 @@ static const char *unescape_one(const char *p, const char *end, char *w, size_t 
                 p += 6;
             } else {
                 cp = 0xFFFD;
+                *lossy = true;
             }
         } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
             cp = 0xFFFD;
+            *lossy = true;
         }
         *wn = put_utf8(w, cp);
         return p;
@@ -192,7 +177,7 @@ static int unescape_str(const char **cursor, const char *end, char *out, const c
     for (;;) {
         const char *q;
 #if defined(__SSE2__)
-        if (block_readable(p, end) && out_end - w >= 16) {
+        if (tj_block_readable(p, (size_t)(end - p)) && out_end - w >= 16) {
             __m128i v = _mm_loadu_si128((const __m128i *)p);
             unsigned odd, stops = block_stops(v, p, end, &odd);
             _mm_storeu_si128((__m128i *)w, v);
@@ -224,8 +209,10 @@ static int unescape_str(const char **cursor, const char *end, char *out, const c
             return 0;
         }
         size_t wn;
+        bool lossy = false;
         *escaped = true;
-        p = unescape_one(q + 1, end, w, &wn, why);
+        p = unescape_one(q + 1, end, w, &wn, &lossy, why);
+        *clean &= !lossy; /* a lone surrogate escape is not copied into records as is */
         if (!p)
             return TJ_EPARSE;
         w += wn;
@@ -271,6 +258,7 @@ static bool raw_text_ok(const char *str, const char *e)
  * anywhere. */
 static const char *skip_string(const char *p, const char *end, bool *has_escape, const char **why)
 {
+    bool lossy;
     char tmp[4];
     size_t wn;
     const char *run;
@@ -291,7 +279,7 @@ static const char *skip_string(const char *p, const char *end, bool *has_escape,
         if (*p == '"')
             return p + 1;
         *has_escape = true;
-        p = unescape_one(p + 1, end, tmp, &wn, why);
+        p = unescape_one(p + 1, end, tmp, &wn, &lossy, why);
         if (!p)
             return NULL;
     }
@@ -465,6 +453,8 @@ static bool decode_docker(const char *p, const char *end, struct tj_buf *scratch
     return true;
 }
 
+const char tj_jsonfile_why_nolog[] = "no \"log\" key";
+
 static bool key_is(const char *k, size_t n, const char *lit)
 {
     size_t m = strlen(lit);
@@ -564,7 +554,7 @@ int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
         return TJ_EPARSE;
     }
     if (!have_log) {
-        *why = "no \"log\" key";
+        *why = tj_jsonfile_why_nolog;
         return TJ_EPARSE;
     }
 done:

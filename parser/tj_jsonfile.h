@@ -20,15 +20,19 @@ struct tj_jsonfile_entry {
 };
 
 /* Decodes line[0..len) (no trailing newline). `scratch` is reset and receives the unescaped log
- * text when escapes occur; it must be able to hold `len` bytes. On success fills *e and returns
- * 0; slices borrow from `line` and `scratch`, valid until either changes. Returns TJ_EPARSE
- * when the line is not a json-file entry (not JSON, bad escape, no "log" string, trailing
+ * text when escapes occur; its cap must allow `len + 16` bytes (block stores). On success fills *e
+ * and returns 0; slices borrow from `line` and `scratch`, valid until either changes. Returns
+ * TJ_EPARSE when the line is not a json-file entry (not JSON, bad escape, no "log" string, trailing
  * garbage) and sets *why to a static reason; returns TJ_ENOSPC if scratch is too small. */
+/* The reason tj_jsonfile_decode gives for a valid JSON object without a "log" string: an
+ * application's own JSON line rather than a damaged Docker entry. Compare pointers. */
+extern const char tj_jsonfile_why_nolog[];
+
 int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
                        struct tj_jsonfile_entry *e, const char **why);
 
-/* Decodes the JSON string whose opening quote is at *cursor, appending its UTF-8 bytes to out
- * (which must have room for the raw length). Advances *cursor past the closing quote.
+/* Decodes the JSON string whose opening quote is at *cursor, writing its UTF-8 bytes to out
+ * (which must have room for end - *cursor bytes). Advances *cursor past the closing quote.
  * Returns 0 or TJ_EPARSE with *why set. Exposed for tests and the fuzz target. */
 int tj_jsonfile_unescape(const char **cursor, const char *end, char *out, size_t *outlen,
                          const char **why);

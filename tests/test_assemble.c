@@ -190,8 +190,8 @@ static void test_detect_jsonfile(void)
 
 static void test_detect_plain(void)
 {
-    static const char *const firsts[] = {"hello", "{not json", "[1,2]", " {\"log\":5}",
-                                         "{\"log\":\"x\\n\"} trailing"};
+    /* Not Docker's: the first line decides plain text (an application's own JSON lines too). */
+    static const char *const firsts[] = {"hello", "[1,2]", "{\"level\":\"info\",\"msg\":\"up\"}"};
 
     for (size_t i = 0; i < TJ_ARRAY_LEN(firsts); i++) {
         struct sink k;
@@ -209,6 +209,35 @@ static void test_detect_plain(void)
             CHECK_STR(k.ev[0].stream, "");
             CHECK(MSG_IS(&k.ev[1], "{\"log\":\"x\\n\",\"stream\":\"stdout\"}"));
             CHECK(k.ev[1].offset == 100);
+        }
+        sink_fini(&k);
+        tj_assembler_destroy(a);
+    }
+}
+
+static void test_detect_after_torn_first_line(void)
+{
+    /* A damaged line that looks like Docker's decides nothing: it is shipped raw and tagged,
+     * and the next line decides (a file read from a rotation's middle starts like this). */
+    static const char *const firsts[] = {"{not json", " {\"log\":5}", "{\"log\":\"x\\n\"} trailing",
+                                         "e\":\"stdout\"}"};
+
+    for (size_t i = 0; i < TJ_ARRAY_LEN(firsts); i++) {
+        struct sink k;
+        struct tj_feed f = feed_to(&k);
+        struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1024);
+        CHECK(feed(a, &f, firsts[i], 7) == 0);
+        CHECK(feed(a, &f, "{\"log\":\"x\\n\",\"stream\":\"stdout\"}", 100) == 0);
+        if (firsts[i][0] == 'e') { /* not even '{': plain, as before */
+            CHECK(tj_assembler_format(a) == TJ_FORMAT_PLAIN);
+        } else {
+            CHECK(tj_assembler_format(a) == TJ_FORMAT_JSONFILE);
+            CHECK(k.n == 2);
+            if (k.n == 2) {
+                CHECK(msg_is(&k.ev[0], firsts[i], strlen(firsts[i])));
+                CHECK(k.ev[0].tags == TJ_TAG_JSONPARSEFAILURE && k.ev[0].offset == 7);
+                CHECK(MSG_IS(&k.ev[1], "x") && k.ev[1].tags == 0 && k.ev[1].offset == 100);
+            }
         }
         sink_fini(&k);
         tj_assembler_destroy(a);
@@ -665,19 +694,51 @@ static void test_multiline_over_cap(void)
     CHECK(feed(a, &f, "START 2", 39) == 0);
     CHECK(feed_n(a, &f, "  cut by the reader", 19, 47, true) == 0);
     CHECK(tj_assembler_flush(a, false, &f) == 0);
-    CHECK(k.n == 2);
-    if (k.n == 2) {
-        CHECK(MSG_IS(&k.ev[0], "START 1\n  abcdefghijklm"));
+    /* Nothing is dropped: an event at the cap is shipped, tagged as cut there, and the line
+     * that did not fit starts the next one. */
+    CHECK(k.n == 5);
+    if (k.n == 5) {
+        CHECK(MSG_IS(&k.ev[0], "START 1"));
         CHECK(k.ev[0].tags == TJ_TAG_TRUNCATED && k.ev[0].offset == 0);
-        CHECK(MSG_IS(&k.ev[1], "START 2\n  cut by the rea"));
-        CHECK(k.ev[1].tags == TJ_TAG_TRUNCATED && k.ev[1].offset == 39);
+        CHECK(MSG_IS(&k.ev[1], "  abcdefghijklm\xE2\x82\xAC\nx"));
+        CHECK(k.ev[1].tags == TJ_TAG_TRUNCATED && k.ev[1].offset == 8);
+        CHECK(MSG_IS(&k.ev[2], "  more") && k.ev[2].tags == 0 && k.ev[2].offset == 32);
+        CHECK(MSG_IS(&k.ev[3], "START 2"));
+        CHECK(k.ev[3].tags == TJ_TAG_TRUNCATED && k.ev[3].offset == 39);
+        CHECK(MSG_IS(&k.ev[4], "  cut by the reader")); /* the reader's cut tags it too */
+        CHECK(k.ev[4].tags == TJ_TAG_TRUNCATED && k.ev[4].offset == 47);
     }
     sink_fini(&k);
     ml_fini(&ml);
     tj_assembler_destroy(a);
 }
 
-/* A continuation line of which nothing fits leaves no "\n" behind. */
+/* A corrupt line never overtakes the multiline event that precedes it in the file. */
+static void test_corrupt_line_keeps_file_order(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct ml ml;
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1024);
+
+    ml_init(&ml, "^START", &f);
+    CHECK(feed(a, &f, "{\"log\":\"START a\\n\",\"stream\":\"stdout\"}", 0) == 0);
+    CHECK(feed(a, &f, "{\"log\":\"  more\\n\",\"stream\":\"stdout\"}", 40) == 0);
+    CHECK(feed(a, &f, "{\"log\":\"torn", 80) == 0);
+    CHECK(feed(a, &f, "{\"log\":\"START b\\n\",\"stream\":\"stdout\"}", 95) == 0);
+    CHECK(tj_assembler_flush(a, true, &f) == 0);
+    CHECK(k.n == 3);
+    if (k.n == 3) {
+        CHECK(MSG_IS(&k.ev[0], "START a\n  more") && k.ev[0].offset == 0);
+        CHECK(k.ev[1].offset == 80 && k.ev[1].tags == TJ_TAG_JSONPARSEFAILURE);
+        CHECK(MSG_IS(&k.ev[2], "START b") && k.ev[2].offset == 95);
+    }
+    sink_fini(&k);
+    ml_fini(&ml);
+    tj_assembler_destroy(a);
+}
+
+/* A continuation line that does not fit leaves no "\n" behind: it starts the next event. */
 static void test_multiline_cap_no_dangling_separator(void)
 {
     struct sink k;
@@ -690,10 +751,11 @@ static void test_multiline_cap_no_dangling_separator(void)
     CHECK(feed(a, &f, "  0123456789abc", 8) == 0); /* 7 + 1 + 15 = 23 */
     CHECK(feed(a, &f, "xy", 24) == 0);             /* "\n" would fit, "xy" not */
     CHECK(tj_assembler_flush(a, false, &f) == 0);
-    CHECK(k.n == 1);
-    if (k.n == 1) {
+    CHECK(k.n == 2);
+    if (k.n == 2) {
         CHECK(MSG_IS(&k.ev[0], "START 1\n  0123456789abc"));
         CHECK(k.ev[0].tags == TJ_TAG_TRUNCATED);
+        CHECK(MSG_IS(&k.ev[1], "xy") && k.ev[1].tags == 0 && k.ev[1].offset == 24);
     }
     sink_fini(&k);
     ml_fini(&ml);
@@ -725,6 +787,8 @@ static void test_multiline_leading_lines(void)
 static const struct tj_test tests[] = {
     {"detect_jsonfile", test_detect_jsonfile},
     {"detect_plain", test_detect_plain},
+    {"detect_after_torn_first_line", test_detect_after_torn_first_line},
+    {"corrupt_line_keeps_file_order", test_corrupt_line_keeps_file_order},
     {"detect_after_empty_lines", test_detect_after_empty_lines},
     {"detect_cut_blank_line", test_detect_cut_blank_line},
     {"plain_crlf_and_empty", test_plain_crlf_and_empty},

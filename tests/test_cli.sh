@@ -75,6 +75,17 @@ LOG
 check_json multiline_joined "$T/multi" \
   'len(recs) == 2 and recs[0]["message"].count("\n") == 3 and recs[0]["log"]["level"] == "ERROR" and recs[0]["msg"].startswith("request failed") and recs[1]["log"]["offset"] > 0 and recs[1]["log"]["level"] == "INFO"'
 
+# --- multiline never drops lines: an event at the cap is shipped and the next one begins
+seq 1 20000 | "$TJ" parse --quiet --multiline '^NEVER' --max-line-bytes 1k >"$T/mcap"
+check_json multiline_cap_keeps_every_line "$T/mcap" \
+  'sorted(int(x) for r in recs for x in r["message"].split("\n")) == list(range(1, 20001)) and all(len(r["message"]) <= 1024 for r in recs) and all(r.get("tags") == ["_truncated"] for r in recs[:-1])'
+
+# --- a lone surrogate escape becomes U+FFFD (the escaped form is not copied as is)
+printf '%s\n' '{"log":"a\ud800b\n","stream":"stdout","time":"t"}' | "$TJ" parse --quiet - >"$T/surr"
+check_json lone_surrogate "$T/surr" 'recs[0]["message"] == "a\ufffdb"'
+grep -q 'ud800' "$T/surr"
+check lone_surrogate_not_copied test $? -ne 0
+
 # --- the line cap: one record, cut, tagged
 python3 -c 'print("x" * 5000); print("short")' | "$TJ" parse --quiet --max-line-bytes 100 >"$T/cap"
 check_json line_cap "$T/cap" \
