@@ -53,8 +53,9 @@ struct tj_assembler *tj_assembler_create(enum tj_format fmt, size_t max_line_byt
         return NULL;
     a->fmt = fmt;
     a->max_line = max_line_bytes;
-    /* A raw json-file line may be up to 6 times its text (\u00XX escapes). */
-    tj_buf_init(&a->scratch, SIZE_MAX / 2);
+    /* Unescaped text is never longer than its raw line, and readers cut raw lines at
+     * TJ_ASSEMBLE_MAX_RAW; 16 more bytes for the decoder's block stores. */
+    tj_buf_init(&a->scratch, TJ_ASSEMBLE_MAX_RAW(max_line_bytes) + 64);
     for (int i = 0; i < NSTREAMS; i++) {
         pending_init(&a->part[i], max_line_bytes);
         pending_init(&a->multi[i], max_line_bytes);

@@ -461,6 +461,90 @@ static bool key_is(const char *k, size_t n, const char *lit)
     return n == m && memcmp(k, lit, m) == 0;
 }
 
+/* Decodes one member ("key": value) of the entry at *pp, advancing it past the value. */
+static int decode_member(const char **pp, const char *end, struct tj_buf *scratch,
+                         struct tj_jsonfile_entry *e, bool *have_log, const char **why)
+{
+    const char *p = *pp;
+    const char *k, *v;
+    size_t kn;
+    bool esc;
+
+    if (p >= end || *p != '"') {
+        *why = "object key expected";
+        return TJ_EPARSE;
+    }
+    k = p + 1;
+    p = skip_string(p, end, &esc, why);
+    if (!p)
+        return TJ_EPARSE;
+    kn = (size_t)(p - 1 - k);
+    if (esc)
+        kn = 0; /* an escaped key is never one of ours */
+    p = skip_ws(p, end);
+    if (p >= end || *p != ':') {
+        *why = "':' expected";
+        return TJ_EPARSE;
+    }
+    p = skip_ws(p + 1, end);
+    v = p;
+    if (key_is(k, kn, "log")) {
+        if (p >= end || *p != '"') {
+            *why = "\"log\" is not a string";
+            return TJ_EPARSE;
+        }
+        int rc = decode_log(&p, end, scratch, e, why);
+        if (rc)
+            return rc;
+        *have_log = true;
+    } else if (key_is(k, kn, "stream") || key_is(k, kn, "time")) {
+        if (p >= end || *p != '"') {
+            *why = "\"stream\" or \"time\" is not a string";
+            return TJ_EPARSE;
+        }
+        p = skip_string(p, end, &esc, why);
+        if (!p)
+            return TJ_EPARSE;
+        struct tj_slice s = {v + 1, (size_t)(p - v - 2)};
+        if (esc)
+            s.len = 0; /* Docker never escapes these; an odd value is dropped */
+        if (k[0] == 's')
+            e->stream = s;
+        else
+            e->time = s;
+    } else {
+        p = skip_value(p, end, 0, why);
+        if (!p)
+            return TJ_EPARSE;
+        if (key_is(k, kn, "attrs") && *v == '{')
+            e->attrs = (struct tj_slice){v, (size_t)(p - v)};
+    }
+    *pp = p;
+    return 0;
+}
+
+/* Strips the line end from the decoded text and its escaped form; marks partial pieces. */
+static void finish_entry(struct tj_jsonfile_entry *e)
+{
+    /* Strip the line end from the text and its escaped form from log_json. The text decides:
+     * raw backslash-backslash-n is an escaped backslash and an n, not a line end. */
+    if (e->log.len && e->log.ptr[e->log.len - 1] == '\n') {
+        e->log.len--;
+        if (!strip_escape(&e->log_json, 'n'))
+            e->log_json.len = 0;
+        if (e->log.len && e->log.ptr[e->log.len - 1] == '\r') {
+            e->log.len--;
+            if (!strip_escape(&e->log_json, 'r'))
+                e->log_json.len = 0;
+        }
+    } else {
+        e->partial = true;
+        e->log_json.len = 0;
+    }
+    if (!e->log_json.len)
+        e->log_json.ptr = NULL;
+}
+
 int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
                        struct tj_jsonfile_entry *e, const char **why)
 {
@@ -483,59 +567,9 @@ int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
         p++;
     else
         for (;;) {
-            const char *k, *v;
-            size_t kn;
-            bool esc;
-
-            if (p >= end || *p != '"') {
-                *why = "object key expected";
-                return TJ_EPARSE;
-            }
-            k = p + 1;
-            p = skip_string(p, end, &esc, why);
-            if (!p)
-                return TJ_EPARSE;
-            kn = (size_t)(p - 1 - k);
-            if (esc)
-                kn = 0; /* an escaped key is never one of ours */
-            p = skip_ws(p, end);
-            if (p >= end || *p != ':') {
-                *why = "':' expected";
-                return TJ_EPARSE;
-            }
-            p = skip_ws(p + 1, end);
-            v = p;
-            if (key_is(k, kn, "log")) {
-                if (p >= end || *p != '"') {
-                    *why = "\"log\" is not a string";
-                    return TJ_EPARSE;
-                }
-                int rc = decode_log(&p, end, scratch, e, why);
-                if (rc)
-                    return rc;
-                have_log = true;
-            } else if (key_is(k, kn, "stream") || key_is(k, kn, "time")) {
-                if (p >= end || *p != '"') {
-                    *why = "\"stream\" or \"time\" is not a string";
-                    return TJ_EPARSE;
-                }
-                p = skip_string(p, end, &esc, why);
-                if (!p)
-                    return TJ_EPARSE;
-                struct tj_slice s = {v + 1, (size_t)(p - v - 2)};
-                if (esc)
-                    s.len = 0; /* Docker never escapes these; an odd value is dropped */
-                if (k[0] == 's')
-                    e->stream = s;
-                else
-                    e->time = s;
-            } else {
-                p = skip_value(p, end, 0, why);
-                if (!p)
-                    return TJ_EPARSE;
-                if (key_is(k, kn, "attrs") && *v == '{')
-                    e->attrs = (struct tj_slice){v, (size_t)(p - v)};
-            }
+            int rc = decode_member(&p, end, scratch, e, &have_log, why);
+            if (rc)
+                return rc;
             p = skip_ws(p, end);
             if (p < end && *p == ',') {
                 p = skip_ws(p + 1, end);
@@ -558,22 +592,6 @@ int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
         return TJ_EPARSE;
     }
 done:
-    /* Strip the line end from the text and its escaped form from log_json. The text decides:
-     * raw backslash-backslash-n is an escaped backslash and an n, not a line end. */
-    if (e->log.len && e->log.ptr[e->log.len - 1] == '\n') {
-        e->log.len--;
-        if (!strip_escape(&e->log_json, 'n'))
-            e->log_json.len = 0;
-        if (e->log.len && e->log.ptr[e->log.len - 1] == '\r') {
-            e->log.len--;
-            if (!strip_escape(&e->log_json, 'r'))
-                e->log_json.len = 0;
-        }
-    } else {
-        e->partial = true;
-        e->log_json.len = 0;
-    }
-    if (!e->log_json.len)
-        e->log_json.ptr = NULL;
+    finish_entry(e);
     return 0;
 }
