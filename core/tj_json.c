@@ -43,8 +43,6 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return 0;
 }
 
-
-
 /* Writes the escape of the special byte at s[0] ('"', '\\', a control character or the lead of
  * a multi-byte sequence) to w; returns the bytes consumed and advances *wp. */
 static inline size_t escape_special(const unsigned char *s, size_t left, char **wp)
