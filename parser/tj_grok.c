@@ -325,6 +325,26 @@ static void gx_put(struct gx *g, const char *s, size_t n)
     g->out[g->len] = '\0';
 }
 
+/* Makes room for one more element in arr (`used` elements of `size` bytes, capacity *cap),
+ * doubling the capacity as needed. Returns the array, perhaps moved, or NULL with the expansion
+ * failed (arr is then unchanged and still owned by the caller). */
+static void *gx_room(struct gx *g, void *arr, size_t *cap, size_t used, size_t size)
+{
+    size_t ncap;
+    void *p;
+
+    if (used < *cap)
+        return arr;
+    ncap = *cap ? *cap * 2 : 16;
+    p = realloc(arr, ncap * size);
+    if (!p) {
+        gx_fail(g, "out of memory");
+        return NULL;
+    }
+    *cap = ncap;
+    return p;
+}
+
 static void gx_puts(struct gx *g, const char *s)
 {
     gx_put(g, s, strlen(s));
@@ -334,22 +354,16 @@ static void gx_puts(struct gx *g, const char *s)
  * expansion of %{name} written at user offset u. */
 static void gx_mark(struct gx *g, size_t u, const char *name, size_t name_len)
 {
-    struct seg *last = g->nsegs ? &g->segs[g->nsegs - 1] : NULL;
+    struct seg *last = g->nsegs ? &g->segs[g->nsegs - 1] : NULL, *segs;
 
     if (g->failed)
         return;
     if (last && !name && !last->name && last->user_off + (g->len - last->out_off) == u)
         return; /* still linear */
-    if (g->nsegs == g->capsegs) {
-        size_t ncap = g->capsegs ? g->capsegs * 2 : 32;
-        struct seg *p = realloc(g->segs, ncap * sizeof(*p));
-        if (!p) {
-            gx_fail(g, "out of memory");
-            return;
-        }
-        g->segs = p;
-        g->capsegs = ncap;
-    }
+    segs = gx_room(g, g->segs, &g->capsegs, g->nsegs, sizeof(*segs));
+    if (!segs)
+        return;
+    g->segs = segs;
     g->segs[g->nsegs++] = (struct seg){g->len, u, name, name_len};
 }
 
@@ -422,20 +436,14 @@ fail:
 static void gx_open_field(struct gx *g, const char *name, size_t n, enum tj_field_type type)
 {
     char tmp[32];
-    struct tj_grok_field f = {0};
+    struct tj_grok_field f = {0}, *fields;
 
     if (g->failed)
         return;
-    if (g->nfields == g->capf) {
-        size_t ncap = g->capf ? g->capf * 2 : 16;
-        struct tj_grok_field *p = realloc(g->fields, ncap * sizeof(*p));
-        if (!p) {
-            gx_fail(g, "out of memory");
-            return;
-        }
-        g->fields = p;
-        g->capf = ncap;
-    }
+    fields = gx_room(g, g->fields, &g->capf, g->nfields, sizeof(*fields));
+    if (!fields)
+        return;
+    g->fields = fields;
     if (field_path(g, name, n, &f))
         return;
     f.type = type;
@@ -527,18 +535,14 @@ static size_t gx_reference(struct gx *g, const char *src, size_t n, size_t at)
 /* Remembers that the group just opened was named `name` by the expression. */
 static void gx_name(struct gx *g, const char *name, size_t len)
 {
+    struct gname *names;
+
     if (g->failed)
         return;
-    if (g->nnames == g->capnames) {
-        size_t ncap = g->capnames ? g->capnames * 2 : 8;
-        struct gname *p = realloc(g->names, ncap * sizeof(*p));
-        if (!p) {
-            gx_fail(g, "out of memory");
-            return;
-        }
-        g->names = p;
-        g->capnames = ncap;
-    }
+    names = gx_room(g, g->names, &g->capnames, g->nnames, sizeof(*names));
+    if (!names)
+        return;
+    g->names = names;
     g->names[g->nnames++] = (struct gname){name, len, g->nfields};
 }
 
