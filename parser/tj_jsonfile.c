@@ -211,6 +211,11 @@ static int unescape_str(const char **cursor, const char *end, char *out, const c
         size_t wn;
         bool lossy = false;
         *escaped = true;
+        if (TJ_LIKELY(q + 1 < end) && (q[1] == '"' || q[1] == '\\' || q[1] == '/')) {
+            *w++ = q[1]; /* the escapes an access log is full of, without a call */
+            p = q + 2;
+            continue;
+        }
         p = unescape_one(q + 1, end, w, &wn, &lossy, why);
         *clean &= !lossy; /* a lone surrogate escape is not copied into records as is */
         if (!p)
