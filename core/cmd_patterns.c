@@ -36,6 +36,66 @@ static void print_fields(const struct tj_grok *g)
     }
 }
 
+/* Prints the regex expr expands to. Returns the exit status. */
+static int print_regex(const struct tj_grok_lib *lib, const char *expr)
+{
+    char err[1024];
+    char *re = tj_grok_expand(lib, expr, strlen(expr), err, sizeof(err));
+
+    if (!re) {
+        fprintf(stderr, "tailjet patterns: %s\n", err);
+        return 2;
+    }
+    printf("%s\n", re);
+    free(re);
+    return 0;
+}
+
+/* Lists every name with the file that defines it. Returns the exit status. */
+static int list_names(const struct tj_grok_lib *lib)
+{
+    size_t n;
+    const char **names = tj_grok_lib_names(lib, &n);
+
+    if (!names) {
+        fprintf(stderr, "tailjet patterns: out of memory\n");
+        return 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *origin = "";
+        tj_grok_lib_get(lib, names[i], strlen(names[i]), &origin);
+        printf("%-32s %s\n", names[i], origin);
+    }
+    free(names);
+    return 0;
+}
+
+/* Shows one name's definition, regex and fields. Returns the exit status. */
+static int show_name(const struct tj_grok_lib *lib, const char *name)
+{
+    const char *origin = "", *def = tj_grok_lib_get(lib, name, strlen(name), &origin);
+    char expr[256], err[1024];
+    struct tj_grok *g;
+
+    if (!def) {
+        fprintf(stderr,
+                "tailjet patterns: no pattern named '%s' (list them with 'tailjet patterns')\n",
+                name);
+        return 2;
+    }
+    snprintf(expr, sizeof(expr), "%%{%s}", name);
+    g = tj_grok_compile(lib, expr, strlen(expr), err, sizeof(err));
+    printf("%s (%s)\n  definition: %s\n", name, origin, def);
+    if (!g) {
+        printf("  error: %s\n", err);
+        return 2;
+    }
+    printf("  regex: %s\n  fields:%s\n", g->regex, g->nfields ? "" : " (none)");
+    print_fields(g);
+    tj_grok_unref(g);
+    return 0;
+}
+
 static int patterns_main(int argc, char **argv)
 {
     struct patterns_cfg cfg = {0};
@@ -61,57 +121,13 @@ static int patterns_main(int argc, char **argv)
         goto out;
     }
     if (cfg.regex) {
-        char *re = tj_grok_expand(lib, cfg.regex, strlen(cfg.regex), err, sizeof(err));
-        if (!re) {
-            fprintf(stderr, "tailjet patterns: %s\n", err);
-            goto out;
-        }
-        printf("%s\n", re);
-        free(re);
+        status = print_regex(lib, cfg.regex);
+    } else if (rest.n == 0) {
+        status = list_names(lib);
+    } else {
         status = 0;
-        goto out;
-    }
-    if (rest.n == 0) {
-        size_t n;
-        const char **names = tj_grok_lib_names(lib, &n);
-        if (!names) {
-            fprintf(stderr, "tailjet patterns: out of memory\n");
-            goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-            const char *origin = "";
-            tj_grok_lib_get(lib, names[i], strlen(names[i]), &origin);
-            printf("%-32s %s\n", names[i], origin);
-        }
-        free(names);
-        status = 0;
-        goto out;
-    }
-    status = 0;
-    for (size_t i = 0; i < rest.n; i++) {
-        const char *origin = "", *def = tj_grok_lib_get(lib, rest.v[i], strlen(rest.v[i]), &origin);
-        char expr[256];
-        struct tj_grok *g;
-
-        if (!def) {
-            fprintf(stderr,
-                    "tailjet patterns: no pattern named '%s' (list them with 'tailjet "
-                    "patterns')\n",
-                    rest.v[i]);
-            status = 2;
-            continue;
-        }
-        snprintf(expr, sizeof(expr), "%%{%s}", rest.v[i]);
-        g = tj_grok_compile(lib, expr, strlen(expr), err, sizeof(err));
-        printf("%s (%s)\n  definition: %s\n", rest.v[i], origin, def);
-        if (!g) {
-            printf("  error: %s\n", err);
-            status = 2;
-            continue;
-        }
-        printf("  regex: %s\n  fields:%s\n", g->regex, g->nfields ? "" : " (none)");
-        print_fields(g);
-        tj_grok_unref(g);
+        for (size_t i = 0; i < rest.n; i++)
+            status |= show_name(lib, rest.v[i]);
     }
 out:
     tj_grok_lib_destroy(lib);

@@ -455,53 +455,59 @@ static void gx_open_field(struct gx *g, const char *name, size_t n, enum tj_fiel
 
 static void gx_expand(struct gx *g, const char *src, size_t n);
 
-/* Handles %{NAME[:field[:type]]} at src[0]; returns the bytes consumed. */
-static size_t gx_reference(struct gx *g, const char *src, size_t n, size_t at)
-{
-    const char *p = src + 2, *end = src + n, *name, *field = NULL, *type = NULL, *def;
-    size_t nn, fn = 0, tn = 0;
-    enum tj_field_type ty = TJ_FIELD_STRING;
-    const char *close = memchr(p, '}', (size_t)(end - p));
+/* The parts of one %{NAME[:field[:type]]}. */
+struct grok_ref {
+    const char *name, *field;
+    size_t name_len, field_len;
+    enum tj_field_type type;
+    size_t len; /* bytes from '%' to '}' included */
+};
 
-    name = p;
+/* Parses the reference at src[0] ("%{"), reporting a malformed one at user offset `at`.
+ * Returns false with the expansion failed. */
+static bool parse_reference(struct gx *g, const char *src, size_t n, size_t at, struct grok_ref *r)
+{
+    const char *p = src + 2, *end = src + n;
+    const char *close = memchr(p, '}', (size_t)(end - p)), *colon;
+
+    memset(r, 0, sizeof(*r));
+    r->name = p;
     while (p < end && is_name_char(*p))
         p++;
-    nn = (size_t)(p - name);
-    if (!close || nn == 0 || (p != close && *p != ':')) {
+    r->name_len = (size_t)(p - r->name);
+    if (!close || r->name_len == 0 || (p != close && *p != ':')) {
         gx_fail(g,
                 "malformed %%{...} at offset %zu: expected %%{NAME}, %%{NAME:field} or "
                 "%%{NAME:field:int|float}",
                 at);
-        return n;
+        return false;
     }
-    if (*p == ':') {
-        const char *colon;
-        field = p + 1;
-        /* The type is after the last ':' when it is a known type word; a field name itself
-         * never contains ':' in Logstash's syntax. */
-        colon = memchr(field, ':', (size_t)(close - field));
-        fn = (size_t)((colon ? colon : close) - field);
-        if (colon) {
-            type = colon + 1;
-            tn = (size_t)(close - type);
-            if (tn == 3 && memcmp(type, "int", 3) == 0)
-                ty = TJ_FIELD_INT;
-            else if (tn == 5 && memcmp(type, "float", 5) == 0)
-                ty = TJ_FIELD_FLOAT;
-            else {
-                gx_fail(g, "unknown type ':%.*s' at offset %zu (use :int or :float)", (int)tn, type,
-                        at);
-                return n;
-            }
+    r->len = (size_t)(close + 1 - src);
+    if (*p != ':')
+        return true;
+    /* A field name never contains ':' in Logstash's syntax: a second ':' starts the type. */
+    r->field = p + 1;
+    colon = memchr(r->field, ':', (size_t)(close - r->field));
+    r->field_len = (size_t)((colon ? colon : close) - r->field);
+    if (colon) {
+        const char *type = colon + 1;
+        size_t tn = (size_t)(close - type);
+        if (tn == 3 && memcmp(type, "int", 3) == 0) {
+            r->type = TJ_FIELD_INT;
+        } else if (tn == 5 && memcmp(type, "float", 5) == 0) {
+            r->type = TJ_FIELD_FLOAT;
+        } else {
+            gx_fail(g, "unknown type ':%.*s' at offset %zu (use :int or :float)", (int)tn, type,
+                    at);
+            return false;
         }
     }
-    def = tj_grok_lib_get(g->lib, name, nn, NULL);
-    if (!def) {
-        gx_fail(g, "unknown pattern %%{%.*s} at offset %zu%s%.*s%s", (int)nn, name, at,
-                g->depth ? " (used by %{" : "", g->depth ? (int)g->stack_len[g->depth - 1] : 0,
-                g->depth ? g->stack[g->depth - 1] : "", g->depth ? "})" : "");
-        return n;
-    }
+    return true;
+}
+
+/* Fails the expansion if name is already being expanded (a reference cycle). */
+static bool gx_check_cycle(struct gx *g, const char *name, size_t nn)
+{
     for (int i = 0; i < g->depth; i++) {
         if (g->stack_len[i] == nn && memcmp(g->stack[i], name, nn) == 0) {
             char chain[512];
@@ -510,26 +516,46 @@ static size_t gx_reference(struct gx *g, const char *src, size_t n, size_t at)
                 c += (size_t)snprintf(chain + c, sizeof(chain) - c, "%.*s -> ",
                                       (int)g->stack_len[k], g->stack[k]);
             gx_fail(g, "pattern reference cycle: %s%.*s", chain, (int)nn, name);
-            return n;
+            return false;
         }
     }
     if (g->depth == TJ_GROK_MAX_DEPTH) {
         gx_fail(g, "pattern references nest deeper than %d levels", TJ_GROK_MAX_DEPTH);
+        return false;
+    }
+    return true;
+}
+
+/* Handles %{NAME[:field[:type]]} at src[0]; returns the bytes consumed. */
+static size_t gx_reference(struct gx *g, const char *src, size_t n, size_t at)
+{
+    struct grok_ref r;
+    const char *def;
+
+    if (!parse_reference(g, src, n, at, &r))
+        return n;
+    def = tj_grok_lib_get(g->lib, r.name, r.name_len, NULL);
+    if (!def) {
+        gx_fail(g, "unknown pattern %%{%.*s} at offset %zu%s%.*s%s", (int)r.name_len, r.name, at,
+                g->depth ? " (used by %{" : "", g->depth ? (int)g->stack_len[g->depth - 1] : 0,
+                g->depth ? g->stack[g->depth - 1] : "", g->depth ? "})" : "");
         return n;
     }
+    if (!gx_check_cycle(g, r.name, r.name_len))
+        return n;
     if (g->depth == 0)
-        gx_mark(g, at, name, nn);
-    if (field)
-        gx_open_field(g, field, fn, ty);
+        gx_mark(g, at, r.name, r.name_len);
+    if (r.field)
+        gx_open_field(g, r.field, r.field_len, r.type);
     else
         gx_puts(g, "(?:");
-    g->stack[g->depth] = name;
-    g->stack_len[g->depth] = nn;
+    g->stack[g->depth] = r.name;
+    g->stack_len[g->depth] = r.name_len;
     g->depth++;
     gx_expand(g, def, strlen(def));
     g->depth--;
     gx_puts(g, ")");
-    return (size_t)(close + 1 - src);
+    return r.len;
 }
 
 /* Remembers that the group just opened was named `name` by the expression. */
