@@ -103,7 +103,7 @@ static int set_value(const struct tj_opt *o, void *cfg, const char *v, const cha
     case TJ_OPT_UINT:
         errno = 0;
         u = strtoul(v, &end, 10);
-        if (errno || end == v || *end || *v == '-' || u > 0xFFFFFFFFul) {
+        if (*v < '0' || *v > '9' || errno || end == v || *end || u > 0xFFFFFFFFul) {
             snprintf(err, errlen, "%s --%s: '%s' is not a whole number", from, o->name, v);
             return TJ_EINVAL;
         }

@@ -126,10 +126,17 @@ static void pending_start(struct pending *p, const struct tj_event *ev)
     pending_append(p, ev->message.ptr, ev->message.len);
 }
 
+/* The event's time: its first line's, or the reading time when that was missing or too long to
+ * keep (no real Docker time is), as for a single line. */
+static struct tj_slice pending_time(const struct pending *p, const struct tj_feed *f)
+{
+    return p->time_len ? (struct tj_slice){p->time, p->time_len} : f->now;
+}
+
 static int pending_emit(struct pending *p, struct tj_slice stream, const struct tj_feed *f)
 {
     struct tj_event ev = {
-        .time = {p->time, p->time_len},
+        .time = pending_time(p, f),
         .message = {p->text.data ? p->text.data : "", p->text.len},
         .stream = stream,
         .attrs = {p->attrs.data, p->attrs.len},
@@ -238,7 +245,7 @@ static int jsonfile_line(struct tj_assembler *a, const char *line, size_t len, i
         ev.message = (struct tj_slice){p->text.data ? p->text.data : "", p->text.len};
         if (ev.message.len && ev.message.ptr[ev.message.len - 1] == '\r')
             ev.message.len--;
-        ev.time = (struct tj_slice){p->time, p->time_len};
+        ev.time = pending_time(p, f);
         ev.attrs = (struct tj_slice){p->attrs.data, p->attrs.len};
         ev.offset = p->offset;
         ev.tags = p->tags;
@@ -296,7 +303,7 @@ int tj_assembler_flush(struct tj_assembler *a, bool partials, const struct tj_fe
         struct pending *p = &a->part[si];
         if (partials && p->active) {
             struct tj_event ev = {
-                .time = {p->time, p->time_len},
+                .time = pending_time(p, f),
                 .message = {p->text.data ? p->text.data : "", p->text.len},
                 .stream = stream_names[si],
                 .attrs = {p->attrs.data, p->attrs.len},

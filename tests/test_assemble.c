@@ -762,6 +762,66 @@ static void test_multiline_cap_no_dangling_separator(void)
     tj_assembler_destroy(a);
 }
 
+/* A continuation that brings the event exactly to the cap still joins it, untagged; a joined line
+ * the reader cut tags its event _truncated. */
+static void test_multiline_exactly_at_cap(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct ml ml;
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_PLAIN, 300);
+    char more[293], want[301];
+
+    memset(more, 'm', 292); /* 7 + 1 + 292 = 300: past the buffer's first allocation, too */
+    more[292] = '\0';
+    snprintf(want, sizeof(want), "START 1\n%s", more);
+    ml_init(&ml, "^START", &f);
+    CHECK(feed(a, &f, "START 1", 0) == 0);
+    CHECK(feed(a, &f, more, 8) == 0);
+    CHECK(feed(a, &f, "START 2", 301) == 0);
+    CHECK(feed_n(a, &f, "  cut", 5, 309, true) == 0);
+    CHECK(tj_assembler_flush(a, false, &f) == 0);
+    CHECK(k.n == 2);
+    if (k.n == 2) {
+        CHECK(msg_is(&k.ev[0], want, 300));
+        CHECK(k.ev[0].tags == 0 && k.ev[0].offset == 0);
+        CHECK(MSG_IS(&k.ev[1], "START 2\n  cut"));
+        CHECK(k.ev[1].tags == TJ_TAG_TRUNCATED && k.ev[1].offset == 301);
+    }
+    sink_fini(&k);
+    ml_fini(&ml);
+    tj_assembler_destroy(a);
+}
+
+/* A line the first-line regex cannot decide within the match limit starts an event of its own,
+ * tagged _groktimeout, so a slow regex never swallows the lines after it. */
+static void test_multiline_match_limit(void)
+{
+    struct sink k;
+    struct tj_feed f = feed_to(&k);
+    struct ml ml;
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_PLAIN, 1u << 20);
+    size_t n = 20000;
+    char *slow = malloc(n);
+
+    memset(slow, 'a', n);
+    slow[n - 1] = '!';
+    ml_init(&ml, "^(a+)+$", &f);
+    CHECK(feed(a, &f, "first", 0) == 0);
+    CHECK(feed_n(a, &f, slow, n, 6, false) == 0);
+    CHECK(tj_assembler_flush(a, false, &f) == 0);
+    CHECK(k.n == 2);
+    if (k.n == 2) {
+        CHECK(MSG_IS(&k.ev[0], "first") && k.ev[0].tags == 0);
+        CHECK(k.ev[1].msg_len == n && k.ev[1].offset == 6);
+        CHECK(k.ev[1].tags == TJ_TAG_GROKTIMEOUT);
+    }
+    free(slow);
+    sink_fini(&k);
+    ml_fini(&ml);
+    tj_assembler_destroy(a);
+}
+
 /* Lines before the first match form an event of their own; no regex match is needed. */
 static void test_multiline_leading_lines(void)
 {
@@ -807,6 +867,8 @@ static const struct tj_test tests[] = {
     {"multiline_with_partials", test_multiline_with_partials},
     {"multiline_over_cap", test_multiline_over_cap},
     {"multiline_cap_no_dangling_separator", test_multiline_cap_no_dangling_separator},
+    {"multiline_exactly_at_cap", test_multiline_exactly_at_cap},
+    {"multiline_match_limit", test_multiline_match_limit},
     {"multiline_leading_lines", test_multiline_leading_lines},
 };
 

@@ -57,6 +57,26 @@ check_json plain_lines "$T/plain" \
   'len(recs) == 4 and recs[0]["a"] == 1 and recs[0]["message"] == "a=1" and recs[1]["message"] == "" and recs[2]["b"] == "x" and recs[3]["tags"] == ["_grokparsefailure"] and "stream" not in recs[0] and "path" not in recs[0]["log"]["file"] if "file" in recs[0]["log"] else True'
 check_json plain_offsets "$T/plain" '[r["log"]["offset"] for r in recs] == [0, 5, 6, 10]'
 
+# --- alternatives that both match: the first one wins
+printf 'GET /x\n' | "$TJ" parse --quiet --pattern '^%{WORD:first}' --pattern '^%{WORD:second}' - >"$T/alt"
+check_json alternatives_first_wins "$T/alt" 'recs[0]["first"] == "GET" and "second" not in recs[0]'
+
+# --- a last line without a line end is kept, even one byte
+printf 'a\nb' | "$TJ" parse --quiet - >"$T/noeol"
+check_json last_line_without_newline "$T/noeol" '[r["message"] for r in recs] == ["a", "b"]'
+
+# --- a line longer than the read buffer (the cap + 1 MiB): one record, the rest is dropped
+python3 -c 'import sys; sys.stdout.write("x" * (1100 * 1024) + "\nshort\n")' |
+  "$TJ" parse --quiet --max-line-bytes 16 >"$T/huge_line"
+check_json overlong_line_one_record "$T/huge_line" \
+  'len(recs) == 2 and recs[0]["message"] == "x" * 16 and recs[0]["tags"] == ["_truncated"] and recs[1]["message"] == "short"'
+
+# --- a file named like Docker's json-file log is read as one, even when its first line is torn
+printf '%s\n' 'ut","time":"2026-11-25T17:56:16Z"}' '{"log":"whole\n","stream":"stdout","time":"2026-11-25T17:56:17Z"}' >"$T/abc-json.log"
+"$TJ" parse --quiet "$T/abc-json.log" >"$T/jsonlog"
+check_json json_log_suffix "$T/jsonlog" \
+  'len(recs) == 2 and recs[0]["tags"] == ["_jsonparsefailure"] and recs[1]["message"] == "whole" and recs[1]["stream"] == "stdout"'
+
 # --- no pattern: shipped unparsed, no failure tag
 printf 'hello\n' | "$TJ" parse --quiet >"$T/none"
 check_json no_pattern_unparsed "$T/none" 'len(recs) == 1 and recs[0]["message"] == "hello" and "tags" not in recs[0]'
@@ -79,6 +99,12 @@ check_json multiline_joined "$T/multi" \
 seq 1 20000 | "$TJ" parse --quiet --multiline '^NEVER' --max-line-bytes 1k >"$T/mcap"
 check_json multiline_cap_keeps_every_line "$T/mcap" \
   'sorted(int(x) for r in recs for x in r["message"].split("\n")) == list(range(1, 20001)) and all(len(r["message"]) <= 1024 for r in recs) and all(r.get("tags") == ["_truncated"] for r in recs[:-1])'
+
+# --- a joined event whose time is too long to keep gets the reading time, like a single line
+long_time=$(python3 -c 'print("2026-11-25T17:56:16." + "1" * 80 + "Z")')
+printf '{"log":"piece ","stream":"stdout","time":"%s"}\n{"log":"end\\n","stream":"stdout","time":"%s"}\n' \
+  "$long_time" "$long_time" | "$TJ" parse --quiet - >"$T/ltime"
+check_json joined_event_keeps_a_time "$T/ltime" 'recs[0]["message"] == "piece end" and recs[0]["@timestamp"].startswith("20")'
 
 # --- a lone surrogate escape becomes U+FFFD (the escaped form is not copied as is)
 printf '%s\n' '{"log":"a\ud800b\n","stream":"stdout","time":"t"}' | "$TJ" parse --quiet - >"$T/surr"
@@ -120,8 +146,12 @@ check pcre2_error_message bash -c "[ $? -eq 2 ] && grep -q 'PCRE2 error at offse
 check bad_flag bash -c "[ $? -eq 2 ] && grep -q \"unknown option '--no-such-flag'\" '$T/e3'"
 "$TJ" parse --max-line-bytes ' -5' </dev/null 2>"$T/e7"
 check bad_size bash -c "[ $? -eq 2 ] && grep -q 'is not a size' '$T/e7'"
+"$TJ" parse --max-line-bytes 15 </dev/null 2>"$T/e9"
+check size_lower_bound bash -c "[ $? -eq 2 ] && grep -q 'between 16 and 64MiB' '$T/e9'"
 "$TJ" parse --max-line-bytes 1GiB </dev/null 2>"$T/e8"
 check size_bounded bash -c "[ $? -eq 2 ] && grep -q 'between 16 and 64MiB' '$T/e8'"
+"$TJ" parse --match-limit ' -18446744073709551615' </dev/null 2>"$T/e9"
+check bad_number bash -c "[ $? -eq 2 ] && grep -q 'is not a whole number' '$T/e9'"
 "$TJ" parse --format xml </dev/null 2>"$T/e4"
 check bad_choice bash -c "[ $? -eq 2 ] && grep -q 'not one of auto|json-file|plain' '$T/e4'"
 "$TJ" parse --quiet "$T/does-not-exist" >/dev/null 2>"$T/e5"

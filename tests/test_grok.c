@@ -126,6 +126,8 @@ static void test_references_to_named_groups(void)
     CHECK(match_field("^(?<w>\\w+) \\k<w>$", "ab cd", "w", got, sizeof(got)) == 0);
     CHECK(match_field("^(?<w>\\w+) \\k'w' \\k{w} \\g{w}$", "x x x x", "w", got, sizeof(got)) == 1);
     CHECK(match_field("^(?P<a>x)(?P=a)$", "xx", "a", got, sizeof(got)) == 1);
+    /* a name given twice: a reference means the group of that name opened last before it */
+    CHECK(match_field("^(?<w>a)-(?<w>b)-\\k<w>$", "a-b-b", "w", got, sizeof(got)) == 1);
     CHECK(match_field("^(?<q>\")?v(?(<q>)\"|)$", "\"v\"", "q", got, sizeof(got)) == 1);
     CHECK(match_field("^(?<q>\")?v(?('q')\"|)$", "\"v", "q", got, sizeof(got)) == 0);
     /* recursion by name: balanced parentheses */
@@ -202,6 +204,8 @@ static void test_errors_are_clear(void)
     CHECK(strstr(err, "bad field name '[a]b'"));
     compile_error(NULL, "%{INT:a..b}", err, sizeof(err));
     CHECK(strstr(err, "bad field name"));
+    compile_error(NULL, "%{INT:a.}", err, sizeof(err));
+    CHECK(strstr(err, "bad field name 'a.'"));
     compile_error(NULL, "%{INT", err, sizeof(err));
     CHECK(strstr(err, "malformed %{...} at offset 0"));
     compile_error(NULL, "[[^a]]", err, sizeof(err));

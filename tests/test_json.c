@@ -322,6 +322,43 @@ static void test_escape_simd_boundaries(void)
     }
 }
 
+/* Strings that end where an unreadable page begins: the 16-byte scanner may not load past the
+ * page, and the byte-at-a-time path it falls back on must escape exactly as it does. Every
+ * special byte at every position of strings of 0..40 bytes, against the reference. */
+static void test_escape_at_page_end(void)
+{
+    static const unsigned char sp[] = {'"', '\\', '\n', 0x01, 0x1f, 0x7f, 0x80, 0xC3, 0xED, 0xF0};
+    unsigned char in[48];
+    char want[48 * 6];
+
+    for (size_t k = 0; k < sizeof(sp); k++) {
+        for (size_t len = 0; len <= 40; len++) {
+            bool ok = true;
+            for (size_t pos = 0; pos < len && ok; pos++) {
+                struct tj_buf b;
+                char *g;
+                size_t wn;
+                memset(in, 'x', len);
+                in[pos] = sp[k];
+                wn = ref_escape(in, len, want);
+                g = tj_test_guarded_copy((const char *)in, len);
+                CHECK(g != NULL);
+                if (!g)
+                    return;
+                tj_buf_init(&b, 1u << 16);
+                ok =
+                    tj_json_escape(&b, g, len) == 0 && b.len == wn && memcmp(b.data, want, wn) == 0;
+                if (!ok)
+                    fprintf(stderr, "  byte 0x%02x, length %zu, position %zu: \"%.*s\"\n", sp[k],
+                            len, pos, (int)b.len, b.data ? b.data : "");
+                tj_buf_fini(&b);
+                tj_test_guarded_free(g, len);
+            }
+            CHECK(ok);
+        }
+    }
+}
+
 /* Random inputs over an alphabet rich in the bytes that matter, against the reference. */
 static void test_escape_matches_reference(void)
 {
@@ -561,6 +598,7 @@ static const struct tj_test tests[] = {
     {"escape_valid_utf8_passes", test_escape_valid_utf8_passes},
     {"escape_invalid_utf8_replaced", test_escape_invalid_utf8_replaced},
     {"escape_simd_boundaries", test_escape_simd_boundaries},
+    {"escape_at_page_end", test_escape_at_page_end},
     {"escape_matches_reference", test_escape_matches_reference},
     {"escape_appends_and_caps", test_escape_appends_and_caps},
     {"utf8_cut", test_utf8_cut},

@@ -214,8 +214,10 @@ static void test_escapes(void)
         snprintf(line, sizeof(line), "{\"stream\":\"stdout\",\"log\":\"%s\\n\",\"time\":\"T\"}",
                  cases[i].json);
         CHECK(decode(&d, line) == 0);
-        if (!slice_is(d.e.log, cases[i].text, cases[i].len))
+        bool ok = slice_is(d.e.log, cases[i].text, cases[i].len);
+        if (!ok)
             fprintf(stderr, "  (log \"%s\")\n", cases[i].json);
+        CHECK(ok);
         CHECK(!d.e.partial);
         CHECK(SLICE_IS(d.e.time, "T"));
         done(&d);
@@ -236,6 +238,19 @@ static void test_docker_go_escapes(void)
     /* A line Go wrote with invalid UTF-8 in the output: \ufffd. */
     CHECK(decode(&d, "{\"log\":\"bad \\ufffd byte\\n\",\"stream\":\"stdout\"}") == 0);
     CHECK(SLICE_IS(d.e.log, "bad " FFFD " byte"));
+    done(&d);
+}
+
+/* Docker never escapes "stream" or "time": an escaped value is dropped, not passed on raw. */
+static void test_escaped_stream_and_time_dropped(void)
+{
+    struct dec d;
+
+    CHECK(decode(&d, "{\"log\":\"x\\n\",\"stream\":\"std\\u006fut\",\"time\":\"2026\\u002d01\"}") ==
+          0);
+    CHECK(SLICE_IS(d.e.log, "x"));
+    CHECK(d.e.stream.len == 0);
+    CHECK(d.e.time.len == 0);
     done(&d);
 }
 
@@ -291,6 +306,16 @@ static void test_crlf(void)
     CHECK(decode(&d, "{\"log\":\"a\\r\\r\\n\"}") == 0);
     CHECK(SLICE_IS(d.e.log, "a\r"));
     done(&d);
+    /* A line end written as \u escapes is stripped too, and the escaped form records copy
+     * never keeps it. */
+    CHECK(decode(&d, "{\"log\":\"a\\u000d\\u000a\",\"stream\":\"stdout\"}") == 0);
+    CHECK(SLICE_IS(d.e.log, "a") && !d.e.partial);
+    CHECK(d.e.log_json.len == 0 || SLICE_IS(d.e.log_json, "a"));
+    done(&d);
+    CHECK(decode(&d, "{\"log\":\"b\\u000a\",\"stream\":\"stdout\"}") == 0);
+    CHECK(SLICE_IS(d.e.log, "b") && !d.e.partial);
+    CHECK(d.e.log_json.len == 0 || SLICE_IS(d.e.log_json, "b"));
+    done(&d);
 }
 
 static void test_whitespace_tolerated(void)
@@ -339,6 +364,9 @@ static void test_malformed(void)
     CHECK(FAILS("{\"log\":\"x\\n\"}}"));
     CHECK(FAILS("{\"log\":\"x\\n\"}{}"));
     CHECK(FAILS("{\"log\":\"x\\n\"},"));
+    /* Docker's exact layout, read by the fast path, with bytes after it. */
+    CHECK(FAILS("{\"log\":\"x\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00Z\"}x"));
+    CHECK(FAILS("{\"log\":\"x\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00Z\"}}"));
     CHECK(FAILS("{\"log\":\"x\\q\\n\"}")); /* bad escapes */
     CHECK(FAILS("{\"log\":\"\\x41\\n\"}"));
     CHECK(FAILS("{\"log\":\"\\u12\"}"));
@@ -515,6 +543,48 @@ static void test_scan_boundaries(void)
     }
 }
 
+/* The same escapes in lines that end where an unreadable page begins: the block scanner may
+ * not load past the page, and the byte-at-a-time path it falls back on decodes the same. */
+static void test_decode_at_page_end(void)
+{
+    static const struct {
+        const char *json, *text;
+    } esc[] = {{"\\\"", "\""}, {"\\\\", "\\"}, {"\\t", "\t"}, {"\\u00e9", "\xC3\xA9"}};
+    char line[128], want[64];
+
+    for (size_t len = 0; len <= 40; len++) {
+        for (size_t e = 0; e < TJ_ARRAY_LEN(esc); e++) {
+            for (size_t pos = 0; pos <= len; pos++) {
+                size_t tl = strlen(esc[e].text);
+                int k =
+                    snprintf(line, sizeof(line), "{\"log\":\"%.*s%s%.*s\\n\"}", (int)pos,
+                             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", esc[e].json,
+                             (int)(len - pos), "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
+                char *g = tj_test_guarded_copy(line, (size_t)k);
+                struct tj_buf scratch;
+                struct tj_jsonfile_entry en;
+                const char *why = NULL;
+                bool ok;
+
+                CHECK(g != NULL);
+                if (!g)
+                    return;
+                memset(want, 'x', pos);
+                memcpy(want + pos, esc[e].text, tl);
+                memset(want + pos + tl, 'y', len - pos);
+                tj_buf_init(&scratch, 1u << 20);
+                ok = tj_jsonfile_decode(g, (size_t)k, &scratch, &en, &why) == 0 && !en.partial &&
+                     en.log.len == len + tl && memcmp(en.log.ptr, want, len + tl) == 0;
+                if (!ok)
+                    fprintf(stderr, "  %s\n", line);
+                tj_buf_fini(&scratch);
+                tj_test_guarded_free(g, (size_t)k);
+                CHECK(ok);
+            }
+        }
+    }
+}
+
 static void test_scratch_too_small(void)
 {
     const char *line = "{\"log\":\"needs unescaping\\n\"}";
@@ -592,6 +662,7 @@ static const struct tj_test tests[] = {
     {"attrs_raw", test_attrs_raw},
     {"escapes", test_escapes},
     {"docker_go_escapes", test_docker_go_escapes},
+    {"escaped_stream_and_time_dropped", test_escaped_stream_and_time_dropped},
     {"partial_and_slices", test_partial_and_slices},
     {"crlf", test_crlf},
     {"whitespace_tolerated", test_whitespace_tolerated},
@@ -600,6 +671,7 @@ static const struct tj_test tests[] = {
     {"torn_at_every_byte", test_torn_at_every_byte},
     {"mutations", test_mutations},
     {"scan_boundaries", test_scan_boundaries},
+    {"decode_at_page_end", test_decode_at_page_end},
     {"scratch_too_small", test_scratch_too_small},
     {"unescape_direct", test_unescape_direct},
     {"unescape_writes_within_raw_length", test_unescape_writes_within_raw_length},

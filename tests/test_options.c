@@ -69,6 +69,9 @@ static void test_parser_forms(void)
     char *missing[] = {"--u"};
     char *bad_size[] = {"--size", "12 parsecs"};
     char *bad_uint[] = {"--u", "-1"};
+    char *short_opt[] = {"-x", "file"};
+    char *size_overflow[] = {"--size", "17179869184G"}; /* 2^64 bytes */
+    char *flag_false[] = {"--flag=false"};
 
     CHECK(parse(&c, &rest, err, (int)TJ_ARRAY_LEN(ok), ok) == 0);
     CHECK_STR(c.s, "a");
@@ -92,6 +95,10 @@ static void test_parser_forms(void)
     CHECK(parse(&c, &rest, err, 1, missing) == TJ_EINVAL && strstr(err, "needs a value"));
     CHECK(parse(&c, &rest, err, 2, bad_size) == TJ_EINVAL && strstr(err, "not a size"));
     CHECK(parse(&c, &rest, err, 2, bad_uint) == TJ_EINVAL && strstr(err, "whole number"));
+    CHECK(parse(&c, &rest, err, 2, short_opt) == TJ_EINVAL && strstr(err, "unknown option '-x'"));
+    tj_strv_fini(&rest);
+    CHECK(parse(&c, &rest, err, 2, size_overflow) == TJ_EINVAL && strstr(err, "not a size"));
+    CHECK(parse(&c, &rest, err, 1, flag_false) == 0 && !c.flag);
     tj_strv_fini(&rest);
 }
 

@@ -247,6 +247,43 @@ static void test_empty_capture_is_absent(void)
     fixture_fini(&f);
 }
 
+/* A field several captures can fill takes the first that matched something. */
+static void test_first_matched_capture_wins(void)
+{
+    struct fixture f;
+    char err[256];
+    cJSON *j;
+
+    CHECK(fixture_init(&f, "^%{WORD:x} %{WORD:x}$", err, sizeof(err)));
+    j = encode(&f, "first second", 12, 0);
+    CHECK_STR(str_at(j, "x", NULL, NULL), "first");
+    cJSON_Delete(j);
+    fixture_fini(&f);
+
+    CHECK(fixture_init(&f, "^(?<x>\\d*)-(?<x>\\w+)-(?<x>\\w+)$", err, sizeof(err)));
+    j = encode(&f, "-b-c", 4, 0);
+    CHECK_STR(str_at(j, "x", NULL, NULL), "b"); /* the empty one is skipped */
+    cJSON_Delete(j);
+    fixture_fini(&f);
+}
+
+/* Metadata set and then cleared (a file, then stdin) leaves nothing behind in records. */
+static void test_cleared_metadata_is_absent(void)
+{
+    struct fixture f;
+    char err[256];
+    cJSON *j;
+
+    CHECK(fixture_init(&f, NULL, err, sizeof(err)));
+    CHECK(tj_meta_set(&f.meta, TJ_META_FILE_PATH, "/var/log/x.log", 14) == 0);
+    CHECK(tj_meta_set(&f.meta, TJ_META_FILE_PATH, NULL, 0) == 0);
+    j = encode(&f, "line", 4, 0);
+    CHECK(item_at(j, "log", "file", NULL) == NULL);
+    CHECK(cJSON_GetNumberValue(item_at(j, "log", "offset", NULL)) == 42);
+    cJSON_Delete(j);
+    fixture_fini(&f);
+}
+
 static void test_attrs_and_field_order(void)
 {
     struct fixture f;
@@ -293,6 +330,8 @@ static const struct tj_test tests[] = {
     {"hostile_bytes_stay_valid_json", test_hostile_bytes_stay_valid_json},
     {"typed_fields", test_typed_fields},
     {"empty_capture_is_absent", test_empty_capture_is_absent},
+    {"first_matched_capture_wins", test_first_matched_capture_wins},
+    {"cleared_metadata_is_absent", test_cleared_metadata_is_absent},
     {"attrs_and_field_order", test_attrs_and_field_order},
     {"buffer_cap_restores_length", test_buffer_cap_restores_length},
 };

@@ -2,6 +2,8 @@
 #include "tj_test.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 int tj_test_failures;
 
@@ -50,4 +52,37 @@ char *tj_test_read_file(const char *path, size_t *len)
     }
     fclose(f);
     return buf;
+}
+
+/* Pages holding n bytes, plus the unreadable one after them. */
+static size_t guarded_pages(size_t n, size_t page)
+{
+    return (n + page - 1) / page + 1;
+}
+
+char *tj_test_guarded_copy(const char *s, size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = guarded_pages(n, page);
+    char *base =
+        mmap(NULL, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *guard;
+
+    if (base == MAP_FAILED)
+        return NULL;
+    guard = base + (pages - 1) * page;
+    if (mprotect(guard, page, PROT_NONE)) {
+        munmap(base, pages * page);
+        return NULL;
+    }
+    if (n)
+        memcpy(guard - n, s, n);
+    return guard - n;
+}
+
+void tj_test_guarded_free(char *p, size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = guarded_pages(n, page);
+
+    if (p)
+        munmap(p + n - (pages - 1) * page, pages * page);
 }

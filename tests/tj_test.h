@@ -38,4 +38,10 @@ int tj_test_main(const struct tj_test *tests, size_t n, int argc, char **argv);
 /* Reads a whole file, NUL-terminated. Returns it (free()) and its length in *len, or NULL. */
 char *tj_test_read_file(const char *path, size_t *len);
 
+/* A copy of s[0..n) that ends exactly where an unreadable page begins, so that a read past its
+ * end faults even without AddressSanitizer. Returns it (free with tj_test_guarded_free and the
+ * same n), or NULL when the pages cannot be mapped. */
+char *tj_test_guarded_copy(const char *s, size_t n);
+void tj_test_guarded_free(char *p, size_t n);
+
 #endif
