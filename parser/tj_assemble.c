@@ -133,7 +133,9 @@ static struct tj_slice pending_time(const struct pending *p, const struct tj_fee
     return p->time_len ? (struct tj_slice){p->time, p->time_len} : f->now;
 }
 
-static int pending_emit(struct pending *p, struct tj_slice stream, const struct tj_feed *f)
+/* Ends the gathering: returns the event, whose slices borrow p's buffers until p starts again. */
+static struct tj_event pending_take(struct pending *p, struct tj_slice stream,
+                                    const struct tj_feed *f)
 {
     struct tj_event ev = {
         .time = pending_time(p, f),
@@ -145,6 +147,12 @@ static int pending_emit(struct pending *p, struct tj_slice stream, const struct 
     };
 
     p->active = false;
+    return ev;
+}
+
+static int pending_emit(struct pending *p, struct tj_slice stream, const struct tj_feed *f)
+{
+    struct tj_event ev = pending_take(p, stream, f);
     return f->fn(f->arg, &ev);
 }
 
@@ -242,14 +250,9 @@ static int jsonfile_line(struct tj_assembler *a, const char *line, size_t len, i
         if (e.partial)
             return 0;
         /* The last piece: the joined line is complete. */
-        ev.message = (struct tj_slice){p->text.data ? p->text.data : "", p->text.len};
+        ev = pending_take(p, e.stream, f);
         if (ev.message.len && ev.message.ptr[ev.message.len - 1] == '\r')
             ev.message.len--;
-        ev.time = pending_time(p, f);
-        ev.attrs = (struct tj_slice){p->attrs.data, p->attrs.len};
-        ev.offset = p->offset;
-        ev.tags = p->tags;
-        p->active = false;
         return multiline_line(a, si, &ev, f);
     }
     ev.message = cap_text(e.log, a->max_line, &ev.tags);
@@ -302,15 +305,7 @@ int tj_assembler_flush(struct tj_assembler *a, bool partials, const struct tj_fe
     for (int si = 0; si < NSTREAMS; si++) {
         struct pending *p = &a->part[si];
         if (partials && p->active) {
-            struct tj_event ev = {
-                .time = pending_time(p, f),
-                .message = {p->text.data ? p->text.data : "", p->text.len},
-                .stream = stream_names[si],
-                .attrs = {p->attrs.data, p->attrs.len},
-                .offset = p->offset,
-                .tags = p->tags,
-            };
-            p->active = false;
+            struct tj_event ev = pending_take(p, stream_names[si], f);
             if ((rc = multiline_line(a, si, &ev, f)))
                 return rc;
         }

@@ -38,14 +38,10 @@ static inline const char *skip_ws(const char *p, const char *end)
 static inline const char *scan_quote_or_bslash(const char *p, const char *end)
 {
 #if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"');
-    const __m128i bslash = _mm_set1_epi8('\\');
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)p);
-        int mask =
-            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)));
-        if (mask)
-            return p + __builtin_ctz((unsigned)mask);
+    while (p < end && tj_block_readable(p, (size_t)(end - p))) {
+        unsigned odd, stops = block_stops(_mm_loadu_si128((const __m128i *)p), p, end, &odd);
+        if (stops)
+            return p + __builtin_ctz(stops); /* end itself when nothing was found before it */
         p += 16;
     }
 #endif

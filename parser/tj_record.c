@@ -64,7 +64,6 @@ struct tj_shape {
     int message; /* index of the message node */
     struct op *ops;
     size_t nops;
-    int depth;           /* deepest object nesting */
     size_t static_bytes; /* keys and punctuation of a record with every leaf present */
 };
 
@@ -321,18 +320,16 @@ static unsigned set_masks(struct tj_shape *s, int i)
     return nd->mask;
 }
 
-/* Appends the ops of node i's children (i is an object) at nesting `depth`. */
-static void flatten(struct tj_shape *s, int i, int depth)
+/* Appends the ops of node i's children (i is an object). */
+static void flatten(struct tj_shape *s, int i)
 {
-    if (depth > s->depth)
-        s->depth = depth;
     for (int c = s->nodes[i].first_child; c >= 0; c = s->nodes[c].next) {
         const struct node *nd = &s->nodes[c];
         s->static_bytes += nd->keypad + 4; /* key, comma, braces */
         if (nd->kind == N_OBJECT) {
             size_t open = s->nops++;
             s->ops[open] = (struct op){OP_OPEN, nd, 0};
-            flatten(s, c, depth + 1);
+            flatten(s, c);
             s->ops[s->nops++] = (struct op){OP_CLOSE, nd, 0};
             s->ops[open].skip = (uint32_t)s->nops;
         } else {
@@ -384,7 +381,7 @@ struct tj_shape *tj_shape_create(const struct tj_grok *g, char *err, size_t errl
     s->ops = calloc(2 * s->n, sizeof(*s->ops));
     if (!s->ops)
         goto oom;
-    flatten(s, 0, 0);
+    flatten(s, 0);
     return s;
 oom:
     snprintf(err, errlen, "out of memory");
