@@ -1,9 +1,14 @@
 /* cmd.c: the command table, --help, and dispatch to a subcommand (main.c calls tj_main).
  * Main thread only. */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tj_cmd.h"
+#include "tj_grok.h"
 
 #ifndef TJ_VERSION
 #define TJ_VERSION "0.0.0"
@@ -50,4 +55,78 @@ int tj_main(int argc, char **argv)
     fprintf(stderr, "tailjet: unknown command '%s' (commands: parse, patterns; see --help)\n",
             argv[1]);
     return 2;
+}
+
+/* Loads one pattern file into lib (its names override earlier ones). */
+static int load_pattern_file(struct tj_grok_lib *lib, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    char *text = NULL;
+    long size;
+    int rc = TJ_EIO;
+
+    if (!fp)
+        goto fail;
+    if (fseek(fp, 0, SEEK_END) || (size = ftell(fp)) < 0 || size > (1 << 24) ||
+        fseek(fp, 0, SEEK_SET))
+        goto close;
+    text = malloc((size_t)size + 1);
+    if (!text || fread(text, 1, (size_t)size, fp) != (size_t)size)
+        goto free_text;
+    rc = tj_grok_lib_load(lib, text, (size_t)size, path, true, err, errlen);
+    free(text);
+    fclose(fp);
+    return rc;
+free_text:
+    free(text);
+close:
+    fclose(fp);
+fail:
+    snprintf(err, errlen, "cannot read pattern file %s (at most 16 MiB)", path);
+    return rc;
+}
+
+static int load_pattern_dirs(struct tj_grok_lib *lib, const struct tj_strv *dirs, char *err,
+                             size_t errlen)
+{
+    for (size_t i = 0; i < dirs->n; i++) {
+        struct dirent **ents;
+        /* Sorted, so that which of two files defining one name wins never depends on the
+         * directory's order: the later name in sort order does. */
+        int n = scandir(dirs->v[i], &ents, NULL, alphasort), rc = 0;
+
+        if (n < 0) {
+            snprintf(err, errlen, "cannot open patterns directory %s: %s", dirs->v[i],
+                     strerror(errno));
+            return TJ_EIO;
+        }
+        for (int k = 0; k < n; k++) {
+            char path[4096];
+            struct stat st;
+
+            snprintf(path, sizeof(path), "%s/%s", dirs->v[i], ents[k]->d_name);
+            if (!rc && ents[k]->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode))
+                rc = load_pattern_file(lib, path, err, errlen);
+            free(ents[k]);
+        }
+        free(ents);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+struct tj_grok_lib *tj_cmd_load_library(const struct tj_strv *dirs, char *err, size_t errlen)
+{
+    struct tj_grok_lib *lib = tj_grok_lib_create();
+
+    if (!lib) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (tj_grok_lib_load_builtin(lib, err, errlen) || load_pattern_dirs(lib, dirs, err, errlen)) {
+        tj_grok_lib_destroy(lib);
+        return NULL;
+    }
+    return lib;
 }

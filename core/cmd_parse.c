@@ -1,13 +1,11 @@
 /* cmd_parse.c: `tailjet parse`: json-file or plain lines from files or stdin -> NDJSON records on
  * stdout. One thread: read a chunk, assemble lines into events, parse, encode into the output
  * buffer, write it out in large blocks. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -184,84 +182,19 @@ out:
     return rc;
 }
 
-/* Loads one pattern file into lib (its names override earlier ones). */
-static int load_pattern_file(struct tj_grok_lib *lib, const char *path, char *err, size_t errlen)
-{
-    FILE *fp = fopen(path, "rb");
-    char *text = NULL;
-    long size;
-    int rc = TJ_EIO;
-
-    if (!fp)
-        goto fail;
-    if (fseek(fp, 0, SEEK_END) || (size = ftell(fp)) < 0 || size > (1 << 24) ||
-        fseek(fp, 0, SEEK_SET))
-        goto close;
-    text = malloc((size_t)size + 1);
-    if (!text || fread(text, 1, (size_t)size, fp) != (size_t)size)
-        goto free_text;
-    rc = tj_grok_lib_load(lib, text, (size_t)size, path, true, err, errlen);
-    free(text);
-    fclose(fp);
-    return rc;
-free_text:
-    free(text);
-close:
-    fclose(fp);
-fail:
-    snprintf(err, errlen, "cannot read pattern file %s (at most 16 MiB)", path);
-    return rc;
-}
-
-int tj_cmd_load_pattern_dirs(struct tj_grok_lib *lib, const struct tj_strv *dirs, char *err,
-                             size_t errlen)
-{
-    for (size_t i = 0; i < dirs->n; i++) {
-        struct dirent **ents;
-        /* Sorted, so that which of two files defining one name wins never depends on the
-         * directory's order: the later name in sort order does. */
-        int n = scandir(dirs->v[i], &ents, NULL, alphasort), rc = 0;
-
-        if (n < 0) {
-            snprintf(err, errlen, "cannot open patterns directory %s: %s", dirs->v[i],
-                     strerror(errno));
-            return TJ_EIO;
-        }
-        for (int k = 0; k < n; k++) {
-            char path[4096];
-            struct stat st;
-
-            snprintf(path, sizeof(path), "%s/%s", dirs->v[i], ents[k]->d_name);
-            if (!rc && ents[k]->d_name[0] != '.' && stat(path, &st) == 0 && S_ISREG(st.st_mode))
-                rc = load_pattern_file(lib, path, err, errlen);
-            free(ents[k]);
-        }
-        free(ents);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 /* Compiles the command line's patterns against the library (plus --patterns-dir). Returns the
  * ruleset, or NULL with err filled; the library is only needed while compiling. */
 static struct tj_ruleset *build_ruleset(const struct parse_cfg *cfg, char *err, size_t errlen)
 {
-    struct tj_grok_lib *lib = tj_grok_lib_create();
-    struct tj_ruleset *rs = NULL;
+    struct tj_grok_lib *lib = tj_cmd_load_library(&cfg->dirs, err, errlen);
+    struct tj_ruleset *rs;
     char msg[900];
 
-    if (!lib) {
-        snprintf(err, errlen, "out of memory");
+    if (!lib)
         return NULL;
-    }
-    if (tj_grok_lib_load_builtin(lib, err, errlen) ||
-        tj_cmd_load_pattern_dirs(lib, &cfg->dirs, err, errlen))
-        goto out;
     rs = tj_ruleset_create(lib, cfg->patterns.v, cfg->patterns.n, cfg->multiline, msg, sizeof(msg));
     if (!rs)
         snprintf(err, errlen, "bad pattern: %s", msg);
-out:
     tj_grok_lib_destroy(lib);
     return rs;
 }

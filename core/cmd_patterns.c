@@ -114,10 +114,9 @@ static int patterns_main(int argc, char **argv)
         status = 0;
         goto out;
     }
-    lib = tj_grok_lib_create();
-    if (!lib || tj_grok_lib_load_builtin(lib, err, sizeof(err)) ||
-        tj_cmd_load_pattern_dirs(lib, &cfg.dirs, err, sizeof(err))) {
-        fprintf(stderr, "tailjet patterns: %s\n", lib ? err : "out of memory");
+    lib = tj_cmd_load_library(&cfg.dirs, err, sizeof(err));
+    if (!lib) {
+        fprintf(stderr, "tailjet patterns: %s\n", err);
         goto out;
     }
     if (cfg.regex) {

@@ -26,10 +26,10 @@ extern const size_t tj_ncmds;
 /* Prints "tailjet NAME USAGE", the summary and the option list. */
 void tj_cmd_help(FILE *f, const struct tj_cmd *c);
 
-/* Loads every regular file of each directory in dirs into lib (later names override earlier
- * ones, as Logstash's patterns_dir). Returns 0 or an error with err filled. */
+/* The built-in grok library plus every regular file of each directory in dirs, in sorted order
+ * (later names override earlier ones, as Logstash's patterns_dir). Returns the library (owned,
+ * tj_grok_lib_destroy) or NULL with err filled. */
 struct tj_grok_lib;
-int tj_cmd_load_pattern_dirs(struct tj_grok_lib *lib, const struct tj_strv *dirs, char *err,
-                             size_t errlen);
+struct tj_grok_lib *tj_cmd_load_library(const struct tj_strv *dirs, char *err, size_t errlen);
 
 #endif
