@@ -112,6 +112,20 @@ static int set_value(const struct tj_opt *o, void *cfg, const char *v, const cha
     case TJ_OPT_FLAG:
         *(bool *)base = strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
         return 0;
+    case TJ_OPT_DURATION:
+        if (tj_parse_duration(v, (unsigned *)base)) {
+            snprintf(err, errlen, "%s --%s: '%s' is not a duration (e.g. 500ms, 2s, 1m)", from,
+                     o->name, v);
+            return TJ_EINVAL;
+        }
+        return 0;
+    case TJ_OPT_SEQ:
+        if (tj_strv_push((struct tj_strv *)base, o->name) ||
+            tj_strv_push((struct tj_strv *)base, v)) {
+            snprintf(err, errlen, "out of memory");
+            return TJ_ENOMEM;
+        }
+        return 0;
     }
     return TJ_EINVAL;
 }
@@ -124,7 +138,7 @@ int tj_opt_parse(const struct tj_opt *opts, size_t nopts, int argc, char **argv,
     for (size_t i = 0; i < nopts; i++) {
         const char *env = opts[i].env ? getenv(opts[i].env) : NULL;
         const char *v = env && *env ? env : opts[i].def;
-        if (v && opts[i].type != TJ_OPT_STRINGS &&
+        if (v && opts[i].type != TJ_OPT_STRINGS && opts[i].type != TJ_OPT_SEQ &&
             set_value(&opts[i], cfg, v, env && *env ? opts[i].env : "default of", err, errlen))
             return TJ_EINVAL;
     }
@@ -188,4 +202,29 @@ void tj_opt_help(FILE *f, const struct tj_opt *opts, size_t nopts)
             fprintf(f, " [env: %s]", o->env);
         fputc('\n', f);
     }
+}
+
+int tj_parse_duration(const char *s, unsigned *ms)
+{
+    char *end;
+    double v;
+    double unit = 1000;
+
+    if (*s < '0' || *s > '9')
+        return TJ_EINVAL;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s)
+        return TJ_EINVAL;
+    if (strcmp(end, "ms") == 0)
+        unit = 1;
+    else if (strcmp(end, "m") == 0)
+        unit = 60000;
+    else if (*end && strcmp(end, "s") != 0)
+        return TJ_EINVAL;
+    v *= unit;
+    if (v > 86400000.0 * 365)
+        return TJ_EINVAL;
+    *ms = (unsigned)v;
+    return 0;
 }

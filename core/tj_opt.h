@@ -9,11 +9,14 @@
 #include "tj_common.h"
 
 enum tj_opt_type {
-    TJ_OPT_STRING,  /* const char * (borrowed from argv or the environment) */
-    TJ_OPT_STRINGS, /* struct tj_strv: repeatable */
-    TJ_OPT_SIZE,    /* size_t: bytes, with an optional k/KiB/M/MiB/G/GiB suffix */
-    TJ_OPT_UINT,    /* unsigned */
-    TJ_OPT_FLAG,    /* bool, no value */
+    TJ_OPT_STRING,   /* const char * (borrowed from argv or the environment) */
+    TJ_OPT_STRINGS,  /* struct tj_strv: repeatable */
+    TJ_OPT_SIZE,     /* size_t: bytes, with an optional k/KiB/M/MiB/G/GiB suffix */
+    TJ_OPT_UINT,     /* unsigned */
+    TJ_OPT_FLAG,     /* bool, no value */
+    TJ_OPT_DURATION, /* unsigned milliseconds: 250ms, 2s, 1m, or a bare number of seconds */
+    TJ_OPT_SEQ,      /* struct tj_strv shared by several options, in command-line order: each
+                        occurrence pushes the option's name, then its value */
 };
 
 struct tj_strv {
@@ -48,5 +51,8 @@ void tj_opt_help(FILE *f, const struct tj_opt *opts, size_t nopts);
 
 /* Parses "64k", "1MiB", "1048576". Returns 0 or TJ_EINVAL. */
 int tj_parse_size(const char *s, size_t *out);
+
+/* Parses "250ms", "2s", "1m", "3" (seconds) into milliseconds. Returns 0 or TJ_EINVAL. */
+int tj_parse_duration(const char *s, unsigned *ms);
 
 #endif
