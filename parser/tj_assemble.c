@@ -314,3 +314,193 @@ int tj_assembler_flush(struct tj_assembler *a, bool partials, const struct tj_fe
     }
     return 0;
 }
+
+void tj_assembler_reset(struct tj_assembler *a, enum tj_format fmt)
+{
+    a->fmt = fmt;
+    for (int i = 0; i < NSTREAMS; i++) {
+        a->part[i].active = false;
+        a->multi[i].active = false;
+    }
+}
+
+enum tj_format tj_assemble_detect(const char *buf, size_t len, struct tj_buf *scratch)
+{
+    const char *p = buf, *end = buf + len, *nl;
+
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+        const char *q = p;
+        while (q < nl && (*q == ' ' || *q == '\t' || *q == '\r'))
+            q++;
+        if (q < nl) {
+            struct tj_jsonfile_entry e;
+            const char *why = NULL;
+            if (*q != '{')
+                return TJ_FORMAT_PLAIN;
+            if (tj_jsonfile_decode(p, (size_t)(nl - p), scratch, &e, &why) == 0)
+                return TJ_FORMAT_JSONFILE;
+            if (why == tj_jsonfile_why_nolog)
+                return TJ_FORMAT_PLAIN;
+        }
+        p = nl + 1;
+    }
+    return TJ_FORMAT_AUTO;
+}
+
+#define CUT_WINDOW 64
+
+/* One complete line seen by the cut search, newest first. */
+struct cut_line {
+    size_t start, end; /* end: offset of its '\n' */
+    bool ok;           /* a json-file entry (else corrupt: it closes no stream's line) */
+    bool partial;
+    int si;
+};
+
+/* Fills l with the line that ends at buf[end] ('\n'). Plain: ok, not partial, no stream. */
+static void cut_line_at(const struct tj_cut *c, const char *buf, size_t end, struct cut_line *l,
+                        struct tj_jsonfile_entry *e)
+{
+    const void *prev = end ? memrchr(buf, '\n', end) : NULL;
+    const char *why;
+
+    l->start = prev ? (size_t)((const char *)prev - buf) + 1 : 0;
+    l->end = end;
+    l->ok = true;
+    l->partial = false;
+    l->si = STREAM_OTHER;
+    e->log = (struct tj_slice){buf + l->start, end - l->start};
+    if (c->fmt != TJ_FORMAT_JSONFILE) {
+        if (e->log.len && e->log.ptr[e->log.len - 1] == '\r')
+            e->log.len--;
+        return;
+    }
+    if (tj_jsonfile_decode(buf + l->start, end - l->start, c->scratch, e, &why) != 0) {
+        l->ok = false;
+        return;
+    }
+    l->partial = e->partial;
+    l->si = stream_index(e->stream);
+}
+
+/* True when no stream other than `except` has a line open among lines[k+1..n) (older). */
+static bool others_closed(const struct cut_line *lines, size_t k, size_t n, int except)
+{
+    bool seen[NSTREAMS] = {false};
+
+    for (size_t j = k + 1; j < n; j++) {
+        const struct cut_line *l = &lines[j];
+        if (!l->ok || l->si == except || seen[l->si])
+            continue;
+        if (l->partial)
+            return false;
+        seen[l->si] = true;
+    }
+    return true;
+}
+
+static size_t cut_jsonfile(const struct tj_cut *c, const char *buf, size_t last_nl)
+{
+    struct cut_line lines[CUT_WINDOW];
+    struct tj_jsonfile_entry e;
+    size_t n = 0, end = last_nl;
+
+    for (;;) {
+        cut_line_at(c, buf, end, &lines[n], &e);
+        n++;
+        if (n == CUT_WINDOW || lines[n - 1].start == 0)
+            break;
+        end = lines[n - 1].start - 1;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const struct cut_line *l = &lines[k];
+        if (l->ok && l->partial)
+            continue;
+        if (others_closed(lines, k, n, l->ok ? l->si : -1))
+            return l->end + 1;
+    }
+    return 0;
+}
+
+/* The line of stream si before the line that starts at `start`, looked for among the
+ * CUT_WINDOW lines before it. Returns false when there is none. */
+static bool prev_of_stream(const struct tj_cut *c, const char *buf, size_t start, int si,
+                           struct cut_line *out)
+{
+    struct tj_jsonfile_entry e;
+
+    for (int k = 0; k < CUT_WINDOW && start > 0; k++) {
+        cut_line_at(c, buf, start - 1, out, &e);
+        if (!out->ok || si < 0 || out->si == si)
+            return true;
+        start = out->start;
+    }
+    return false;
+}
+
+/* Whether the line is the first line of an event: the regex marks it and it is not a later
+ * 16 KiB piece of a line. Corrupt lines end every open event, so they count as first lines. */
+static bool starts_event(const struct tj_cut *c, const char *buf, struct cut_line *l)
+{
+    struct cut_line prev;
+    struct tj_jsonfile_entry e;
+
+    if (!l->ok)
+        return true;
+    if (c->fmt == TJ_FORMAT_JSONFILE && prev_of_stream(c, buf, l->start, l->si, &prev) && prev.ok &&
+        prev.partial)
+        return false;
+    cut_line_at(c, buf, l->end, l, &e); /* again: prev_of_stream reused the scratch */
+    return tj_grok_match(c->multiline, c->matcher, e.log.ptr, e.log.len) == 1;
+}
+
+/* The latest start of an event in (from, last_nl] before which no stream has an event open that
+ * continues after it: walking back from the end, `next` keeps, per stream, whether that stream's
+ * first line after the current position starts an event. A stream with no line after the cut is
+ * safe only when it has no line in the window before it either. */
+static size_t cut_multiline(const struct tj_cut *c, const char *buf, size_t last_nl, size_t from)
+{
+    enum { NONE, START, CONT } next[NSTREAMS] = {NONE, NONE, NONE};
+    struct tj_jsonfile_entry e;
+    struct cut_line l;
+    size_t end = last_nl;
+
+    for (;;) {
+        bool start, safe = true;
+        cut_line_at(c, buf, end, &l, &e);
+        if (l.start == 0 || l.start < from)
+            return 0;
+        start = starts_event(c, buf, &l);
+        for (int t = 0; start && safe && t < NSTREAMS; t++) {
+            struct cut_line prev;
+            if (l.ok && t == l.si)
+                continue;
+            if (next[t] == CONT)
+                safe = false;
+            else if (next[t] == NONE && prev_of_stream(c, buf, l.start, t, &prev) && prev.ok)
+                safe = false; /* its event may go on after the cut */
+        }
+        if (start && safe)
+            return l.start;
+        if (l.ok)
+            next[l.si] = start ? START : CONT;
+        else
+            next[0] = next[1] = next[2] = START;
+        end = l.start - 1;
+    }
+}
+
+size_t tj_assemble_cut(const struct tj_cut *c, const char *buf, size_t len, size_t from)
+{
+    const char *nl = len ? memrchr(buf, '\n', len) : NULL;
+    size_t last_nl;
+
+    if (!nl)
+        return 0;
+    last_nl = (size_t)(nl - buf);
+    if (c->multiline)
+        return cut_multiline(c, buf, last_nl, from);
+    if (c->fmt == TJ_FORMAT_JSONFILE)
+        return cut_jsonfile(c, buf, last_nl);
+    return last_nl + 1;
+}

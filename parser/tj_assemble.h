@@ -43,8 +43,35 @@ enum tj_format tj_assembler_format(const struct tj_assembler *a);
 int tj_assembler_line(struct tj_assembler *a, const char *line, size_t len, int64_t offset,
                       bool cut, const struct tj_feed *f);
 
+/* Forgets every pending event and sets the format: the assembler is as new. */
+void tj_assembler_reset(struct tj_assembler *a, enum tj_format fmt);
+
 /* Emits pending events: multiline events always, and joined-so-far partial json-file entries
  * when `partials` is true (end of input). Returns 0 or fn's result. */
 int tj_assembler_flush(struct tj_assembler *a, bool partials, const struct tj_feed *f);
+
+/* Decides the format from the complete lines of buf[0..len) as the assembler would: the first
+ * decisive line (a json-file entry, an application's own JSON, or any other non-empty text)
+ * decides; torn Docker-looking lines and empty lines decide nothing (TJ_FORMAT_AUTO). scratch:
+ * as for tj_jsonfile_decode, with room for the longest line. */
+enum tj_format tj_assemble_detect(const char *buf, size_t len, struct tj_buf *scratch);
+
+/* Where a reader may cut a file's data into pieces that can be assembled independently (by
+ * several threads at once): a boundary no event spans. */
+struct tj_cut {
+    enum tj_format fmt;              /* of the file (AUTO: treated as plain) */
+    const struct tj_grok *multiline; /* first-line regex, or NULL (borrowed) */
+    struct tj_matcher *matcher;      /* the caller's, for the multiline regex */
+    struct tj_buf *scratch;          /* for decoding, with room for the longest line + 16 */
+};
+
+/* Returns the offset just past a line end in buf[0..len) such that no event of the data spans
+ * it, the last such offset after `from` (lines before `from` were looked at by an earlier call
+ * on the same data and held no event start), or 0 when there is none. Without a multiline regex
+ * a plain line end is a boundary, and in json-file the end of an entry that completes its line
+ * while no other stream's line is open (looked up among the 64 entries before it). With one, a
+ * boundary is the start of a line the regex marks as first, not in the middle of a line's
+ * 16 KiB pieces. Lines only borrow; the matcher and scratch are used. */
+size_t tj_assemble_cut(const struct tj_cut *c, const char *buf, size_t len, size_t from);
 
 #endif

@@ -844,6 +844,195 @@ static void test_multiline_leading_lines(void)
     tj_assembler_destroy(a);
 }
 
+/* ---- cutting a file into independently assembled pieces ---- */
+
+/* Appends each event as an "offset:message" line to a buffer, to compare two ways of assembling
+ * the same data. */
+static int append_event(void *arg, const struct tj_event *ev)
+{
+    struct tj_buf *out = arg;
+    char head[32];
+    int n = snprintf(head, sizeof(head), "%lld:", (long long)ev->offset);
+
+    if (tj_buf_append(out, head, (size_t)n) ||
+        tj_buf_append(out, ev->message.ptr, ev->message.len) || tj_buf_append(out, "\n", 1))
+        return -100;
+    return 0;
+}
+
+static int cmp_lines(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorts the lines of b in place (events of different streams may come out in another order when
+ * the data is cut: each stream's own order is what must hold, and offsets tell events apart). */
+static void sort_lines(struct tj_buf *b)
+{
+    size_t n = 0, k = 0;
+    char **v, *copy = malloc(b->len + 1), *p;
+
+    CHECK(copy != NULL);
+    memcpy(copy, b->data, b->len);
+    copy[b->len] = '\0';
+    for (size_t i = 0; i < b->len; i++)
+        n += copy[i] == '\n';
+    v = malloc((n + 1) * sizeof(*v));
+    for (p = strtok(copy, "\n"); p; p = strtok(NULL, "\n"))
+        v[k++] = p;
+    qsort(v, k, sizeof(*v), cmp_lines);
+    b->len = 0;
+    for (size_t i = 0; i < k; i++) {
+        CHECK(tj_buf_append(b, v[i], strlen(v[i])) == 0);
+        CHECK(tj_buf_append(b, "\n", 1) == 0);
+    }
+    free(v);
+    free(copy);
+}
+
+/* Feeds data[0..len) (starting at file offset base) to a fresh assembler, then flushes all. */
+static void assemble_piece(struct tj_assembler *a, enum tj_format fmt, const char *data, size_t len,
+                           int64_t base, struct tj_feed *f)
+{
+    const char *p = data, *end = data + len, *nl;
+
+    tj_assembler_reset(a, fmt);
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+        CHECK(tj_assembler_line(a, p, (size_t)(nl - p), base + (p - data), false, f) == 0);
+        p = nl + 1;
+    }
+    CHECK(tj_assembler_flush(a, true, f) == 0);
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Random json-file data: lines on two streams, some split into pieces, some multiline heads
+ * ("E" first) and continuations. */
+static void gen_jsonfile(struct tj_buf *b, uint64_t *seed, int nlines)
+{
+    char line[256];
+
+    for (int i = 0; i < nlines; i++) {
+        const char *stream = rng_next(seed) % 4 == 0 ? "stderr" : "stdout";
+        int pieces = rng_next(seed) % 5 == 0 ? 1 + (int)(rng_next(seed) % 3) : 0;
+        bool head = rng_next(seed) % 3 == 0;
+        for (int k = 0; k <= pieces; k++) {
+            int n =
+                snprintf(line, sizeof(line),
+                         "{\"log\":\"%s%d.%d%s\",\"stream\":\"%s\","
+                         "\"time\":\"2026-11-25T10:00:00.000000001Z\"}\n",
+                         head && k == 0 ? "E " : "  at ", i, k, k == pieces ? "\\n" : "", stream);
+            CHECK(tj_buf_append(b, line, (size_t)n) == 0);
+        }
+    }
+}
+
+/* Cutting where tj_assemble_cut says, reading in pieces of random size as the engine does, gives
+ * the same events as assembling the whole data at once. */
+static void check_cut_invariance(const char *multiline_regex)
+{
+    struct tj_buf data, want, got, scratch;
+    struct tj_feed f = {NULL, NULL, append_event, &want, {"t", 1}};
+    struct tj_feed fp = {NULL, NULL, append_event, &got, {"t", 1}};
+    struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1 << 20);
+    struct ml ml = {0};
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+
+    tj_buf_init(&data, 1 << 24);
+    tj_buf_init(&want, 1 << 24);
+    tj_buf_init(&got, 1 << 24);
+    tj_buf_init(&scratch, 1 << 20);
+    if (multiline_regex) {
+        ml_init(&ml, multiline_regex, &f);
+        fp.matcher = f.matcher;
+        fp.multiline = f.multiline;
+    }
+    for (int round = 0; round < 40; round++) {
+        struct tj_cut cut = {TJ_FORMAT_JSONFILE, fp.multiline, ml.m, &scratch};
+        size_t done = 0, avail = 0, scanned = 0;
+        data.len = want.len = got.len = 0;
+        gen_jsonfile(&data, &seed, 20 + round * 5);
+        assemble_piece(a, TJ_FORMAT_JSONFILE, data.data, data.len, 0, &f);
+        while (done < data.len) {
+            size_t k;
+            avail += 1 + rng_next(&seed) % 600;
+            if (done + avail > data.len)
+                avail = data.len - done;
+            k = tj_assemble_cut(&cut, data.data + done, avail, scanned);
+            if (done + avail == data.len && !k)
+                k = avail; /* end of input: the rest is one piece */
+            if (k) {
+                assemble_piece(a, TJ_FORMAT_JSONFILE, data.data + done, k, (int64_t)done, &fp);
+                done += k;
+                avail -= k;
+                scanned = 0;
+            } else {
+                const char *nl = memrchr(data.data + done, '\n', avail);
+                scanned = nl ? (size_t)(nl - (data.data + done)) + 1 : 0;
+            }
+        }
+        sort_lines(&want);
+        sort_lines(&got);
+        if (getenv("TJ_DEBUG_CUT") &&
+            (got.len != want.len || memcmp(got.data, want.data, want.len))) {
+            fprintf(stderr, "round %d\n--want\n%.*s--got\n%.*s--data\n%.*s", round, (int)want.len,
+                    want.data, (int)got.len, got.data, (int)data.len, data.data);
+            exit(1);
+        }
+        CHECK(got.len == want.len && memcmp(got.data, want.data, want.len) == 0);
+    }
+    if (multiline_regex)
+        ml_fini(&ml);
+    tj_assembler_destroy(a);
+    tj_buf_fini(&data);
+    tj_buf_fini(&want);
+    tj_buf_fini(&got);
+    tj_buf_fini(&scratch);
+}
+
+static void test_cut_partials_invariant(void)
+{
+    check_cut_invariance(NULL);
+}
+
+static void test_cut_multiline_invariant(void)
+{
+    check_cut_invariance("^E ");
+}
+
+static void test_cut_basics(void)
+{
+    struct tj_buf scratch;
+    struct tj_cut plain = {TJ_FORMAT_PLAIN, NULL, NULL, &scratch};
+    struct tj_cut json = {TJ_FORMAT_JSONFILE, NULL, NULL, &scratch};
+    const char *piece = "{\"log\":\"abc\",\"stream\":\"stdout\",\"time\":\"t\"}\n";
+    const char *whole = "{\"log\":\"def\\n\",\"stream\":\"stdout\",\"time\":\"t\"}\n";
+    char buf[512];
+
+    tj_buf_init(&scratch, 4096);
+    CHECK(tj_assemble_cut(&plain, "a\nb\nc", 5, 0) == 4); /* after the last complete line */
+    CHECK(tj_assemble_cut(&plain, "abc", 3, 0) == 0);
+    /* json-file: never inside a line's pieces */
+    snprintf(buf, sizeof(buf), "%s%s%s", whole, piece, piece);
+    CHECK(tj_assemble_cut(&json, buf, strlen(buf), 0) == strlen(whole));
+    snprintf(buf, sizeof(buf), "%s%s", piece, piece);
+    CHECK(tj_assemble_cut(&json, buf, strlen(buf), 0) == 0);
+    snprintf(buf, sizeof(buf), "%s%s", piece, whole);
+    CHECK(tj_assemble_cut(&json, buf, strlen(buf), 0) == strlen(buf));
+    /* format detection: torn lines decide nothing */
+    CHECK(tj_assemble_detect("{\"log\n", 6, &scratch) == TJ_FORMAT_AUTO);
+    CHECK(tj_assemble_detect(whole, strlen(whole), &scratch) == TJ_FORMAT_JSONFILE);
+    CHECK(tj_assemble_detect("{\"a\":1}\n", 8, &scratch) == TJ_FORMAT_PLAIN);
+    CHECK(tj_assemble_detect("\n\nhello\n", 8, &scratch) == TJ_FORMAT_PLAIN);
+    tj_buf_fini(&scratch);
+}
+
 static const struct tj_test tests[] = {
     {"detect_jsonfile", test_detect_jsonfile},
     {"detect_plain", test_detect_plain},
@@ -870,6 +1059,9 @@ static const struct tj_test tests[] = {
     {"multiline_exactly_at_cap", test_multiline_exactly_at_cap},
     {"multiline_match_limit", test_multiline_match_limit},
     {"multiline_leading_lines", test_multiline_leading_lines},
+    {"cut_basics", test_cut_basics},
+    {"cut_partials_invariant", test_cut_partials_invariant},
+    {"cut_multiline_invariant", test_cut_multiline_invariant},
 };
 
 int main(int argc, char **argv)
