@@ -21,7 +21,7 @@ CC=clang bash scripts/build.sh build-asan -DTJ_SANITIZE=address,undefined
 
 echo "== 3/4 fuzz targets, ${FUZZ_SECONDS}s each"
 CC=clang bash scripts/build.sh build-fuzz -DTJ_FUZZ=ON -DTJ_SANITIZE=address,undefined
-for f in jsonfile grok; do
+for f in jsonfile grok checkpoint; do
   work=$(mktemp -d)
   cp -r "tests/fuzz/corpus_$f/." "$work/"
   set +e

@@ -1,0 +1,283 @@
+/* cmd_run.c: `tailjet run`: the daemon. Parses the command line into watches (a glob with its
+ * patterns), creates the output and the engine, and runs it on the main thread until a signal
+ * (or, with --exit-on-eof, until every file is shipped). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tj_cmd.h"
+#include "tj_engine.h"
+#include "tj_log.h"
+
+#define MAX_LINE_BYTES_LIMIT ((size_t)64 << 20)
+
+struct run_cfg {
+    struct tj_strv seq; /* --watch, --pattern and --multiline in command-line order */
+    const char *output;
+    const char *state_dir;
+    unsigned workers;
+    const char *start_at;
+    bool exit_on_eof;
+    size_t max_line_bytes;
+    size_t read_ahead;
+    size_t chunk_bytes;
+    unsigned poll_ms, checkpoint_ms, multiline_timeout_ms, shutdown_timeout_ms;
+    struct tj_strv dirs;
+    unsigned match_limit;
+    const char *log_level;
+    bool help;
+};
+
+static const struct tj_opt run_opts[] = {
+    {"watch", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "GLOB",
+     "follow every file matching GLOB, now and later (repeatable; the --pattern and "
+     "--multiline options after it apply to it)",
+     NULL},
+    {"pattern", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "EXPR",
+     "grok expression or PCRE2 regex for the files of the --watch before it; repeat it for "
+     "alternatives tried in order; none: records are shipped unparsed",
+     NULL},
+    {"multiline", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "REGEX",
+     "for the --watch before it: a line matching REGEX starts an event, other lines join it", NULL},
+    {"output", TJ_OPT_STRING, offsetof(struct run_cfg, output), "stdout", "TAILJET_OUTPUT", "URI",
+     "where records go: stdout, or file:PATH (NDJSON appended; reopened on SIGHUP)", NULL},
+    {"state-dir", TJ_OPT_STRING, offsetof(struct run_cfg, state_dir), "/var/lib/tailjet",
+     "TAILJET_STATE_DIR", "DIR", "where checkpoints are kept (DIR/checkpoints)", NULL},
+    {"workers", TJ_OPT_UINT, offsetof(struct run_cfg, workers), "0", NULL, "N",
+     "parsing threads; 0: one per core", NULL},
+    {"start-at", TJ_OPT_STRING, offsetof(struct run_cfg, start_at), "beginning", NULL, "WHERE",
+     "at the very first start (no checkpoints yet), read files from their beginning or skip "
+     "what they already hold",
+     "beginning|end"},
+    {"exit-on-eof", TJ_OPT_FLAG, offsetof(struct run_cfg, exit_on_eof), NULL, NULL, NULL,
+     "exit once every file is read to its end and every record acknowledged", NULL},
+    {"max-line-bytes", TJ_OPT_SIZE, offsetof(struct run_cfg, max_line_bytes), "1MiB", NULL, "N",
+     "a longer line (or joined event) becomes one record, cut and tagged _truncated", NULL},
+    {"read-ahead", TJ_OPT_SIZE, offsetof(struct run_cfg, read_ahead), "8MiB", NULL, "N",
+     "input read but not yet acknowledged by the output, at most: reading pauses beyond it", NULL},
+    {"chunk-bytes", TJ_OPT_SIZE, offsetof(struct run_cfg, chunk_bytes), "256KiB", NULL, "N",
+     "bytes read from a file at once; a busy file's chunks are parsed by all workers", NULL},
+    {"poll-interval", TJ_OPT_DURATION, offsetof(struct run_cfg, poll_ms), "1s", NULL, "DUR",
+     "how often globs are run again and files are checked for rotation (inotify usually "
+     "notices sooner)",
+     NULL},
+    {"checkpoint-interval", TJ_OPT_DURATION, offsetof(struct run_cfg, checkpoint_ms), "1s", NULL,
+     "DUR", "how often checkpoints are written (also at exit)", NULL},
+    {"multiline-timeout", TJ_OPT_DURATION, offsetof(struct run_cfg, multiline_timeout_ms), "1s",
+     NULL, "DUR", "an event still open at the end of a quiet file is shipped after this long",
+     NULL},
+    {"shutdown-timeout", TJ_OPT_DURATION, offsetof(struct run_cfg, shutdown_timeout_ms), "10s",
+     NULL, "DUR", "on SIGTERM or SIGINT, drain in-flight records for this long at most", NULL},
+    {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct run_cfg, dirs), NULL, NULL, "DIR",
+     "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
+    {"match-limit", TJ_OPT_UINT, offsetof(struct run_cfg, match_limit), "200000", NULL, "N",
+     "PCRE2 match limit per line and pattern: a line that needs more is tagged _groktimeout", NULL},
+    {"log-level", TJ_OPT_STRING, offsetof(struct run_cfg, log_level), "info", "TAILJET_LOG_LEVEL",
+     "LEVEL", "self-logs on stderr from this level up", "debug|info|warn|error"},
+    {"help", TJ_OPT_FLAG, offsetof(struct run_cfg, help), NULL, NULL, NULL, "show this help", NULL},
+};
+
+struct watches {
+    const char *glob[256];
+    struct tj_ruleset *rs[256];
+    size_t n;
+};
+
+static void watches_fini(struct watches *w)
+{
+    for (size_t i = 0; i < w->n; i++)
+        tj_ruleset_unref(w->rs[i]);
+    w->n = 0;
+}
+
+/* Builds one ruleset per --watch from the options that follow it. Returns 0, or 2 (a usage
+ * error, printed). Patterns are compiled before anything else is touched. */
+static int build_watches(struct watches *w, const struct run_cfg *cfg,
+                         const struct tj_grok_lib *lib)
+{
+    size_t i = 0;
+
+    if (cfg->seq.n == 0) {
+        fprintf(stderr, "tailjet run: nothing to follow: give --watch GLOB\n");
+        return 2;
+    }
+    if (strcmp(cfg->seq.v[0], "watch") != 0) {
+        fprintf(stderr, "tailjet run: --%s must follow the --watch it applies to\n", cfg->seq.v[0]);
+        return 2;
+    }
+    while (i < cfg->seq.n) {
+        const char *glob = cfg->seq.v[i + 1], *multiline = NULL;
+        const char *exprs[TJ_RULESET_MAX_ALTS];
+        size_t n = 0;
+        char err[900];
+
+        for (i += 2; i < cfg->seq.n && strcmp(cfg->seq.v[i], "watch") != 0; i += 2) {
+            if (strcmp(cfg->seq.v[i], "multiline") == 0) {
+                multiline = cfg->seq.v[i + 1];
+            } else if (n == TJ_RULESET_MAX_ALTS) {
+                fprintf(stderr, "tailjet run: --watch %s: more than %d patterns\n", glob,
+                        TJ_RULESET_MAX_ALTS);
+                return 2;
+            } else {
+                exprs[n++] = cfg->seq.v[i + 1];
+            }
+        }
+        if (w->n == TJ_ARRAY_LEN(w->glob)) {
+            fprintf(stderr, "tailjet run: more than %zu --watch options\n", w->n);
+            return 2;
+        }
+        w->rs[w->n] = tj_ruleset_create(lib, exprs, n, multiline, err, sizeof(err));
+        if (!w->rs[w->n]) {
+            fprintf(stderr, "tailjet run: --watch %s: bad pattern: %s\n", glob, err);
+            return 2;
+        }
+        w->glob[w->n++] = glob;
+    }
+    return 0;
+}
+
+/* The output exists before the engine (a bad URI must not touch the state directory), so its
+ * acknowledgements go through this slot. */
+static void forward_ack(void *slot, struct tj_batch *b, int status)
+{
+    tj_engine_ack(*(struct tj_engine **)slot, b, status);
+}
+
+static enum tj_log_level level_of(const char *s)
+{
+    return strcmp(s, "debug") == 0   ? TJ_LOG_DEBUG
+           : strcmp(s, "warn") == 0  ? TJ_LOG_WARN
+           : strcmp(s, "error") == 0 ? TJ_LOG_ERROR
+                                     : TJ_LOG_INFO;
+}
+
+static void log_summary(struct tj_engine *e)
+{
+    struct tj_engine_stats st;
+
+    tj_engine_get_stats(e, &st);
+    tj_log(TJ_LOG_INFO,
+           "stopped: %llu bytes read, %llu records acknowledged (%llu parsed: %llu matched, %llu "
+           "_grokparsefailure, %llu _jsonparsefailure, %llu _truncated), %llu files opened, %llu "
+           "rotations, %llu truncations, %llu refused submits",
+           (unsigned long long)st.bytes_read, (unsigned long long)st.records_acked,
+           (unsigned long long)st.parse.records, (unsigned long long)st.parse.matched,
+           (unsigned long long)st.parse.failed, (unsigned long long)st.parse.json_errors,
+           (unsigned long long)st.parse.truncated, (unsigned long long)st.files_opened,
+           (unsigned long long)st.rotations, (unsigned long long)st.truncations,
+           (unsigned long long)st.submit_retries);
+}
+
+static int run_main(int argc, char **argv)
+{
+    struct run_cfg cfg = {0};
+    struct tj_strv rest = {0};
+    struct tj_engine_cfg ec = {0};
+    struct tj_grok_lib *lib = NULL;
+    struct tj_engine *e = NULL;
+    struct tj_output out = {0};
+    struct watches w = {0};
+    char err[1024], host[256];
+    bool abandoned = false;
+    int status = 2;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (tj_opt_parse(run_opts, TJ_ARRAY_LEN(run_opts), argc, argv, &cfg, &rest, err, sizeof(err))) {
+        fprintf(stderr, "tailjet run: %s\n", err);
+        goto out;
+    }
+    if (cfg.help) {
+        tj_cmd_help(stdout, &tj_cmd_run);
+        status = 0;
+        goto out;
+    }
+    if (rest.n) {
+        fprintf(stderr, "tailjet run: unexpected argument '%s' (files are given with --watch)\n",
+                rest.v[0]);
+        goto out;
+    }
+    if (cfg.max_line_bytes < 16 || cfg.max_line_bytes > MAX_LINE_BYTES_LIMIT) {
+        fprintf(stderr, "tailjet run: --max-line-bytes must be between 16 and 64MiB\n");
+        goto out;
+    }
+    if (cfg.chunk_bytes < 4096 || cfg.chunk_bytes > ((size_t)64 << 20)) {
+        fprintf(stderr, "tailjet run: --chunk-bytes must be between 4KiB and 64MiB\n");
+        goto out;
+    }
+    if (cfg.workers > 256) {
+        fprintf(stderr, "tailjet run: --workers must be at most 256\n");
+        goto out;
+    }
+    tj_log_set_level(level_of(cfg.log_level));
+    lib = tj_cmd_load_library(&cfg.dirs, err, sizeof(err));
+    if (!lib) {
+        fprintf(stderr, "tailjet run: %s\n", err);
+        goto out;
+    }
+    if ((status = build_watches(&w, &cfg, lib)) != 0)
+        goto out;
+    status = 2;
+    tj_grok_lib_destroy(lib);
+    lib = NULL;
+    ec.workers = cfg.workers ? cfg.workers : (cores > 0 ? (unsigned)cores : 1);
+    ec.read_ahead = cfg.read_ahead;
+    ec.chunk_bytes = cfg.chunk_bytes;
+    ec.max_line_bytes = cfg.max_line_bytes;
+    ec.poll_ms = cfg.poll_ms ? cfg.poll_ms : 1;
+    ec.checkpoint_ms = cfg.checkpoint_ms;
+    ec.multiline_timeout_ms = cfg.multiline_timeout_ms;
+    ec.shutdown_timeout_ms = cfg.shutdown_timeout_ms;
+    ec.start_at_end = strcmp(cfg.start_at, "end") == 0;
+    ec.exit_on_eof = cfg.exit_on_eof;
+    ec.state_dir = cfg.state_dir;
+    ec.limits = TJ_MATCH_LIMITS_DEFAULT;
+    ec.limits.match_limit = cfg.match_limit;
+    if (gethostname(host, sizeof(host)) == 0) {
+        host[sizeof(host) - 1] = '\0';
+        ec.host_name = host;
+    }
+    if (tj_output_create(&out, cfg.output, forward_ack, &e, err, sizeof(err))) {
+        fprintf(stderr, "tailjet run: %s\n", err);
+        status = out.ops ? 1 : 2;
+        goto out;
+    }
+    e = tj_engine_create(&ec, err, sizeof(err));
+    if (!e) {
+        fprintf(stderr, "tailjet run: %s\n", err);
+        status = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < w.n; i++) {
+        if (tj_engine_watch(e, w.glob[i], w.rs[i])) {
+            fprintf(stderr, "tailjet run: out of memory\n");
+            status = 1;
+            goto out;
+        }
+    }
+    tj_engine_set_output(e, &out);
+    tj_log(TJ_LOG_INFO, "tailjet %s started: %u workers, output %s, state in %s", TJ_VERSION,
+           ec.workers, cfg.output, cfg.state_dir);
+    status = tj_engine_run(e, &abandoned);
+    log_summary(e);
+    if (abandoned)
+        _exit(status); /* threads are blocked in the output: nothing to free safely */
+out:
+    tj_engine_destroy(e);
+    tj_output_destroy(&out);
+    watches_fini(&w);
+    tj_grok_lib_destroy(lib);
+    tj_strv_fini(&rest);
+    tj_strv_fini(&cfg.seq);
+    tj_strv_fini(&cfg.dirs);
+    return status;
+}
+
+const struct tj_cmd tj_cmd_run = {
+    "run",
+    "--watch GLOB [--pattern EXPR]... [--multiline REGEX] ... [--output URI] [--state-dir DIR]",
+    "Follow log files through rotation and ship their parsed records to an output.",
+    run_opts,
+    TJ_ARRAY_LEN(run_opts),
+    run_main};

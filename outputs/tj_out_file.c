@@ -1,0 +1,165 @@
+/* tj_out_file.c: the stdout and file:PATH outputs: NDJSON records appended in submit order.
+ * Workers call submit concurrently; one mutex keeps each batch's records together. A batch is
+ * acknowledged as soon as write(2) took all of it (the page cache has it: a crash of tailjet
+ * loses nothing; a crash of the machine is the file system's business). file:PATH is opened
+ * with O_APPEND and reopened after SIGHUP, so logrotate can move it. */
+#include "tj_output.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tj_log.h"
+
+struct out_file {
+    pthread_mutex_t lock;
+    int fd;
+    char *path; /* NULL for stdout */
+    bool reopen;
+    bool failing; /* the last write failed: the error was logged once */
+    tj_ack_fn ack;
+    void *ack_arg;
+};
+
+static int open_path(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+    if (fd < 0)
+        snprintf(err, errlen, "cannot open output file %s: %s", path, strerror(errno));
+    return fd;
+}
+
+static int create_common(const char *path, tj_ack_fn ack, void *ack_arg, void **state, char *err,
+                         size_t errlen)
+{
+    struct out_file *o = calloc(1, sizeof(*o));
+
+    if (!o || (path && !(o->path = strdup(path)))) {
+        free(o);
+        snprintf(err, errlen, "out of memory");
+        return TJ_ENOMEM;
+    }
+    o->fd = path ? open_path(path, err, errlen) : STDOUT_FILENO;
+    if (o->fd < 0) {
+        free(o->path);
+        free(o);
+        return TJ_EIO;
+    }
+    pthread_mutex_init(&o->lock, NULL);
+    o->ack = ack;
+    o->ack_arg = ack_arg;
+    *state = o;
+    return 0;
+}
+
+static int stdout_create(const char *uri, tj_ack_fn ack, void *ack_arg, void **state, char *err,
+                         size_t errlen)
+{
+    if (strcmp(uri, "stdout") != 0) {
+        snprintf(err, errlen, "output '%s': stdout takes no argument", uri);
+        return TJ_EINVAL;
+    }
+    return create_common(NULL, ack, ack_arg, state, err, errlen);
+}
+
+static int file_create(const char *uri, tj_ack_fn ack, void *ack_arg, void **state, char *err,
+                       size_t errlen)
+{
+    const char *path = uri + strlen("file:");
+
+    if (!*path) {
+        snprintf(err, errlen, "output '%s': give a path, as in file:/var/log/records.ndjson", uri);
+        return TJ_EINVAL;
+    }
+    return create_common(path, ack, ack_arg, state, err, errlen);
+}
+
+/* Reopens the file after SIGHUP; on failure keeps writing to the old descriptor. Lock held. */
+static void reopen_locked(struct out_file *o)
+{
+    char err[512];
+    int fd;
+
+    o->reopen = false;
+    if (!o->path)
+        return;
+    fd = open_path(o->path, err, sizeof(err));
+    if (fd < 0) {
+        tj_log(TJ_LOG_ERROR, "%s; still writing to the file opened before", err);
+        return;
+    }
+    close(o->fd);
+    o->fd = fd;
+    tj_log(TJ_LOG_INFO, "reopened output file %s", o->path);
+}
+
+static int file_submit(void *state, struct tj_batch *b)
+{
+    struct out_file *o = state;
+    int rc = 0;
+
+    pthread_mutex_lock(&o->lock);
+    if (o->reopen)
+        reopen_locked(o);
+    while (b->out_done < b->records.len) {
+        ssize_t n = write(o->fd, b->records.data + b->out_done, b->records.len - b->out_done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            if (!o->failing)
+                tj_log(TJ_LOG_ERROR, "cannot write to %s: %s; records are held and retried",
+                       o->path ? o->path : "stdout", strerror(errno));
+            o->failing = true;
+            rc = errno == EPIPE || errno == EBADF ? TJ_EIO : TJ_EAGAIN;
+            break;
+        }
+        b->out_done += (size_t)n;
+    }
+    if (!rc && o->failing) {
+        tj_log(TJ_LOG_INFO, "writing to %s works again", o->path ? o->path : "stdout");
+        o->failing = false;
+    }
+    pthread_mutex_unlock(&o->lock);
+    if (!rc)
+        o->ack(o->ack_arg, b, 0);
+    return rc;
+}
+
+static int file_flush(void *state, unsigned timeout_ms)
+{
+    TJ_UNUSED(state);
+    TJ_UNUSED(timeout_ms);
+    return 0; /* every batch taken was written and acknowledged in submit */
+}
+
+static void file_reopen(void *state)
+{
+    struct out_file *o = state;
+
+    pthread_mutex_lock(&o->lock);
+    o->reopen = true;
+    pthread_mutex_unlock(&o->lock);
+}
+
+static void file_destroy(void *state)
+{
+    struct out_file *o = state;
+
+    if (!o)
+        return;
+    if (o->path)
+        close(o->fd);
+    pthread_mutex_destroy(&o->lock);
+    free(o->path);
+    free(o);
+}
+
+const struct tj_output_ops tj_output_stdout = {"stdout",   stdout_create, file_submit,
+                                               file_flush, file_reopen,   file_destroy};
+const struct tj_output_ops tj_output_file = {"file",     file_create, file_submit,
+                                             file_flush, file_reopen, file_destroy};

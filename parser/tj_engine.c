@@ -1,0 +1,1474 @@
+/* tj_engine.c: the shipping engine (see tj_engine.h).
+ *
+ * Data path: the reader thread reads a file into a chunk, cuts it at the last event boundary
+ * (tj_assemble_cut), keeps the rest as the file's carry for the next chunk, and queues the chunk.
+ * A worker assembles, parses and encodes it into the chunk's batch, then submits it in the
+ * file's order (a file's batches are sequenced; whichever worker holds the next one submits it
+ * and the ones that follow it). The output acknowledges batches; the engine then advances the
+ * file's acknowledged offset in sequence order. Checkpoints are that offset per file identity.
+ *
+ * Files: a followed path has generations (struct gen): the file now at the path and, oldest
+ * first, files that were renamed, unlinked or truncated away and are still being read to their
+ * end. A generation is released when it is read to its end, nothing of it is in flight, and it
+ * is no longer at the path.
+ *
+ * Locking: one mutex (e->lock) guards lists, sequencing, acknowledged offsets, the job queue,
+ * the buffer pools and the in-flight budget. The reader alone touches fds, read offsets and
+ * carries; workers alone touch their assembler and matcher. Nothing is read or parsed with the
+ * lock held. */
+#include "tj_engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "tj_assemble.h"
+#include "tj_checkpoint.h"
+#include "tj_log.h"
+
+#define MAX_SEGS     2
+#define NAME_BUCKETS 1024
+#define POOL_KEEP    16
+
+struct gen {
+    int fd;
+    struct tj_fileid id;
+    int64_t read_off;  /* reader: next byte to read */
+    int64_t acked_off; /* lock: every byte before it was acknowledged */
+    bool retired;      /* reader: no longer at the path; read to its end, then released */
+    bool eof;          /* reader: retired and read to its end */
+    int refs;          /* lock: chunks in flight with data of this generation */
+    struct gen *next;  /* newer */
+};
+
+/* A run of a chunk's (or a carry's) bytes that comes from one generation. */
+struct seg {
+    struct gen *g;
+    int64_t off;
+    size_t len;
+};
+
+struct path;
+
+struct chunk {
+    struct tj_batch b; /* first: an output's batch pointer is the chunk's */
+    struct path *p;
+    uint64_t seq;
+    struct seg seg[MAX_SEGS];
+    int nseg;
+    struct tj_buf in;
+    size_t in_bytes; /* counted against the read-ahead budget */
+    size_t skip;     /* the first `skip` bytes end an overlong line already shipped */
+    bool final;      /* the last line may lack its '\n': feed it too */
+    bool cut_tail;   /* the last bytes are the head of an overlong line */
+    enum tj_format fmt;
+    struct tj_ruleset *rs; /* reference */
+    bool acked;
+    struct chunk *next;          /* job queue or ready list */
+    struct chunk *next_inflight; /* the path's chunks in sequence order */
+};
+
+struct path {
+    char *name;
+    struct tj_ruleset *rs; /* reference */
+    struct tj_meta meta;
+    enum tj_format fmt;
+    struct gen *gens; /* oldest first */
+    int wd;           /* inotify watch of its directory, or -1 */
+    /* reader */
+    struct tj_buf carry; /* bytes after the last boundary, not yet in a chunk */
+    struct seg cseg[MAX_SEGS];
+    int ncseg;
+    size_t scanned; /* carry bytes already searched for a boundary */
+    bool skipping;  /* discarding the rest of an overlong line */
+    bool dirty;     /* may have data to read */
+    bool matched;   /* seen by the last glob scan */
+    int64_t last_read_ms;
+    uint64_t seq;
+    /* lock */
+    uint64_t submit_seq;
+    struct chunk *ready; /* parsed, waiting for their turn, by sequence */
+    bool submitting;
+    int64_t retry_at; /* a submit was refused: try again then (0: not waiting) */
+    unsigned backoff_ms;
+    struct chunk *inflight, *inflight_tail;
+    size_t ninflight;
+    struct path *next, *hnext;
+};
+
+struct watch {
+    char *glob;
+    struct tj_ruleset *rs;
+    int wd; /* inotify watch of the glob's fixed directory */
+};
+
+struct tj_engine {
+    struct tj_engine_cfg cfg;
+    char *state_dir, *host_name;
+    struct tj_output *out;
+    struct watch *watches;
+    size_t nwatches;
+    struct path *paths;
+    struct path *by_name[NAME_BUCKETS];
+    struct tj_ckpt_table restored; /* checkpoints read at start, used by the first scan */
+    bool first_start;
+
+    pthread_mutex_t lock;
+    pthread_cond_t job_cv;
+    struct chunk *jobs, *jobs_tail;
+    bool workers_stop;
+    size_t inflight_bytes;
+    size_t inflight_chunks;
+    bool reader_blocked;
+    struct tj_buf in_pool[POOL_KEEP], out_pool[POOL_KEEP];
+    size_t nin_pool, nout_pool;
+    struct tj_engine_stats st;
+
+    int lock_fd;      /* DIR/lock, flock()ed: one tailjet per state directory */
+    int wake_fd;      /* eventfd: wakes the reader */
+    int inotify_fd;   /* or -1: polling only */
+    bool reader_stop; /* atomic */
+    bool reader_idle; /* atomic: a full pass found nothing to read and no carry */
+    bool fatal;       /* atomic */
+    bool started;     /* atomic: the first scan is done (checkpoints may be written) */
+
+    pthread_t reader;
+    pthread_t *workers;
+    unsigned nworkers_started;
+    bool reader_started;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void wake_reader(struct tj_engine *e)
+{
+    uint64_t one = 1;
+
+    if (write(e->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        tj_log(TJ_LOG_ERROR, "cannot wake the reader thread: %s", strerror(errno));
+}
+
+/* ---- buffer pools (lock held) ---- */
+
+static void pool_get(struct tj_buf *pool, size_t *n, struct tj_buf *b, size_t max)
+{
+    if (*n) {
+        *b = pool[--*n];
+        b->len = 0;
+    } else {
+        tj_buf_init(b, max);
+    }
+    b->max = max;
+}
+
+static void pool_put(struct tj_buf *pool, size_t *n, struct tj_buf *b, size_t keep_cap)
+{
+    if (*n < POOL_KEEP && b->cap && b->cap <= keep_cap)
+        pool[(*n)++] = *b;
+    else
+        tj_buf_fini(b);
+    tj_buf_init(b, 0);
+}
+
+/* ---- generations and paths (reader; list changes under the lock) ---- */
+
+static uint64_t name_hash(const char *s)
+{
+    return tj_fileid_hash(s, strlen(s));
+}
+
+static struct path *path_find(struct tj_engine *e, const char *name)
+{
+    struct path *p = e->by_name[name_hash(name) % NAME_BUCKETS];
+
+    while (p && strcmp(p->name, name) != 0)
+        p = p->hnext;
+    return p;
+}
+
+static struct gen *gen_open(const char *name, int64_t off, char *why, size_t whylen)
+{
+    struct gen *g = calloc(1, sizeof(*g));
+
+    if (!g) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    g->fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (g->fd < 0 || tj_fileid_from_fd(g->fd, &g->id)) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        if (g->fd >= 0)
+            close(g->fd);
+        free(g);
+        return NULL;
+    }
+    g->read_off = g->acked_off = off;
+    return g;
+}
+
+static void gen_append(struct tj_engine *e, struct path *p, struct gen *g)
+{
+    struct gen **pp = &p->gens;
+
+    pthread_mutex_lock(&e->lock);
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = g;
+    e->st.files_opened++;
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* The newest generation when it is the file at the path, else NULL. */
+static struct gen *gen_current(struct path *p)
+{
+    struct gen *g = p->gens;
+
+    while (g && g->next)
+        g = g->next;
+    return g && !g->retired ? g : NULL;
+}
+
+static bool carry_uses(const struct path *p, const struct gen *g)
+{
+    for (int i = 0; i < p->ncseg; i++)
+        if (p->cseg[i].g == g)
+            return true;
+    return false;
+}
+
+/* Releases generations that are read to their end, acknowledged and not at the path. */
+static void gens_release(struct tj_engine *e, struct path *p)
+{
+    struct gen **pp = &p->gens, *g;
+
+    pthread_mutex_lock(&e->lock);
+    while ((g = *pp)) {
+        if (g->eof && g->refs == 0 && !carry_uses(p, g) && g->acked_off >= g->read_off) {
+            *pp = g->next;
+            close(g->fd);
+            free(g);
+            continue;
+        }
+        pp = &g->next;
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Looks among the path's siblings (PATH.1, PATH.2, ...) for a file accepted by `want`. Returns
+ * an open fd or -1. */
+static int find_sibling(const char *name, bool (*want)(int fd, const void *arg), const void *arg)
+{
+    const char *slash = strrchr(name, '/');
+    char dir[PATH_MAX];
+    const char *base = slash ? slash + 1 : name;
+    size_t blen = strlen(base);
+    struct dirent *de;
+    DIR *d;
+    int found = -1;
+
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - name) : 1, slash ? name : ".");
+    if (slash == name)
+        snprintf(dir, sizeof(dir), "/");
+    if (!(d = opendir(dir)))
+        return -1;
+    while (found < 0 && (de = readdir(d))) {
+        const char *s = de->d_name;
+        int fd;
+        if (strncmp(s, base, blen) != 0 || s[blen] != '.' || s[blen + 1] < '0' ||
+            s[blen + 1] > '9' || strspn(s + blen + 1, "0123456789") != strlen(s + blen + 1))
+            continue;
+        fd = openat(dirfd(d), s, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+            continue;
+        if (want(fd, arg))
+            found = fd;
+        else
+            close(fd);
+    }
+    closedir(d);
+    return found;
+}
+
+static bool want_identity(int fd, const void *arg)
+{
+    return tj_fileid_matches_fd(fd, arg);
+}
+
+/* A copy made by copytruncate: another inode whose head is the truncated file's head and that
+ * holds at least what was read of it. */
+static bool want_copy(int fd, const void *arg)
+{
+    const struct gen *g = arg;
+    struct tj_fileid id = g->id;
+    struct stat st;
+
+    if (fstat(fd, &st) || (st.st_dev == g->id.dev && st.st_ino == g->id.ino) ||
+        st.st_size < g->read_off)
+        return false;
+    id.dev = st.st_dev;
+    id.ino = st.st_ino;
+    return tj_fileid_matches_fd(fd, &id);
+}
+
+static struct gen *gen_from_fd(int fd, int64_t off)
+{
+    struct gen *g = calloc(1, sizeof(*g));
+
+    if (!g || tj_fileid_from_fd(fd, &g->id)) {
+        free(g);
+        close(fd);
+        return NULL;
+    }
+    g->fd = fd;
+    g->read_off = g->acked_off = off;
+    return g;
+}
+
+/* The file at the path was truncated (copytruncate, or a writer starting over): what was not
+ * read yet is in the copy when there is one; the file's new content is a new generation. */
+static void handle_truncation(struct tj_engine *e, struct path *p, struct gen *cur)
+{
+    int fd = find_sibling(p->name, want_copy, cur);
+    char why[256];
+    struct gen *g;
+
+    cur->retired = cur->eof = true; /* its descriptor now shows the new content */
+    if (fd >= 0 && (g = gen_from_fd(fd, cur->read_off))) {
+        g->retired = true;
+        gen_append(e, p, g);
+        tj_log(TJ_LOG_INFO, "%s was truncated; reading its copy from offset %lld", p->name,
+               (long long)cur->read_off);
+    } else {
+        tj_log(TJ_LOG_INFO, "%s was truncated; reading it again from its start", p->name);
+    }
+    pthread_mutex_lock(&e->lock);
+    e->st.truncations++;
+    pthread_mutex_unlock(&e->lock);
+    if ((g = gen_open(p->name, 0, why, sizeof(why))))
+        gen_append(e, p, g);
+}
+
+/* Compares the path with what is followed: a new file (rename, unlink, re-creation) retires
+ * the current generation and opens the new one from its start; truncation is handled. */
+static void path_check(struct tj_engine *e, struct path *p)
+{
+    struct gen *cur = gen_current(p), *g;
+    struct stat st;
+    char why[256];
+
+    if (stat(p->name, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (cur)
+            cur->retired = true; /* renamed or deleted: read to its end */
+        return;
+    }
+    if (cur && (uint64_t)st.st_dev == cur->id.dev && (uint64_t)st.st_ino == cur->id.ino) {
+        if (st.st_size < cur->read_off || !tj_fileid_matches_fd(cur->fd, &cur->id)) {
+            handle_truncation(e, p, cur);
+        } else if (cur->id.fp_len < TJ_FILEID_FP_MAX && st.st_size > (off_t)cur->id.fp_len) {
+            struct tj_fileid id;
+            if (tj_fileid_from_fd(cur->fd, &id) == 0) {
+                pthread_mutex_lock(&e->lock); /* checkpoints read it */
+                cur->id = id; /* a longer fingerprint, now that there are more bytes */
+                pthread_mutex_unlock(&e->lock);
+            }
+        }
+        return;
+    }
+    if (cur) {
+        cur->retired = true;
+        pthread_mutex_lock(&e->lock);
+        e->st.rotations++;
+        pthread_mutex_unlock(&e->lock);
+    }
+    if ((g = gen_open(p->name, 0, why, sizeof(why))))
+        gen_append(e, p, g);
+    else if (errno != ENOENT)
+        tj_log(TJ_LOG_WARN, "cannot open %s: %s; trying again later", p->name, why);
+}
+
+static int path_watch_dir(struct tj_engine *e, const char *name)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(name, '/');
+
+    if (e->inotify_fd < 0)
+        return -1;
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", slash == name ? 1 : (int)(slash - name), name);
+    return inotify_add_watch(e->inotify_fd, dir,
+                             IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                                 IN_CLOSE_WRITE | IN_ATTRIB);
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* At start: the files of this path that the checkpoints know, rotated away or not. */
+static void path_restore(struct tj_engine *e, struct path *p)
+{
+    struct gen *cur = NULL, *g;
+    struct stat st;
+    char why[256];
+    bool cur_known = false;
+
+    if (stat(p->name, &st) == 0 && S_ISREG(st.st_mode))
+        cur = gen_open(p->name, 0, why, sizeof(why));
+    for (size_t i = 0; i < e->restored.n; i++) {
+        struct tj_ckpt_entry *c = &e->restored.v[i];
+        int fd;
+        if (strcmp(c->path, p->name) != 0)
+            continue;
+        if (cur && tj_fileid_matches_fd(cur->fd, &c->id)) {
+            struct stat cs;
+            cur_known = true;
+            if (fstat(cur->fd, &cs) == 0 && cs.st_size >= c->offset)
+                cur->read_off = cur->acked_off = c->offset;
+            continue;
+        }
+        fd = find_sibling(p->name, want_identity, &c->id);
+        if (fd < 0) {
+            tj_log(TJ_LOG_WARN,
+                   "%s: a file followed before (inode %llu, offset %lld) is gone; what it held "
+                   "past that offset was not shipped",
+                   p->name, (unsigned long long)c->id.ino, (long long)c->offset);
+            continue;
+        }
+        if ((g = gen_from_fd(fd, c->offset))) {
+            g->retired = true;
+            gen_append(e, p, g);
+            tj_log(TJ_LOG_INFO,
+                   "%s: finishing a file rotated while tailjet was down, from "
+                   "offset %lld",
+                   p->name, (long long)c->offset);
+        }
+    }
+    if (cur && !cur_known && e->first_start && e->cfg.start_at_end)
+        cur->read_off = cur->acked_off = (int64_t)lseek(cur->fd, 0, SEEK_END);
+    if (cur)
+        gen_append(e, p, cur);
+}
+
+static struct path *path_add(struct tj_engine *e, const char *name, struct tj_ruleset *rs,
+                             bool at_start)
+{
+    struct path *p = calloc(1, sizeof(*p));
+    uint64_t h = name_hash(name) % NAME_BUCKETS;
+
+    if (!p || !(p->name = strdup(name))) {
+        free(p);
+        tj_log(TJ_LOG_ERROR, "out of memory: cannot follow %s", name);
+        return NULL;
+    }
+    p->rs = tj_ruleset_ref(rs);
+    tj_meta_init(&p->meta);
+    if (tj_meta_set(&p->meta, TJ_META_FILE_PATH, name, strlen(name)) ||
+        (e->host_name &&
+         tj_meta_set(&p->meta, TJ_META_HOST_NAME, e->host_name, strlen(e->host_name))))
+        tj_log(TJ_LOG_ERROR, "out of memory: records of %s lack metadata", name);
+    p->fmt = has_suffix(name, "-json.log") ? TJ_FORMAT_JSONFILE : TJ_FORMAT_AUTO;
+    tj_buf_init(&p->carry, TJ_ASSEMBLE_MAX_RAW(e->cfg.max_line_bytes) + e->cfg.chunk_bytes);
+    p->wd = path_watch_dir(e, name);
+    p->dirty = true;
+    p->last_read_ms = now_ms();
+    if (at_start)
+        path_restore(e, p);
+    else
+        path_check(e, p);
+    pthread_mutex_lock(&e->lock);
+    p->next = e->paths;
+    e->paths = p;
+    p->hnext = e->by_name[h];
+    e->by_name[h] = p;
+    pthread_mutex_unlock(&e->lock);
+    tj_log(TJ_LOG_DEBUG, "following %s", name);
+    return p;
+}
+
+static void path_free(struct path *p)
+{
+    struct gen *g = p->gens, *n;
+
+    for (; g; g = n) {
+        n = g->next;
+        close(g->fd);
+        free(g);
+    }
+    tj_ruleset_unref(p->rs);
+    tj_meta_fini(&p->meta);
+    tj_buf_fini(&p->carry);
+    free(p->name);
+    free(p);
+}
+
+/* Runs every glob; new files become paths. */
+static void scan_globs(struct tj_engine *e, bool at_start)
+{
+    for (struct path *p = e->paths; p; p = p->next)
+        p->matched = false;
+    for (size_t i = 0; i < e->nwatches; i++) {
+        glob_t gl;
+        int rc = glob(e->watches[i].glob, GLOB_NOSORT, NULL, &gl);
+        if (rc == 0) {
+            for (size_t k = 0; k < gl.gl_pathc; k++) {
+                struct path *p = path_find(e, gl.gl_pathv[k]);
+                struct stat st;
+                if (!p && stat(gl.gl_pathv[k], &st) == 0 && S_ISREG(st.st_mode))
+                    p = path_add(e, gl.gl_pathv[k], e->watches[i].rs, at_start);
+                if (p)
+                    p->matched = true;
+            }
+        }
+        if (rc != GLOB_NOMATCH)
+            globfree(&gl);
+    }
+}
+
+/* ---- chunks (reader side) ---- */
+
+/* Splits segs (covering n bytes in order) at byte k: the first part stays in a, the rest goes
+ * to b. */
+static void segs_split(const struct seg *s, int n, size_t k, struct seg *a, int *na, struct seg *b,
+                       int *nb)
+{
+    *na = *nb = 0;
+    for (int i = 0; i < n; i++) {
+        struct seg x = s[i];
+        if (k >= x.len) {
+            a[(*na)++] = x;
+            k -= x.len;
+        } else if (k > 0) {
+            a[(*na)++] = (struct seg){x.g, x.off, k};
+            b[(*nb)++] = (struct seg){x.g, x.off + (int64_t)k, x.len - k};
+            k = 0;
+        } else {
+            b[(*nb)++] = x;
+        }
+    }
+}
+
+static void segs_add(struct seg *s, int *n, struct gen *g, int64_t off, size_t len)
+{
+    if (*n && s[*n - 1].g == g && s[*n - 1].off + (int64_t)s[*n - 1].len == off)
+        s[*n - 1].len += len;
+    else
+        s[(*n)++] = (struct seg){g, off, len};
+}
+
+/* Queues a chunk of the path made of carry bytes [0, n) (segments cseg): the rest of the carry
+ * stays. Returns 0 or TJ_ENOMEM. */
+static int dispatch(struct tj_engine *e, struct path *p, size_t n, size_t skip, bool final,
+                    bool cut_tail)
+{
+    struct chunk *c = calloc(1, sizeof(*c));
+    struct seg rest[MAX_SEGS];
+    int nrest;
+
+    if (!c)
+        return TJ_ENOMEM;
+    c->p = p;
+    c->skip = skip;
+    c->final = final;
+    c->cut_tail = cut_tail;
+    c->fmt = p->fmt;
+    c->rs = tj_ruleset_ref(p->rs);
+    segs_split(p->cseg, p->ncseg, n, c->seg, &c->nseg, rest, &nrest);
+    pthread_mutex_lock(&e->lock);
+    pool_get(e->in_pool, &e->nin_pool, &c->in, p->carry.max);
+    pthread_mutex_unlock(&e->lock);
+    if (n >= p->carry.len / 2) {
+        /* Most of the carry goes: the chunk takes its buffer, the rest moves to a new one. */
+        struct tj_buf t = c->in;
+        c->in = p->carry;
+        p->carry = t;
+        if (tj_buf_append(&p->carry, c->in.data + n, c->in.len - n)) {
+            t = c->in; /* give the buffer back: nothing changed */
+            c->in = p->carry;
+            p->carry = t;
+            goto nomem;
+        }
+        c->in.len = n;
+    } else {
+        if (tj_buf_append(&c->in, p->carry.data, n))
+            goto nomem;
+        memmove(p->carry.data, p->carry.data + n, p->carry.len - n);
+        p->carry.len -= n;
+    }
+    p->scanned = p->scanned > n ? p->scanned - n : 0;
+    memcpy(p->cseg, rest, sizeof(rest));
+    p->ncseg = nrest;
+    c->in_bytes = n;
+
+    pthread_mutex_lock(&e->lock);
+    c->seq = p->seq++;
+    for (int i = 0; i < c->nseg; i++)
+        c->seg[i].g->refs++;
+    if (p->inflight_tail)
+        p->inflight_tail->next_inflight = c;
+    else
+        p->inflight = c;
+    p->inflight_tail = c;
+    p->ninflight++;
+    e->inflight_bytes += c->in_bytes;
+    e->inflight_chunks++;
+    e->st.chunks++;
+    if (e->jobs_tail)
+        e->jobs_tail->next = c;
+    else
+        e->jobs = c;
+    e->jobs_tail = c;
+    pthread_cond_signal(&e->job_cv);
+    pthread_mutex_unlock(&e->lock);
+    return 0;
+nomem:
+    tj_ruleset_unref(c->rs);
+    tj_buf_fini(&c->in);
+    free(c);
+    return TJ_ENOMEM;
+}
+
+/* The first generation with bytes left to read. */
+static struct gen *gen_reading(struct path *p)
+{
+    for (struct gen *g = p->gens; g; g = g->next)
+        if (!g->eof)
+            return g;
+    return NULL;
+}
+
+/* Ships what the carry holds now (the file ended, or went quiet long enough): every complete
+ * line, and with `all` the last unterminated one too. */
+static int flush_carry(struct tj_engine *e, struct path *p, bool all)
+{
+    const char *nl;
+    size_t n;
+
+    if (!p->carry.len)
+        return 0;
+    if (all)
+        return dispatch(e, p, p->carry.len, 0, true, false);
+    nl = memrchr(p->carry.data, '\n', p->carry.len);
+    n = nl ? (size_t)(nl - p->carry.data) + 1 : 0;
+    return n ? dispatch(e, p, n, 0, false, false) : 0;
+}
+
+/* Reads the next piece of the path's data into its carry and queues what can be parsed.
+ * Returns true when it read something (there may be more). */
+static bool path_read(struct tj_engine *e, struct path *p, struct tj_cut *cut, int64_t now)
+{
+    const size_t max_raw = TJ_ASSEMBLE_MAX_RAW(e->cfg.max_line_bytes);
+    struct gen *g = gen_reading(p);
+    size_t want = e->cfg.chunk_bytes, base = 0, k;
+    ssize_t n;
+
+    if (!g)
+        return false;
+    if (tj_buf_reserve(&p->carry, want)) {
+        flush_carry(e, p, true); /* cannot happen: the carry never exceeds max_raw */
+        return true;
+    }
+    n = pread(g->fd, p->carry.data + p->carry.len, want, g->read_off);
+    if (n < 0 && errno == EINTR)
+        return true;
+    if (n <= 0) {
+        if (n < 0)
+            tj_log(TJ_LOG_ERROR, "reading %s: %s; the file is left", p->name, strerror(errno));
+        if (g->retired || n < 0) {
+            g->eof = true;
+            if (n < 0)
+                g->retired = true;
+            /* The carry joins the next file only for a line still in 16 KiB pieces. */
+            if (!g->next || p->fmt != TJ_FORMAT_JSONFILE || p->ncseg == MAX_SEGS ||
+                tj_assemble_cut(cut, p->carry.data, p->carry.len, 0) == p->carry.len)
+                flush_carry(e, p, true);
+            return g->next != NULL;
+        }
+        if (e->cfg.exit_on_eof)
+            flush_carry(e, p, true);
+        else if (p->carry.len && now - p->last_read_ms >= e->cfg.multiline_timeout_ms)
+            flush_carry(e, p, false);
+        return false;
+    }
+    segs_add(p->cseg, &p->ncseg, g, g->read_off, (size_t)n);
+    g->read_off += n;
+    p->carry.len += (size_t)n;
+    p->last_read_ms = now;
+    pthread_mutex_lock(&e->lock);
+    e->st.bytes_read += (uint64_t)n;
+    pthread_mutex_unlock(&e->lock);
+
+    if (p->skipping) { /* the rest of an overlong line already shipped cut */
+        const char *nl = memchr(p->carry.data, '\n', p->carry.len);
+        if (!nl) {
+            dispatch(e, p, p->carry.len, p->carry.len, false, false);
+            return true;
+        }
+        base = (size_t)(nl - p->carry.data) + 1;
+        p->skipping = false;
+        p->scanned = base;
+    }
+    if (p->fmt == TJ_FORMAT_AUTO)
+        p->fmt = tj_assemble_detect(p->carry.data + base, p->carry.len - base, cut->scratch);
+    cut->fmt = p->fmt;
+    cut->multiline = p->rs->multiline;
+    k = tj_assemble_cut(cut, p->carry.data + base, p->carry.len - base,
+                        p->scanned > base ? p->scanned - base : 0);
+    if (k) {
+        const char *nl = memrchr(p->carry.data, '\n', p->carry.len);
+        size_t lines_end = (size_t)(nl - p->carry.data) + 1;
+        dispatch(e, p, base + k, base, false, false);
+        p->scanned = lines_end - (base + k); /* what follows the cut holds no event start */
+    } else if (p->carry.len >= max_raw) {
+        /* No boundary in all that: an event longer than any record may be. */
+        const char *nl = memrchr(p->carry.data + base, '\n', p->carry.len - base);
+        if (nl) {
+            dispatch(e, p, (size_t)(nl - p->carry.data) + 1, base, false, false);
+        } else {
+            dispatch(e, p, p->carry.len, base, false, true);
+            p->skipping = true;
+        }
+    } else {
+        const char *nl;
+        if (base)
+            dispatch(e, p, base, base, false, false);
+        nl = memrchr(p->carry.data, '\n', p->carry.len);
+        p->scanned = nl ? (size_t)(nl - p->carry.data) + 1 : 0;
+    }
+    return true;
+}
+
+/* ---- the reader thread ---- */
+
+static bool budget_left(struct tj_engine *e)
+{
+    bool ok;
+
+    pthread_mutex_lock(&e->lock);
+    ok = e->inflight_chunks == 0 || e->inflight_bytes + e->cfg.chunk_bytes <= e->cfg.read_ahead;
+    e->reader_blocked = !ok;
+    pthread_mutex_unlock(&e->lock);
+    return ok;
+}
+
+static void mark_dir_dirty(struct tj_engine *e, int wd)
+{
+    for (struct path *p = e->paths; p; p = p->next)
+        if (p->wd == wd)
+            p->dirty = true;
+}
+
+/* Drains inotify. Returns true when a glob should be run again soon (files appeared). */
+static bool drain_inotify(struct tj_engine *e)
+{
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool rescan = false;
+    int last_wd = -2;
+
+    for (;;) {
+        ssize_t n = read(e->inotify_fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (char *q = buf; q < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *)q;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                for (struct path *p = e->paths; p; p = p->next)
+                    p->dirty = true;
+                rescan = true;
+            } else if (ev->wd != last_wd) {
+                mark_dir_dirty(e, ev->wd);
+                last_wd = ev->wd;
+            }
+            if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+                rescan = true;
+            q += sizeof(*ev) + ev->len;
+        }
+    }
+    return rescan;
+}
+
+/* Forgets paths that are gone: not matched, no file left, nothing in flight or carried. */
+static void paths_prune(struct tj_engine *e)
+{
+    struct path **pp = &e->paths, *p;
+
+    pthread_mutex_lock(&e->lock);
+    while ((p = *pp)) {
+        if (!p->matched && !p->gens && !p->ninflight && !p->carry.len && !p->ready) {
+            struct path **hp = &e->by_name[name_hash(p->name) % NAME_BUCKETS];
+            while (*hp != p)
+                hp = &(*hp)->hnext;
+            *hp = p->hnext;
+            *pp = p->next;
+            path_free(p);
+            continue;
+        }
+        pp = &p->next;
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+static void *reader_main(void *arg)
+{
+    struct tj_engine *e = arg;
+    struct tj_buf scratch;
+    struct tj_cut cut = {0};
+    int64_t next_scan = 0;
+
+    tj_buf_init(&scratch, TJ_ASSEMBLE_MAX_RAW(e->cfg.max_line_bytes) + 64);
+    cut.scratch = &scratch;
+    cut.matcher = tj_matcher_create(&e->cfg.limits);
+    if (!cut.matcher) {
+        tj_log(TJ_LOG_ERROR, "out of memory in the reader thread");
+        __atomic_store_n(&e->fatal, true, __ATOMIC_RELEASE);
+        goto out;
+    }
+    scan_globs(e, true);
+    tj_ckpt_table_fini(&e->restored);
+    __atomic_store_n(&e->started, true, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&e->reader_stop, __ATOMIC_ACQUIRE)) {
+        int64_t now = now_ms();
+        bool progress = false, blocked = false, pending = false;
+        struct pollfd pfd[2] = {{e->wake_fd, POLLIN, 0}, {e->inotify_fd, POLLIN, 0}};
+        int timeout;
+        uint64_t v;
+
+        if (now >= next_scan) {
+            scan_globs(e, false);
+            for (struct path *p = e->paths; p; p = p->next) {
+                path_check(e, p);
+                p->dirty = true;
+            }
+            paths_prune(e);
+            next_scan = now + e->cfg.poll_ms;
+        }
+        for (struct path *p = e->paths; p && !blocked; p = p->next) {
+            if (!p->dirty)
+                continue;
+            if (!budget_left(e)) {
+                blocked = true;
+                break;
+            }
+            if (path_read(e, p, &cut, now)) {
+                progress = true;
+            } else {
+                p->dirty = p->carry.len != 0; /* to ship it once the file is quiet long enough */
+                gens_release(e, p);
+            }
+            pending |= p->carry.len != 0;
+        }
+        __atomic_store_n(&e->reader_idle, !progress && !blocked && !pending, __ATOMIC_RELEASE);
+        if (progress && !blocked)
+            continue;
+        timeout = (int)(next_scan - now);
+        if (pending && !blocked && timeout > (int)e->cfg.multiline_timeout_ms)
+            timeout = (int)e->cfg.multiline_timeout_ms;
+        if (timeout < 0)
+            timeout = 0;
+        if (poll(pfd, e->inotify_fd >= 0 ? 2 : 1, timeout) > 0) {
+            if (pfd[0].revents & POLLIN && read(e->wake_fd, &v, sizeof(v)) < 0)
+                v = 0;
+            if (e->inotify_fd >= 0 && pfd[1].revents & POLLIN) {
+                if (drain_inotify(e))
+                    next_scan = now; /* a file appeared: run the globs now */
+                for (struct path *p = e->paths; p; p = p->next)
+                    if (p->dirty)
+                        path_check(e, p);
+            }
+        }
+        if (blocked) /* acknowledgements made room: go on where it stopped */
+            for (struct path *p = e->paths; p; p = p->next)
+                p->dirty = true;
+    }
+out:
+    tj_matcher_destroy(cut.matcher);
+    tj_buf_fini(&scratch);
+    return NULL;
+}
+
+/* ---- workers ---- */
+
+struct work {
+    struct tj_engine *e;
+    struct chunk *c;
+    struct tj_matcher *m;
+    struct tj_assembler *a;
+    struct tj_parse_stats st;
+    size_t record_room; /* how much a single record may need */
+    int rc;
+};
+
+static int on_event(void *arg, const struct tj_event *ev)
+{
+    struct work *w = arg;
+    struct chunk *c = w->c;
+    int rc = tj_ruleset_apply(c->rs, w->m, ev, &c->p->meta, &c->b.records, &w->st);
+
+    if (rc == TJ_ENOSPC && c->b.records.len) {
+        c->b.records.max += w->record_room; /* room for this one record, whatever it is */
+        rc = tj_ruleset_apply(c->rs, w->m, ev, &c->p->meta, &c->b.records, &w->st);
+    }
+    if (rc) {
+        tj_log(TJ_LOG_ERROR, "%s: the record at offset %lld could not be encoded: %s", c->p->name,
+               (long long)ev->offset, tj_strerror(rc));
+        return 0; /* keep the others */
+    }
+    c->b.nrecords++;
+    return 0;
+}
+
+static int64_t chunk_offset(const struct chunk *c, size_t pos)
+{
+    for (int i = 0; i < c->nseg; i++) {
+        if (pos < c->seg[i].len || i == c->nseg - 1)
+            return c->seg[i].off + (int64_t)pos;
+        pos -= c->seg[i].len;
+    }
+    return 0;
+}
+
+static void format_now(char *buf, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    size_t k;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, n - k, ".%09ldZ", ts.tv_nsec);
+}
+
+static void chunk_parse(struct work *w)
+{
+    struct chunk *c = w->c;
+    const char *d = c->in.data, *end = d + c->in.len, *p = d + c->skip, *nl;
+    char now[40];
+    struct tj_feed f = {w->m, c->rs->multiline, on_event, w, {now, 0}};
+
+    format_now(now, sizeof(now));
+    f.now.len = strlen(now);
+    tj_assembler_reset(w->a, c->fmt);
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
+        tj_assembler_line(w->a, p, (size_t)(nl - p), chunk_offset(c, (size_t)(p - d)), false, &f);
+        p = nl + 1;
+    }
+    if (p < end && (c->final || c->cut_tail))
+        tj_assembler_line(w->a, p, (size_t)(end - p), chunk_offset(c, (size_t)(p - d)), c->cut_tail,
+                          &f);
+    tj_assembler_flush(w->a, true, &f);
+}
+
+/* Submits the path's parsed chunks that are next in sequence. Lock held on entry and exit. */
+static void submit_ready(struct tj_engine *e, struct path *p)
+{
+    if (p->submitting || p->retry_at)
+        return;
+    p->submitting = true;
+    while (p->ready && p->ready->seq == p->submit_seq) {
+        struct chunk *c = p->ready;
+        int rc;
+        p->ready = c->next;
+        pthread_mutex_unlock(&e->lock);
+        rc = e->out->ops->submit(e->out->state, &c->b);
+        pthread_mutex_lock(&e->lock);
+        if (rc == 0) {
+            p->submit_seq++;
+            p->backoff_ms = 0;
+            continue;
+        }
+        c->next = p->ready;
+        p->ready = c;
+        p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2) : 50;
+        p->retry_at = now_ms() + p->backoff_ms;
+        e->st.submit_retries++;
+        break;
+    }
+    p->submitting = false;
+}
+
+static void chunk_ready(struct tj_engine *e, struct chunk *c)
+{
+    struct path *p = c->p;
+    struct chunk **pp = &p->ready;
+
+    pthread_mutex_lock(&e->lock);
+    pool_put(e->in_pool, &e->nin_pool, &c->in, 2 * e->cfg.chunk_bytes + 65536);
+    while (*pp && (*pp)->seq < c->seq)
+        pp = &(*pp)->next;
+    c->next = *pp;
+    *pp = c;
+    submit_ready(e, p);
+    pthread_mutex_unlock(&e->lock);
+}
+
+static void *worker_main(void *arg)
+{
+    struct work *w = arg;
+    struct tj_engine *e = w->e;
+
+    for (;;) {
+        struct chunk *c;
+        pthread_mutex_lock(&e->lock);
+        while (!e->jobs && !e->workers_stop)
+            pthread_cond_wait(&e->job_cv, &e->lock);
+        c = e->jobs;
+        if (!c) {
+            pthread_mutex_unlock(&e->lock);
+            break;
+        }
+        e->jobs = c->next;
+        if (!e->jobs)
+            e->jobs_tail = NULL;
+        pool_get(e->out_pool, &e->nout_pool, &c->b.records, 16 * c->in.len + w->record_room);
+        pthread_mutex_unlock(&e->lock);
+        w->c = c;
+        chunk_parse(w);
+        chunk_ready(e, c);
+    }
+    return NULL;
+}
+
+void tj_engine_ack(void *engine, struct tj_batch *b, int status)
+{
+    struct tj_engine *e = engine;
+    struct chunk *c = (struct chunk *)b, *h;
+    struct path *p = c->p;
+
+    TJ_UNUSED(status);
+    pthread_mutex_lock(&e->lock);
+    c->acked = true;
+    while ((h = p->inflight) && h->acked) {
+        p->inflight = h->next_inflight;
+        if (!p->inflight)
+            p->inflight_tail = NULL;
+        p->ninflight--;
+        for (int i = 0; i < h->nseg; i++) {
+            struct gen *g = h->seg[i].g;
+            int64_t end = h->seg[i].off + (int64_t)h->seg[i].len;
+            if (end > g->acked_off)
+                g->acked_off = end;
+            g->refs--;
+        }
+        e->inflight_bytes -= h->in_bytes;
+        e->inflight_chunks--;
+        e->st.records_acked += h->b.nrecords;
+        pool_put(e->out_pool, &e->nout_pool, &h->b.records, 4 * e->cfg.chunk_bytes);
+        tj_ruleset_unref(h->rs);
+        free(h);
+    }
+    if (e->reader_blocked &&
+        (e->inflight_chunks == 0 || e->inflight_bytes + e->cfg.chunk_bytes <= e->cfg.read_ahead)) {
+        e->reader_blocked = false;
+        wake_reader(e);
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* ---- checkpoints ---- */
+
+static int save_checkpoints(struct tj_engine *e)
+{
+    struct tj_ckpt_table t;
+    char err[512];
+    int rc = 0;
+
+    tj_ckpt_table_init(&t);
+    pthread_mutex_lock(&e->lock);
+    for (struct path *p = e->paths; p && !rc; p = p->next)
+        for (struct gen *g = p->gens; g && !rc; g = g->next)
+            rc = tj_ckpt_table_add(&t, &g->id, g->acked_off, p->name);
+    pthread_mutex_unlock(&e->lock);
+    if (rc || (rc = tj_ckpt_save(e->state_dir, &t, err, sizeof(err)))) {
+        tj_log(TJ_LOG_ERROR, "cannot write checkpoints: %s",
+               rc == TJ_ENOMEM ? "out of memory" : err);
+    }
+    tj_ckpt_table_fini(&t);
+    return rc;
+}
+
+/* ---- life cycle ---- */
+
+/* Makes the state directory when missing and takes its lock: two processes writing the same
+ * checkpoints would each undo the other's. Returns 0 or TJ_EIO with err filled. */
+static int lock_state_dir(struct tj_engine *e, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+
+    if (mkdir(e->state_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create the state directory %s: %s", e->state_dir,
+                 strerror(errno));
+        return TJ_EIO;
+    }
+    snprintf(path, sizeof(path), "%s/lock", e->state_dir);
+    e->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (e->lock_fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return TJ_EIO;
+    }
+    if (flock(e->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen,
+                 "%s is in use by another tailjet (%s); give each one its own --state-dir",
+                 e->state_dir, strerror(errno));
+        return TJ_EIO;
+    }
+    return 0;
+}
+
+struct tj_engine *tj_engine_create(const struct tj_engine_cfg *cfg, char *err, size_t errlen)
+{
+    struct tj_engine *e = calloc(1, sizeof(*e));
+    char warn[1024];
+    int rc;
+
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->cfg = *cfg;
+    e->wake_fd = e->inotify_fd = e->lock_fd = -1;
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->job_cv, NULL);
+    tj_ckpt_table_init(&e->restored);
+    e->state_dir = strdup(cfg->state_dir);
+    e->host_name = cfg->host_name ? strdup(cfg->host_name) : NULL;
+    e->cfg.state_dir = e->state_dir;
+    if (!e->state_dir || (cfg->host_name && !e->host_name)) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (lock_state_dir(e, err, errlen))
+        goto fail;
+    e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (e->wake_fd < 0) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    e->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (e->inotify_fd < 0)
+        tj_log(TJ_LOG_WARN, "inotify is not available (%s): files are polled every %u ms",
+               strerror(errno), cfg->poll_ms);
+    rc = tj_ckpt_load(e->state_dir, &e->restored, warn, sizeof(warn));
+    if (warn[0])
+        tj_log(TJ_LOG_WARN, "%s", warn);
+    if (rc == TJ_EIO) {
+        snprintf(err, errlen, "cannot read the state directory %s: %s", e->state_dir, warn);
+        goto fail;
+    }
+    if (rc == TJ_EPARSE)
+        tj_log(TJ_LOG_WARN,
+               "no usable checkpoints in %s: every file is read from its start "
+               "(records may be shipped again)",
+               e->state_dir);
+    e->first_start = rc == TJ_ENOENT;
+    /* The state directory must be writable before anything is shipped. */
+    if (tj_ckpt_save(e->state_dir, &e->restored, err, errlen) != 0)
+        goto fail;
+    return e;
+fail:
+    tj_engine_destroy(e);
+    return NULL;
+}
+
+void tj_engine_set_output(struct tj_engine *e, struct tj_output *out)
+{
+    e->out = out;
+}
+
+int tj_engine_watch(struct tj_engine *e, const char *glob, struct tj_ruleset *rs)
+{
+    struct watch *w = realloc(e->watches, (e->nwatches + 1) * sizeof(*w));
+
+    if (!w)
+        return TJ_ENOMEM;
+    e->watches = w;
+    w = &e->watches[e->nwatches];
+    if (!(w->glob = strdup(glob)))
+        return TJ_ENOMEM;
+    w->rs = tj_ruleset_ref(rs);
+    w->wd = -1;
+    e->nwatches++;
+    return 0;
+}
+
+/* Watches the fixed directory part of each glob, where new files and directories appear. */
+static void watch_glob_dirs(struct tj_engine *e)
+{
+    for (size_t i = 0; i < e->nwatches && e->inotify_fd >= 0; i++) {
+        const char *g = e->watches[i].glob;
+        size_t fixed = strcspn(g, "*?[");
+        char dir[PATH_MAX];
+        const char *slash;
+        snprintf(dir, sizeof(dir), "%.*s", (int)fixed, g);
+        slash = strrchr(dir, '/');
+        if (slash)
+            dir[slash == dir ? 1 : slash - dir] = '\0';
+        else
+            snprintf(dir, sizeof(dir), ".");
+        e->watches[i].wd = inotify_add_watch(e->inotify_fd, dir,
+                                             IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM);
+    }
+}
+
+static void stop_workers(struct tj_engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    e->workers_stop = true;
+    pthread_cond_broadcast(&e->job_cv);
+    pthread_mutex_unlock(&e->lock);
+    for (unsigned i = 0; i < e->nworkers_started; i++)
+        pthread_join(e->workers[i], NULL);
+    e->nworkers_started = 0;
+}
+
+static struct work *works_create(struct tj_engine *e)
+{
+    struct work *w = calloc(e->cfg.workers, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    for (unsigned i = 0; i < e->cfg.workers; i++) {
+        w[i].e = e;
+        w[i].record_room = 64 * e->cfg.max_line_bytes + 65536;
+        w[i].m = tj_matcher_create(&e->cfg.limits);
+        w[i].a = tj_assembler_create(TJ_FORMAT_AUTO, e->cfg.max_line_bytes);
+        if (!w[i].m || !w[i].a)
+            return w; /* the caller sees the NULLs */
+    }
+    return w;
+}
+
+static void works_destroy(struct tj_engine *e, struct work *w)
+{
+    if (!w)
+        return;
+    for (unsigned i = 0; i < e->cfg.workers; i++) {
+        struct tj_parse_stats *s = &w[i].st;
+        e->st.parse.records += s->records;
+        e->st.parse.matched += s->matched;
+        e->st.parse.failed += s->failed;
+        e->st.parse.limited += s->limited;
+        e->st.parse.json_errors += s->json_errors;
+        e->st.parse.truncated += s->truncated;
+        tj_matcher_destroy(w[i].m);
+        tj_assembler_destroy(w[i].a);
+    }
+    free(w);
+}
+
+static void retry_due(struct tj_engine *e, int64_t now)
+{
+    pthread_mutex_lock(&e->lock);
+    for (struct path *p = e->paths; p; p = p->next) {
+        if (p->retry_at && p->retry_at <= now) {
+            p->retry_at = 0;
+            submit_ready(e, p);
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+static size_t inflight(struct tj_engine *e)
+{
+    size_t n;
+
+    pthread_mutex_lock(&e->lock);
+    n = e->inflight_chunks;
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
+int tj_engine_run(struct tj_engine *e, bool *abandoned)
+{
+    sigset_t set;
+    int sfd;
+    struct work *w = NULL;
+    int64_t next_ckpt, deadline = 0;
+    bool stopping = false;
+    int status = 0;
+
+    *abandoned = false;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    e->workers = calloc(e->cfg.workers, sizeof(*e->workers));
+    w = works_create(e);
+    if (sfd < 0 || !e->workers || !w) {
+        tj_log(TJ_LOG_ERROR, "cannot start: %s", sfd < 0 ? strerror(errno) : "out of memory");
+        status = 1;
+        goto out;
+    }
+    for (unsigned i = 0; i < e->cfg.workers; i++) {
+        if (!w[i].m || !w[i].a || pthread_create(&e->workers[i], NULL, worker_main, &w[i]) != 0) {
+            tj_log(TJ_LOG_ERROR, "cannot start worker %u", i);
+            status = 1;
+            goto out;
+        }
+        e->nworkers_started++;
+    }
+    watch_glob_dirs(e);
+    if (pthread_create(&e->reader, NULL, reader_main, e) != 0) {
+        tj_log(TJ_LOG_ERROR, "cannot start the reader thread");
+        status = 1;
+        goto out;
+    }
+    e->reader_started = true;
+    next_ckpt = now_ms() + e->cfg.checkpoint_ms;
+    for (;;) {
+        struct pollfd pfd = {sfd, POLLIN, 0};
+        struct signalfd_siginfo si;
+        int64_t now;
+
+        if (poll(&pfd, 1, 50) > 0 && read(sfd, &si, sizeof(si)) == sizeof(si)) {
+            if (si.ssi_signo == SIGHUP) {
+                if (e->out->ops->reopen)
+                    e->out->ops->reopen(e->out->state);
+            } else if (stopping) {
+                tj_log(TJ_LOG_WARN, "second signal: exiting now, without draining");
+                _exit(1);
+            } else {
+                tj_log(TJ_LOG_INFO, "signal %u: draining (at most %u ms), then exiting",
+                       si.ssi_signo, e->cfg.shutdown_timeout_ms);
+                stopping = true;
+                deadline = now_ms() + e->cfg.shutdown_timeout_ms;
+                __atomic_store_n(&e->reader_stop, true, __ATOMIC_RELEASE);
+                wake_reader(e);
+            }
+        }
+        now = now_ms();
+        retry_due(e, now);
+        if (now >= next_ckpt && __atomic_load_n(&e->started, __ATOMIC_ACQUIRE)) {
+            save_checkpoints(e);
+            next_ckpt = now + e->cfg.checkpoint_ms;
+        }
+        if (__atomic_load_n(&e->fatal, __ATOMIC_ACQUIRE)) {
+            status = 1;
+            break;
+        }
+        if (!stopping && e->cfg.exit_on_eof && __atomic_load_n(&e->reader_idle, __ATOMIC_ACQUIRE) &&
+            inflight(e) == 0 && __atomic_load_n(&e->reader_idle, __ATOMIC_ACQUIRE)) {
+            stopping = true;
+            deadline = now + e->cfg.shutdown_timeout_ms;
+            __atomic_store_n(&e->reader_stop, true, __ATOMIC_RELEASE);
+            wake_reader(e);
+        }
+        if (stopping && inflight(e) == 0)
+            break;
+        if (stopping && now >= deadline) {
+            tj_log(TJ_LOG_WARN,
+                   "the output did not take everything within %u ms: exiting; "
+                   "what it did not acknowledge is shipped again at the next start",
+                   e->cfg.shutdown_timeout_ms);
+            *abandoned = true;
+            break;
+        }
+    }
+out:
+    if (e->reader_started) {
+        __atomic_store_n(&e->reader_stop, true, __ATOMIC_RELEASE);
+        wake_reader(e);
+        pthread_join(e->reader, NULL);
+        e->reader_started = false;
+    }
+    if (!*abandoned) {
+        if (e->out && e->out->ops->flush(e->out->state, e->cfg.shutdown_timeout_ms) != 0)
+            *abandoned = true;
+    }
+    if (!*abandoned) {
+        stop_workers(e);
+        works_destroy(e, w);
+        w = NULL;
+    }
+    if (__atomic_load_n(&e->started, __ATOMIC_ACQUIRE) && save_checkpoints(e) != 0)
+        status = 1;
+    if (sfd >= 0)
+        close(sfd);
+    if (*abandoned)
+        return 1;
+    works_destroy(e, w);
+    return status;
+}
+
+void tj_engine_get_stats(struct tj_engine *e, struct tj_engine_stats *st)
+{
+    pthread_mutex_lock(&e->lock);
+    *st = e->st;
+    pthread_mutex_unlock(&e->lock);
+}
+
+void tj_engine_destroy(struct tj_engine *e)
+{
+    struct path *p, *n;
+    struct chunk *c, *cn;
+
+    if (!e)
+        return;
+    stop_workers(e);
+    for (c = e->jobs; c; c = cn) {
+        cn = c->next;
+        tj_buf_fini(&c->in);
+        tj_ruleset_unref(c->rs);
+        free(c);
+    }
+    for (p = e->paths; p; p = n) {
+        n = p->next;
+        for (c = p->ready; c; c = cn) {
+            cn = c->next;
+            tj_buf_fini(&c->b.records);
+            tj_buf_fini(&c->in);
+            tj_ruleset_unref(c->rs);
+            free(c);
+        }
+        path_free(p);
+    }
+    for (size_t i = 0; i < e->nwatches; i++) {
+        free(e->watches[i].glob);
+        tj_ruleset_unref(e->watches[i].rs);
+    }
+    for (size_t i = 0; i < e->nin_pool; i++)
+        tj_buf_fini(&e->in_pool[i]);
+    for (size_t i = 0; i < e->nout_pool; i++)
+        tj_buf_fini(&e->out_pool[i]);
+    free(e->watches);
+    free(e->workers);
+    tj_ckpt_table_fini(&e->restored);
+    if (e->wake_fd >= 0)
+        close(e->wake_fd);
+    if (e->lock_fd >= 0)
+        close(e->lock_fd);
+    if (e->inotify_fd >= 0)
+        close(e->inotify_fd);
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->job_cv);
+    free(e->state_dir);
+    free(e->host_name);
+    free(e);
+}

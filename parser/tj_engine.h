@@ -1,0 +1,66 @@
+/* tj_engine.h: the shipping engine of `tailjet run`. It follows files through rotation,
+ * truncation and deletion (one reader thread), cuts each file's data at event boundaries into
+ * chunks that a pool of workers parses in parallel, hands each file's batches to the output in
+ * file order, and advances per-file checkpoints only over what the output acknowledged.
+ *
+ * Threads: the caller's (tj_engine_run: signals, retries, checkpoints, shutdown), one reader
+ * (inotify, polling, reads), N workers (assembly, grok, encoding, submit), and whatever threads
+ * the output has (acknowledgements may come from any of them). */
+#ifndef TJ_ENGINE_H
+#define TJ_ENGINE_H
+
+#include "tj_grok.h"
+#include "tj_output.h"
+#include "tj_ruleset.h"
+
+struct tj_engine_cfg {
+    unsigned workers;              /* parsing threads (>= 1) */
+    size_t read_ahead;             /* input bytes read but not yet acknowledged, at most */
+    size_t chunk_bytes;            /* bytes read from one file at a time */
+    size_t max_line_bytes;         /* a longer line or event: one record, cut, tagged _truncated */
+    unsigned poll_ms;              /* stat/glob safety net besides inotify */
+    unsigned checkpoint_ms;        /* checkpoint interval */
+    unsigned multiline_timeout_ms; /* an open event at EOF is shipped after this much quiet */
+    unsigned shutdown_timeout_ms;  /* SIGTERM: drain this long at most */
+    bool start_at_end;             /* first start: skip what files hold */
+    bool exit_on_eof;              /* stop once every file is read and acknowledged */
+    const char *state_dir;         /* borrowed */
+    const char *host_name;         /* borrowed; host.name of every record, or NULL */
+    struct tj_match_limits limits;
+};
+
+/* What the engine did, for the summary line and tests. */
+struct tj_engine_stats {
+    uint64_t bytes_read, chunks, records_acked, submit_retries, files_opened, rotations,
+        truncations;
+    struct tj_parse_stats parse;
+};
+
+struct tj_engine;
+
+/* Returns an engine that writes to out (borrowed; it must outlive the engine and have been
+ * created with tj_engine_ack and the engine as its arguments, see tj_engine_bind_output), or
+ * NULL with err filled. */
+struct tj_engine *tj_engine_create(const struct tj_engine_cfg *cfg, char *err, size_t errlen);
+void tj_engine_destroy(struct tj_engine *e);
+
+/* The acknowledgement function outputs are created with (arg: the engine). Any thread. */
+void tj_engine_ack(void *engine, struct tj_batch *b, int status);
+
+/* Sets the output (borrowed). Before tj_engine_run. */
+void tj_engine_set_output(struct tj_engine *e, struct tj_output *out);
+
+/* Follows every file matching glob (now and later), parsed with rs (a reference is taken).
+ * Before tj_engine_run. Returns 0 or TJ_ENOMEM. */
+int tj_engine_watch(struct tj_engine *e, const char *glob, struct tj_ruleset *rs);
+
+/* Runs until SIGTERM/SIGINT (or, with exit_on_eof, until everything is shipped): blocks those
+ * signals and SIGHUP (reopen the output) in every thread and takes them through a signalfd.
+ * Returns 0 after a clean drain, 1 when the drain timed out or a fatal error stopped it (then
+ * threads may still be blocked in the output: exit the process, do not destroy the engine;
+ * *abandoned says so). */
+int tj_engine_run(struct tj_engine *e, bool *abandoned);
+
+void tj_engine_get_stats(struct tj_engine *e, struct tj_engine_stats *st);
+
+#endif
