@@ -23,7 +23,7 @@ struct run_cfg {
     size_t max_line_bytes;
     size_t read_ahead;
     size_t chunk_bytes;
-    unsigned poll_ms, checkpoint_ms, multiline_timeout_ms, shutdown_timeout_ms;
+    unsigned poll_ms, checkpoint_ms, multiline_timeout_ms, shutdown_timeout_ms, rotate_wait_ms;
     struct tj_strv dirs;
     unsigned match_limit;
     const char *log_level;
@@ -67,6 +67,10 @@ static const struct tj_opt run_opts[] = {
      "DUR", "how often checkpoints are written (also at exit)", NULL},
     {"multiline-timeout", TJ_OPT_DURATION, offsetof(struct run_cfg, multiline_timeout_ms), "1s",
      NULL, "DUR", "an event still open at the end of a quiet file is shipped after this long",
+     NULL},
+    {"rotate-wait", TJ_OPT_DURATION, offsetof(struct run_cfg, rotate_wait_ms), "5s", NULL, "DUR",
+     "a rotated file read to its end is still watched this long for lines written late (a "
+     "program that reopens its log after a while)",
      NULL},
     {"shutdown-timeout", TJ_OPT_DURATION, offsetof(struct run_cfg, shutdown_timeout_ms), "10s",
      NULL, "DUR", "on SIGTERM or SIGINT, drain in-flight records for this long at most", NULL},
@@ -229,6 +233,7 @@ static int run_main(int argc, char **argv)
     ec.checkpoint_ms = cfg.checkpoint_ms;
     ec.multiline_timeout_ms = cfg.multiline_timeout_ms;
     ec.shutdown_timeout_ms = cfg.shutdown_timeout_ms;
+    ec.rotate_wait_ms = cfg.rotate_wait_ms;
     ec.start_at_end = strcmp(cfg.start_at, "end") == 0;
     ec.exit_on_eof = cfg.exit_on_eof;
     ec.state_dir = cfg.state_dir;

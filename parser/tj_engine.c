@@ -48,12 +48,14 @@
 struct gen {
     int fd;
     struct tj_fileid id;
-    int64_t read_off;  /* reader: next byte to read */
-    int64_t acked_off; /* lock: every byte before it was acknowledged */
-    bool retired;      /* reader: no longer at the path; read to its end, then released */
-    bool eof;          /* reader: retired and read to its end */
-    int refs;          /* lock: chunks in flight with data of this generation */
-    struct gen *next;  /* newer */
+    int64_t read_off;     /* reader: next byte to read */
+    int64_t acked_off;    /* lock: every byte before it was acknowledged */
+    bool retired;         /* reader: no longer at the path; read to its end, then released */
+    bool eof;             /* reader: retired and read to its end */
+    bool truncated;       /* reader: its descriptor shows other content now */
+    int64_t linger_until; /* reader: a rotated file is watched for late writes until then */
+    int refs;             /* lock: chunks in flight with data of this generation */
+    struct gen *next;     /* newer */
 };
 
 /* A run of a chunk's (or a carry's) bytes that comes from one generation. */
@@ -137,10 +139,12 @@ struct tj_engine {
     bool reader_blocked;
     struct tj_buf in_pool[POOL_KEEP], out_pool[POOL_KEEP];
     size_t nin_pool, nout_pool;
+    size_t pool_keep; /* buffers kept per pool: enough for the workers, no more */
     struct tj_engine_stats st;
 
     int lock_fd;      /* DIR/lock, flock()ed: one tailjet per state directory */
     int wake_fd;      /* eventfd: wakes the reader */
+    int main_fd;      /* eventfd: wakes the main thread (reader idle, nothing in flight) */
     int inotify_fd;   /* or -1: polling only */
     bool reader_stop; /* atomic */
     bool reader_idle; /* atomic: a full pass found nothing to read and no carry */
@@ -161,12 +165,17 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void wake_reader(struct tj_engine *e)
+static void wake(int fd)
 {
     uint64_t one = 1;
 
-    if (write(e->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-        tj_log(TJ_LOG_ERROR, "cannot wake the reader thread: %s", strerror(errno));
+    if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        tj_log(TJ_LOG_ERROR, "cannot wake a thread: %s", strerror(errno));
+}
+
+static void wake_reader(struct tj_engine *e)
+{
+    wake(e->wake_fd);
 }
 
 /* ---- buffer pools (lock held) ---- */
@@ -182,9 +191,9 @@ static void pool_get(struct tj_buf *pool, size_t *n, struct tj_buf *b, size_t ma
     b->max = max;
 }
 
-static void pool_put(struct tj_buf *pool, size_t *n, struct tj_buf *b, size_t keep_cap)
+static void pool_put(struct tj_buf *pool, size_t *n, struct tj_buf *b, size_t keep_cap, size_t keep)
 {
-    if (*n < POOL_KEEP && b->cap && b->cap <= keep_cap)
+    if (*n < keep && b->cap && b->cap <= keep_cap)
         pool[(*n)++] = *b;
     else
         tj_buf_fini(b);
@@ -207,6 +216,18 @@ static struct path *path_find(struct tj_engine *e, const char *name)
     return p;
 }
 
+/* Opens a log file for reading without updating its access time where allowed: an atime update
+ * is a journaled metadata change, and on ext4 it waits for the journal commit that a
+ * checkpoint's fsync starts, which would stall the reader for a tenth of a second each time. */
+static int open_log(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOATIME);
+
+    if (fd < 0 && errno == EPERM) /* O_NOATIME needs to own the file (or CAP_FOWNER) */
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    return fd;
+}
+
 static struct gen *gen_open(const char *name, int64_t off, char *why, size_t whylen)
 {
     struct gen *g = calloc(1, sizeof(*g));
@@ -215,7 +236,7 @@ static struct gen *gen_open(const char *name, int64_t off, char *why, size_t why
         snprintf(why, whylen, "out of memory");
         return NULL;
     }
-    g->fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    g->fd = open_log(AT_FDCWD, name);
     if (g->fd < 0 || tj_fileid_from_fd(g->fd, &g->id)) {
         snprintf(why, whylen, "%s", strerror(errno));
         if (g->fd >= 0)
@@ -264,7 +285,10 @@ static void gens_release(struct tj_engine *e, struct path *p)
 
     pthread_mutex_lock(&e->lock);
     while ((g = *pp)) {
-        if (g->eof && g->refs == 0 && !carry_uses(p, g) && g->acked_off >= g->read_off) {
+        if (g->eof && g->refs == 0 && !carry_uses(p, g) && g->acked_off >= g->read_off &&
+            now_ms() >= g->linger_until) {
+            tj_log(TJ_LOG_DEBUG, "%s: released inode %llu at offset %lld", p->name,
+                   (unsigned long long)g->id.ino, (long long)g->read_off);
             *pp = g->next;
             close(g->fd);
             free(g);
@@ -298,7 +322,7 @@ static int find_sibling(const char *name, bool (*want)(int fd, const void *arg),
         if (strncmp(s, base, blen) != 0 || s[blen] != '.' || s[blen + 1] < '0' ||
             s[blen + 1] > '9' || strspn(s + blen + 1, "0123456789") != strlen(s + blen + 1))
             continue;
-        fd = openat(dirfd(d), s, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        fd = open_log(dirfd(d), s);
         if (fd < 0)
             continue;
         if (want(fd, arg))
@@ -353,7 +377,7 @@ static void handle_truncation(struct tj_engine *e, struct path *p, struct gen *c
     char why[256];
     struct gen *g;
 
-    cur->retired = cur->eof = true; /* its descriptor now shows the new content */
+    cur->retired = cur->eof = cur->truncated = true; /* its descriptor shows the new content */
     if (fd >= 0 && (g = gen_from_fd(fd, cur->read_off))) {
         g->retired = true;
         gen_append(e, p, g);
@@ -369,6 +393,59 @@ static void handle_truncation(struct tj_engine *e, struct path *p, struct gen *c
         gen_append(e, p, g);
 }
 
+static int dispatch(struct tj_engine *e, struct path *p, size_t n, size_t skip, bool final,
+                    bool cut_tail);
+static void segs_add(struct seg *s, int *n, struct gen *g, int64_t off, size_t len);
+
+/* A program that was not told to reopen its log still writes to the rotated file for a while
+ * (logrotate's create mode): lines that appear in a rotated file already read to its end are read
+ * and shipped on their own, after what the path held then (Fluent Bit's rotate_wait). */
+static void linger_read(struct tj_engine *e, struct path *p, struct gen *g)
+{
+    struct tj_buf saved = p->carry;
+    struct seg sseg[MAX_SEGS];
+    int snseg = p->ncseg;
+    size_t sscanned = p->scanned;
+    ssize_t n;
+
+    memcpy(sseg, p->cseg, sizeof(sseg));
+    tj_buf_init(&p->carry, saved.max);
+    p->ncseg = 0;
+    p->scanned = 0;
+    while (tj_buf_reserve(&p->carry, e->cfg.chunk_bytes) == 0 &&
+           (n = pread(g->fd, p->carry.data + p->carry.len, e->cfg.chunk_bytes, g->read_off)) > 0) {
+        const char *nl;
+        segs_add(p->cseg, &p->ncseg, g, g->read_off, (size_t)n);
+        g->read_off += n;
+        p->carry.len += (size_t)n;
+        nl = memrchr(p->carry.data, '\n', p->carry.len);
+        if (nl && p->ncseg == MAX_SEGS)
+            dispatch(e, p, (size_t)(nl - p->carry.data) + 1, 0, false, false);
+    }
+    if (p->carry.len)
+        dispatch(e, p, p->carry.len, 0, true, false);
+    tj_log(TJ_LOG_INFO, "%s: lines were written to the file after it was rotated; shipped",
+           p->name);
+    tj_buf_fini(&p->carry);
+    p->carry = saved;
+    memcpy(p->cseg, sseg, sizeof(sseg));
+    p->ncseg = snseg;
+    p->scanned = sscanned;
+}
+
+/* Reads what was written late to rotated files still within their wait. */
+static void gens_linger(struct tj_engine *e, struct path *p)
+{
+    int64_t now = now_ms();
+
+    for (struct gen *g = p->gens; g; g = g->next) {
+        struct stat st;
+        if (g->eof && !g->truncated && now < g->linger_until && fstat(g->fd, &st) == 0 &&
+            st.st_size > g->read_off)
+            linger_read(e, p, g);
+    }
+}
+
 /* Compares the path with what is followed: a new file (rename, unlink, re-creation) retires
  * the current generation and opens the new one from its start; truncation is handled. */
 static void path_check(struct tj_engine *e, struct path *p)
@@ -377,6 +454,7 @@ static void path_check(struct tj_engine *e, struct path *p)
     struct stat st;
     char why[256];
 
+    gens_linger(e, p);
     if (stat(p->name, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (cur)
             cur->retired = true; /* renamed or deleted: read to its end */
@@ -401,9 +479,11 @@ static void path_check(struct tj_engine *e, struct path *p)
         e->st.rotations++;
         pthread_mutex_unlock(&e->lock);
     }
-    if ((g = gen_open(p->name, 0, why, sizeof(why))))
+    if ((g = gen_open(p->name, 0, why, sizeof(why)))) {
         gen_append(e, p, g);
-    else if (errno != ENOENT)
+        tj_log(TJ_LOG_DEBUG, "%s: following inode %llu%s", p->name, (unsigned long long)g->id.ino,
+               cur ? " (the file before was rotated)" : "");
+    } else if (errno != ENOENT)
         tj_log(TJ_LOG_WARN, "cannot open %s: %s; trying again later", p->name, why);
 }
 
@@ -679,7 +759,7 @@ static int flush_carry(struct tj_engine *e, struct path *p, bool all)
 
 /* Reads the next piece of the path's data into its carry and queues what can be parsed.
  * Returns true when it read something (there may be more). */
-static bool path_read(struct tj_engine *e, struct path *p, struct tj_cut *cut, int64_t now)
+static bool path_read_once(struct tj_engine *e, struct path *p, struct tj_cut *cut, int64_t now)
 {
     const size_t max_raw = TJ_ASSEMBLE_MAX_RAW(e->cfg.max_line_bytes);
     struct gen *g = gen_reading(p);
@@ -688,6 +768,11 @@ static bool path_read(struct tj_engine *e, struct path *p, struct tj_cut *cut, i
 
     if (!g)
         return false;
+    if (!p->carry.cap) {
+        pthread_mutex_lock(&e->lock);
+        pool_get(e->in_pool, &e->nin_pool, &p->carry, p->carry.max);
+        pthread_mutex_unlock(&e->lock);
+    }
     if (tj_buf_reserve(&p->carry, want)) {
         flush_carry(e, p, true); /* cannot happen: the carry never exceeds max_raw */
         return true;
@@ -700,8 +785,13 @@ static bool path_read(struct tj_engine *e, struct path *p, struct tj_cut *cut, i
             tj_log(TJ_LOG_ERROR, "reading %s: %s; the file is left", p->name, strerror(errno));
         if (g->retired || n < 0) {
             g->eof = true;
+            g->linger_until = now + e->cfg.rotate_wait_ms;
             if (n < 0)
                 g->retired = true;
+            /* Nothing will complete a line cut short at its end: end it here (the '\n' is not
+             * the file's, so no segment counts it). */
+            if (p->carry.len && p->carry.data[p->carry.len - 1] != '\n')
+                p->carry.data[p->carry.len++] = '\n';
             /* The carry joins the next file only for a line still in 16 KiB pieces. */
             if (!g->next || p->fmt != TJ_FORMAT_JSONFILE || p->ncseg == MAX_SEGS ||
                 tj_assemble_cut(cut, p->carry.data, p->carry.len, 0) == p->carry.len)
@@ -760,6 +850,22 @@ static bool path_read(struct tj_engine *e, struct path *p, struct tj_cut *cut, i
         p->scanned = nl ? (size_t)(nl - p->carry.data) + 1 : 0;
     }
     return true;
+}
+
+/* path_read_once, then an empty carry gives its buffer back: a thousand quiet files hold no
+ * read buffers. */
+static bool path_read(struct tj_engine *e, struct path *p, struct tj_cut *cut, int64_t now)
+{
+    bool more = path_read_once(e, p, cut, now);
+
+    if (!p->carry.len && p->carry.cap) {
+        size_t max = p->carry.max;
+        pthread_mutex_lock(&e->lock);
+        pool_put(e->in_pool, &e->nin_pool, &p->carry, 2 * e->cfg.chunk_bytes + 65536, e->pool_keep);
+        pthread_mutex_unlock(&e->lock);
+        p->carry.max = max;
+    }
+    return more;
 }
 
 /* ---- the reader thread ---- */
@@ -876,12 +982,22 @@ static void *reader_main(void *arg)
             if (path_read(e, p, &cut, now)) {
                 progress = true;
             } else {
-                p->dirty = p->carry.len != 0; /* to ship it once the file is quiet long enough */
+                /* At the end of what it holds: was it rotated or truncated meanwhile? A busy
+                 * reader must notice now, not at the next poll, or a file that lives a few
+                 * milliseconds (fast rotation) is gone before it is opened. */
+                struct gen *before = gen_current(p);
+                path_check(e, p);
+                p->dirty = p->carry.len != 0 || gen_current(p) != before;
+                progress |= gen_current(p) != before;
                 gens_release(e, p);
             }
             pending |= p->carry.len != 0;
         }
-        __atomic_store_n(&e->reader_idle, !progress && !blocked && !pending, __ATOMIC_RELEASE);
+        if (!progress && !blocked && !pending &&
+            !__atomic_exchange_n(&e->reader_idle, true, __ATOMIC_ACQ_REL))
+            wake(e->main_fd); /* --exit-on-eof may be done */
+        else if (progress || blocked || pending)
+            __atomic_store_n(&e->reader_idle, false, __ATOMIC_RELEASE);
         if (progress && !blocked)
             continue;
         timeout = (int)(next_scan - now);
@@ -1017,7 +1133,7 @@ static void chunk_ready(struct tj_engine *e, struct chunk *c)
     struct chunk **pp = &p->ready;
 
     pthread_mutex_lock(&e->lock);
-    pool_put(e->in_pool, &e->nin_pool, &c->in, 2 * e->cfg.chunk_bytes + 65536);
+    pool_put(e->in_pool, &e->nin_pool, &c->in, 2 * e->cfg.chunk_bytes + 65536, e->pool_keep);
     while (*pp && (*pp)->seq < c->seq)
         pp = &(*pp)->next;
     c->next = *pp;
@@ -1077,10 +1193,12 @@ void tj_engine_ack(void *engine, struct tj_batch *b, int status)
         e->inflight_bytes -= h->in_bytes;
         e->inflight_chunks--;
         e->st.records_acked += h->b.nrecords;
-        pool_put(e->out_pool, &e->nout_pool, &h->b.records, 4 * e->cfg.chunk_bytes);
+        pool_put(e->out_pool, &e->nout_pool, &h->b.records, 4 * e->cfg.chunk_bytes, e->pool_keep);
         tj_ruleset_unref(h->rs);
         free(h);
     }
+    if (e->inflight_chunks == 0)
+        wake(e->main_fd);
     if (e->reader_blocked &&
         (e->inflight_chunks == 0 || e->inflight_bytes + e->cfg.chunk_bytes <= e->cfg.read_ahead)) {
         e->reader_blocked = false;
@@ -1150,7 +1268,9 @@ struct tj_engine *tj_engine_create(const struct tj_engine_cfg *cfg, char *err, s
         return NULL;
     }
     e->cfg = *cfg;
-    e->wake_fd = e->inotify_fd = e->lock_fd = -1;
+    e->pool_keep =
+        2 * (size_t)cfg->workers + 2 < POOL_KEEP ? 2 * (size_t)cfg->workers + 2 : POOL_KEEP;
+    e->wake_fd = e->main_fd = e->inotify_fd = e->lock_fd = -1;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->job_cv, NULL);
     tj_ckpt_table_init(&e->restored);
@@ -1164,7 +1284,8 @@ struct tj_engine *tj_engine_create(const struct tj_engine_cfg *cfg, char *err, s
     if (lock_state_dir(e, err, errlen))
         goto fail;
     e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (e->wake_fd < 0) {
+    e->main_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (e->wake_fd < 0 || e->main_fd < 0) {
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
         goto fail;
     }
@@ -1343,11 +1464,14 @@ int tj_engine_run(struct tj_engine *e, bool *abandoned)
     e->reader_started = true;
     next_ckpt = now_ms() + e->cfg.checkpoint_ms;
     for (;;) {
-        struct pollfd pfd = {sfd, POLLIN, 0};
+        struct pollfd pfd[2] = {{sfd, POLLIN, 0}, {e->main_fd, POLLIN, 0}};
         struct signalfd_siginfo si;
+        uint64_t v;
         int64_t now;
 
-        if (poll(&pfd, 1, 50) > 0 && read(sfd, &si, sizeof(si)) == sizeof(si)) {
+        if (poll(pfd, 2, 50) > 0 && pfd[1].revents & POLLIN && read(e->main_fd, &v, sizeof(v)) < 0)
+            v = 0;
+        if (pfd[0].revents & POLLIN && read(sfd, &si, sizeof(si)) == sizeof(si)) {
             if (si.ssi_signo == SIGHUP) {
                 if (e->out->ops->reopen)
                     e->out->ops->reopen(e->out->state);
@@ -1462,6 +1586,8 @@ void tj_engine_destroy(struct tj_engine *e)
     tj_ckpt_table_fini(&e->restored);
     if (e->wake_fd >= 0)
         close(e->wake_fd);
+    if (e->main_fd >= 0)
+        close(e->main_fd);
     if (e->lock_fd >= 0)
         close(e->lock_fd);
     if (e->inotify_fd >= 0)

@@ -22,6 +22,7 @@ struct tj_engine_cfg {
     unsigned checkpoint_ms;        /* checkpoint interval */
     unsigned multiline_timeout_ms; /* an open event at EOF is shipped after this much quiet */
     unsigned shutdown_timeout_ms;  /* SIGTERM: drain this long at most */
+    unsigned rotate_wait_ms;       /* a rotated file read to its end is watched this long */
     bool start_at_end;             /* first start: skip what files hold */
     bool exit_on_eof;              /* stop once every file is read and acknowledged */
     const char *state_dir;         /* borrowed */
