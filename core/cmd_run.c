@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "tj_cmd.h"
+#include "tj_discover.h"
 #include "tj_engine.h"
 #include "tj_log.h"
 
@@ -15,6 +17,9 @@
 
 struct run_cfg {
     struct tj_strv seq; /* --watch, --pattern and --multiline in command-line order */
+    const char *docker_host;
+    const char *docker_root;
+    const char *label_prefix;
     const char *output;
     const char *state_dir;
     unsigned workers;
@@ -31,6 +36,18 @@ struct run_cfg {
 };
 
 static const struct tj_opt run_opts[] = {
+    {"docker-host", TJ_OPT_STRING, offsetof(struct run_cfg, docker_host), NULL, "DOCKER_HOST",
+     "URL",
+     "the Docker Engine API (unix:///PATH or tcp://HOST:PORT): containers are discovered and "
+     "parsed by their labels; the default, unix:///var/run/docker.sock, is used when neither "
+     "--watch nor --docker-root is given",
+     NULL},
+    {"docker-root", TJ_OPT_STRING, offsetof(struct run_cfg, docker_root), NULL, NULL, "DIR",
+     "without the API: discover containers from DIR/containers/*/config.v2.json (container "
+     "labels only)",
+     NULL},
+    {"label-prefix", TJ_OPT_STRING, offsetof(struct run_cfg, label_prefix), "", NULL, "P",
+     "read the labels P logPattern, P logMultiline, ... (e.g. com.df.)", NULL},
     {"watch", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "GLOB",
      "follow every file matching GLOB, now and later (repeatable; the --pattern and "
      "--multiline options after it apply to it)",
@@ -103,10 +120,8 @@ static int build_watches(struct watches *w, const struct run_cfg *cfg,
 {
     size_t i = 0;
 
-    if (cfg->seq.n == 0) {
-        fprintf(stderr, "tailjet run: nothing to follow: give --watch GLOB\n");
-        return 2;
-    }
+    if (cfg->seq.n == 0)
+        return 0; /* containers only */
     if (strcmp(cfg->seq.v[0], "watch") != 0) {
         fprintf(stderr, "tailjet run: --%s must follow the --watch it applies to\n", cfg->seq.v[0]);
         return 2;
@@ -140,6 +155,19 @@ static int build_watches(struct watches *w, const struct run_cfg *cfg,
         w->glob[w->n++] = glob;
     }
     return 0;
+}
+
+/* One descriptor per followed file (and per rotated file until it is read): the soft limit
+ * (often 1024) is raised to the hard one, as Go programs and Vector do. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            tj_log(TJ_LOG_WARN, "cannot raise the open files limit: %s", strerror(errno));
+    }
 }
 
 /* The output exists before the engine (a bad URI must not touch the state directory), so its
@@ -183,6 +211,7 @@ static int run_main(int argc, char **argv)
     struct tj_engine *e = NULL;
     struct tj_output out = {0};
     struct watches w = {0};
+    struct tj_discover *disc = NULL;
     char err[1024], host[256];
     bool abandoned = false;
     int status = 2;
@@ -215,6 +244,7 @@ static int run_main(int argc, char **argv)
         goto out;
     }
     tj_log_set_level(level_of(cfg.log_level));
+    raise_fd_limit();
     lib = tj_cmd_load_library(&cfg.dirs, err, sizeof(err));
     if (!lib) {
         fprintf(stderr, "tailjet run: %s\n", err);
@@ -223,8 +253,12 @@ static int run_main(int argc, char **argv)
     if ((status = build_watches(&w, &cfg, lib)) != 0)
         goto out;
     status = 2;
-    tj_grok_lib_destroy(lib);
-    lib = NULL;
+    if (!cfg.docker_host && !cfg.docker_root && w.n == 0)
+        cfg.docker_host = "unix:///var/run/docker.sock";
+    if (cfg.docker_host && cfg.docker_root) {
+        fprintf(stderr, "tailjet run: give --docker-host or --docker-root, not both\n");
+        goto out;
+    }
     ec.workers = cfg.workers ? cfg.workers : (cores > 0 ? (unsigned)cores : 1);
     ec.read_ahead = cfg.read_ahead;
     ec.chunk_bytes = cfg.chunk_bytes;
@@ -262,13 +296,26 @@ static int run_main(int argc, char **argv)
         }
     }
     tj_engine_set_output(e, &out);
+    if (cfg.docker_host || cfg.docker_root) {
+        struct tj_discover_cfg dc = {cfg.docker_host, cfg.docker_root, cfg.label_prefix, lib,
+                                     ec.poll_ms};
+        disc = tj_discover_start(&dc, e, err, sizeof(err));
+        if (!disc) {
+            fprintf(stderr, "tailjet run: %s\n", err);
+            status = 2;
+            goto out;
+        }
+    }
     tj_log(TJ_LOG_INFO, "tailjet %s started: %u workers, output %s, state in %s", TJ_VERSION,
            ec.workers, cfg.output, cfg.state_dir);
     status = tj_engine_run(e, &abandoned);
+    tj_discover_stop(disc);
+    disc = NULL;
     log_summary(e);
     if (abandoned)
         _exit(status); /* threads are blocked in the output: nothing to free safely */
 out:
+    tj_discover_stop(disc);
     tj_engine_destroy(e);
     tj_output_destroy(&out);
     watches_fini(&w);
@@ -281,8 +328,8 @@ out:
 
 const struct tj_cmd tj_cmd_run = {
     "run",
-    "--watch GLOB [--pattern EXPR]... [--multiline REGEX] ... [--output URI] [--state-dir DIR]",
-    "Follow log files through rotation and ship their parsed records to an output.",
+    "[--docker-host URL | --docker-root DIR] [--watch GLOB [--pattern EXPR]...]... [--output URI]",
+    "Discover containers (or follow files), parse their logs by their labels, ship the records.",
     run_opts,
     TJ_ARRAY_LEN(run_opts),
     run_main};

@@ -17,7 +17,8 @@ struct tj_batch {
     struct tj_buf records; /* one JSON object per line, each ending in '\n' */
     uint64_t nrecords;
     struct tj_slice key;   /* the records' message key (container id), or empty */
-    struct tj_slice route; /* topic / index chosen by the service's labels, or empty */
+    struct tj_slice topic; /* Kafka topic the service's labels chose (logTopic), or empty */
+    struct tj_slice index; /* Elasticsearch index the labels chose (logIndex), or empty */
     size_t out_done;       /* bytes an output already wrote after a partial submit (0 at the
                               first submit; the output's to use) */
 };

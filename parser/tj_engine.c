@@ -65,6 +65,56 @@ struct seg {
     size_t len;
 };
 
+/* How a path's lines are parsed and where its records go: replaced as a whole when discovery
+ * learns new labels; chunks hold a reference to the one they were read under. */
+struct source {
+    int refs;                  /* atomic */
+    struct tj_ruleset *rs;     /* reference */
+    char *topic, *index, *key; /* owned, or NULL */
+};
+
+static struct source *source_create(struct tj_ruleset *rs, const char *topic, const char *index,
+                                    const char *key)
+{
+    struct source *src = calloc(1, sizeof(*src));
+
+    if (!src)
+        return NULL;
+    src->refs = 1;
+    src->rs = tj_ruleset_ref(rs);
+    if ((topic && !(src->topic = strdup(topic))) || (index && !(src->index = strdup(index))) ||
+        (key && !(src->key = strdup(key)))) {
+        tj_ruleset_unref(src->rs);
+        free(src->topic);
+        free(src->index);
+        free(src);
+        return NULL;
+    }
+    return src;
+}
+
+static struct source *source_ref(struct source *src)
+{
+    __atomic_add_fetch(&src->refs, 1, __ATOMIC_RELAXED);
+    return src;
+}
+
+static void source_unref(struct source *src)
+{
+    if (!src || __atomic_sub_fetch(&src->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    tj_ruleset_unref(src->rs);
+    free(src->topic);
+    free(src->index);
+    free(src->key);
+    free(src);
+}
+
+static struct tj_slice slice_of(const char *s)
+{
+    return s ? (struct tj_slice){s, strlen(s)} : (struct tj_slice){NULL, 0};
+}
+
 struct path;
 
 struct chunk {
@@ -79,7 +129,7 @@ struct chunk {
     bool final;      /* the last line may lack its '\n': feed it too */
     bool cut_tail;   /* the last bytes are the head of an overlong line */
     enum tj_format fmt;
-    struct tj_ruleset *rs; /* reference */
+    struct source *src; /* reference */
     bool acked;
     struct chunk *next;          /* job queue or ready list */
     struct chunk *next_inflight; /* the path's chunks in sequence order */
@@ -87,7 +137,8 @@ struct chunk {
 
 struct path {
     char *name;
-    struct tj_ruleset *rs; /* reference */
+    struct source *src; /* reference; replaced (reader) when discovery sends new labels */
+    bool discovered;    /* followed because discovery said so (not a glob) */
     struct tj_meta meta;
     enum tj_format fmt;
     struct gen *gens; /* oldest first */
@@ -113,9 +164,18 @@ struct path {
     struct path *next, *hnext;
 };
 
+/* A request from discovery, applied by the reader thread. */
+struct op {
+    char *path;
+    struct source *src; /* NULL: stop following the path (drain it, then release it) */
+    char *meta[TJ_META_COUNT];
+    bool initial;
+    struct op *next;
+};
+
 struct watch {
     char *glob;
-    struct tj_ruleset *rs;
+    struct source *src;
     int wd; /* inotify watch of the glob's fixed directory */
 };
 
@@ -133,6 +193,7 @@ struct tj_engine {
     pthread_mutex_t lock;
     pthread_cond_t job_cv;
     struct chunk *jobs, *jobs_tail;
+    struct op *ops, *ops_tail; /* from discovery, in order */
     bool workers_stop;
     size_t inflight_bytes;
     size_t inflight_chunks;
@@ -510,7 +571,7 @@ static bool has_suffix(const char *s, const char *suffix)
 }
 
 /* At start: the files of this path that the checkpoints know, rotated away or not. */
-static void path_restore(struct tj_engine *e, struct path *p)
+static void path_restore(struct tj_engine *e, struct path *p, bool at_start)
 {
     struct gen *cur = NULL, *g;
     struct stat st;
@@ -524,6 +585,7 @@ static void path_restore(struct tj_engine *e, struct path *p)
         int fd;
         if (strcmp(c->path, p->name) != 0)
             continue;
+        c->path[0] = '\0'; /* used once: a path followed again later starts from its files */
         if (cur && tj_fileid_matches_fd(cur->fd, &c->id)) {
             struct stat cs;
             cur_known = true;
@@ -548,14 +610,16 @@ static void path_restore(struct tj_engine *e, struct path *p)
                    p->name, (long long)c->offset);
         }
     }
-    if (cur && !cur_known && e->first_start && e->cfg.start_at_end)
+    if (cur && !cur_known && at_start && e->first_start && e->cfg.start_at_end)
         cur->read_off = cur->acked_off = (int64_t)lseek(cur->fd, 0, SEEK_END);
     if (cur)
         gen_append(e, p, cur);
 }
 
-static struct path *path_add(struct tj_engine *e, const char *name, struct tj_ruleset *rs,
-                             bool at_start)
+/* Starts following a path with src (a reference is taken) and the metadata values meta[k]
+ * (NUL-terminated, or NULL; the file path and host name are the engine's). */
+static struct path *path_add(struct tj_engine *e, const char *name, struct source *src,
+                             const char *const *meta, bool at_start)
 {
     struct path *p = calloc(1, sizeof(*p));
     uint64_t h = name_hash(name) % NAME_BUCKETS;
@@ -565,8 +629,12 @@ static struct path *path_add(struct tj_engine *e, const char *name, struct tj_ru
         tj_log(TJ_LOG_ERROR, "out of memory: cannot follow %s", name);
         return NULL;
     }
-    p->rs = tj_ruleset_ref(rs);
+    p->src = source_ref(src);
     tj_meta_init(&p->meta);
+    for (int k = 0; meta && k < TJ_META_COUNT; k++)
+        if (meta[k] && k != TJ_META_FILE_PATH && k != TJ_META_HOST_NAME &&
+            tj_meta_set(&p->meta, (enum tj_meta_key)k, meta[k], strlen(meta[k])))
+            tj_log(TJ_LOG_ERROR, "out of memory: records of %s lack metadata", name);
     if (tj_meta_set(&p->meta, TJ_META_FILE_PATH, name, strlen(name)) ||
         (e->host_name &&
          tj_meta_set(&p->meta, TJ_META_HOST_NAME, e->host_name, strlen(e->host_name))))
@@ -576,10 +644,7 @@ static struct path *path_add(struct tj_engine *e, const char *name, struct tj_ru
     p->wd = path_watch_dir(e, name);
     p->dirty = true;
     p->last_read_ms = now_ms();
-    if (at_start)
-        path_restore(e, p);
-    else
-        path_check(e, p);
+    path_restore(e, p, at_start);
     pthread_mutex_lock(&e->lock);
     p->next = e->paths;
     e->paths = p;
@@ -599,7 +664,7 @@ static void path_free(struct path *p)
         close(g->fd);
         free(g);
     }
-    tj_ruleset_unref(p->rs);
+    source_unref(p->src);
     tj_meta_fini(&p->meta);
     tj_buf_fini(&p->carry);
     free(p->name);
@@ -619,7 +684,7 @@ static void scan_globs(struct tj_engine *e, bool at_start)
                 struct path *p = path_find(e, gl.gl_pathv[k]);
                 struct stat st;
                 if (!p && stat(gl.gl_pathv[k], &st) == 0 && S_ISREG(st.st_mode))
-                    p = path_add(e, gl.gl_pathv[k], e->watches[i].rs, at_start);
+                    p = path_add(e, gl.gl_pathv[k], e->watches[i].src, NULL, at_start);
                 if (p)
                     p->matched = true;
             }
@@ -676,7 +741,10 @@ static int dispatch(struct tj_engine *e, struct path *p, size_t n, size_t skip, 
     c->final = final;
     c->cut_tail = cut_tail;
     c->fmt = p->fmt;
-    c->rs = tj_ruleset_ref(p->rs);
+    c->src = source_ref(p->src);
+    c->b.key = slice_of(c->src->key);
+    c->b.topic = slice_of(c->src->topic);
+    c->b.index = slice_of(c->src->index);
     segs_split(p->cseg, p->ncseg, n, c->seg, &c->nseg, rest, &nrest);
     pthread_mutex_lock(&e->lock);
     pool_get(e->in_pool, &e->nin_pool, &c->in, p->carry.max);
@@ -726,7 +794,7 @@ static int dispatch(struct tj_engine *e, struct path *p, size_t n, size_t skip, 
     pthread_mutex_unlock(&e->lock);
     return 0;
 nomem:
-    tj_ruleset_unref(c->rs);
+    source_unref(c->src);
     tj_buf_fini(&c->in);
     free(c);
     return TJ_ENOMEM;
@@ -825,7 +893,7 @@ static bool path_read_once(struct tj_engine *e, struct path *p, struct tj_cut *c
     if (p->fmt == TJ_FORMAT_AUTO)
         p->fmt = tj_assemble_detect(p->carry.data + base, p->carry.len - base, cut->scratch);
     cut->fmt = p->fmt;
-    cut->multiline = p->rs->multiline;
+    cut->multiline = p->src->rs->multiline;
     k = tj_assemble_cut(cut, p->carry.data + base, p->carry.len - base,
                         p->scanned > base ? p->scanned - base : 0);
     if (k) {
@@ -866,6 +934,93 @@ static bool path_read(struct tj_engine *e, struct path *p, struct tj_cut *cut, i
         p->carry.max = max;
     }
     return more;
+}
+
+/* ---- requests from discovery ---- */
+
+static void op_free(struct op *o)
+{
+    free(o->path);
+    source_unref(o->src);
+    for (int k = 0; k < TJ_META_COUNT; k++)
+        free(o->meta[k]);
+    free(o);
+}
+
+/* Applies discovery's requests (reader thread). */
+static void apply_ops(struct tj_engine *e)
+{
+    struct op *o, *next;
+
+    pthread_mutex_lock(&e->lock);
+    o = e->ops;
+    e->ops = e->ops_tail = NULL;
+    pthread_mutex_unlock(&e->lock);
+    for (; o; o = next) {
+        struct path *p = path_find(e, o->path);
+        next = o->next;
+        if (o->src && !p) {
+            p = path_add(e, o->path, o->src, (const char *const *)o->meta, o->initial);
+            if (p)
+                p->discovered = true;
+        } else if (o->src) {
+            struct source *old = p->src;
+            p->src = source_ref(o->src); /* chunks read from now on use the new rules */
+            source_unref(old);
+            p->discovered = true;
+            p->dirty = true;
+        } else if (p && p->discovered) {
+            struct gen *cur = gen_current(p);
+            p->discovered = false;
+            if (!p->matched && cur)
+                cur->retired = true; /* read to its end, then released */
+            p->dirty = true;
+            tj_log(TJ_LOG_DEBUG, "%s: no longer followed once read to its end", p->name);
+        }
+        op_free(o);
+    }
+}
+
+static int op_queue(struct tj_engine *e, struct op *o)
+{
+    pthread_mutex_lock(&e->lock);
+    if (e->ops_tail)
+        e->ops_tail->next = o;
+    else
+        e->ops = o;
+    e->ops_tail = o;
+    pthread_mutex_unlock(&e->lock);
+    wake_reader(e);
+    return 0;
+}
+
+int tj_engine_follow(struct tj_engine *e, const struct tj_follow *f, bool initial)
+{
+    struct op *o = calloc(1, sizeof(*o));
+
+    if (!o || !(o->path = strdup(f->path)) ||
+        !(o->src = source_create(f->rs, f->topic, f->index, f->key)))
+        goto nomem;
+    for (int k = 0; k < TJ_META_COUNT; k++)
+        if (f->meta[k] && !(o->meta[k] = strdup(f->meta[k])))
+            goto nomem;
+    o->initial = initial;
+    return op_queue(e, o);
+nomem:
+    if (o)
+        op_free(o);
+    return TJ_ENOMEM;
+}
+
+int tj_engine_unfollow(struct tj_engine *e, const char *path)
+{
+    struct op *o = calloc(1, sizeof(*o));
+
+    if (!o || !(o->path = strdup(path))) {
+        free(o);
+        return TJ_ENOMEM;
+    }
+    return op_queue(e, o);
 }
 
 /* ---- the reader thread ---- */
@@ -924,7 +1079,8 @@ static void paths_prune(struct tj_engine *e)
 
     pthread_mutex_lock(&e->lock);
     while ((p = *pp)) {
-        if (!p->matched && !p->gens && !p->ninflight && !p->carry.len && !p->ready) {
+        if (!p->matched && !p->discovered && !p->gens && !p->ninflight && !p->carry.len &&
+            !p->ready) {
             struct path **hp = &e->by_name[name_hash(p->name) % NAME_BUCKETS];
             while (*hp != p)
                 hp = &(*hp)->hnext;
@@ -954,7 +1110,6 @@ static void *reader_main(void *arg)
         goto out;
     }
     scan_globs(e, true);
-    tj_ckpt_table_fini(&e->restored);
     __atomic_store_n(&e->started, true, __ATOMIC_RELEASE);
     while (!__atomic_load_n(&e->reader_stop, __ATOMIC_ACQUIRE)) {
         int64_t now = now_ms();
@@ -963,6 +1118,7 @@ static void *reader_main(void *arg)
         int timeout;
         uint64_t v;
 
+        apply_ops(e);
         if (now >= next_scan) {
             scan_globs(e, false);
             for (struct path *p = e->paths; p; p = p->next) {
@@ -1042,11 +1198,11 @@ static int on_event(void *arg, const struct tj_event *ev)
 {
     struct work *w = arg;
     struct chunk *c = w->c;
-    int rc = tj_ruleset_apply(c->rs, w->m, ev, &c->p->meta, &c->b.records, &w->st);
+    int rc = tj_ruleset_apply(c->src->rs, w->m, ev, &c->p->meta, &c->b.records, &w->st);
 
     if (rc == TJ_ENOSPC && c->b.records.len) {
         c->b.records.max += w->record_room; /* room for this one record, whatever it is */
-        rc = tj_ruleset_apply(c->rs, w->m, ev, &c->p->meta, &c->b.records, &w->st);
+        rc = tj_ruleset_apply(c->src->rs, w->m, ev, &c->p->meta, &c->b.records, &w->st);
     }
     if (rc) {
         tj_log(TJ_LOG_ERROR, "%s: the record at offset %lld could not be encoded: %s", c->p->name,
@@ -1084,7 +1240,7 @@ static void chunk_parse(struct work *w)
     struct chunk *c = w->c;
     const char *d = c->in.data, *end = d + c->in.len, *p = d + c->skip, *nl;
     char now[40];
-    struct tj_feed f = {w->m, c->rs->multiline, on_event, w, {now, 0}};
+    struct tj_feed f = {w->m, c->src->rs->multiline, on_event, w, {now, 0}};
 
     format_now(now, sizeof(now));
     f.now.len = strlen(now);
@@ -1194,7 +1350,7 @@ void tj_engine_ack(void *engine, struct tj_batch *b, int status)
         e->inflight_chunks--;
         e->st.records_acked += h->b.nrecords;
         pool_put(e->out_pool, &e->nout_pool, &h->b.records, 4 * e->cfg.chunk_bytes, e->pool_keep);
-        tj_ruleset_unref(h->rs);
+        source_unref(h->src);
         free(h);
     }
     if (e->inflight_chunks == 0)
@@ -1330,7 +1486,10 @@ int tj_engine_watch(struct tj_engine *e, const char *glob, struct tj_ruleset *rs
     w = &e->watches[e->nwatches];
     if (!(w->glob = strdup(glob)))
         return TJ_ENOMEM;
-    w->rs = tj_ruleset_ref(rs);
+    if (!(w->src = source_create(rs, NULL, NULL, NULL))) {
+        free(w->glob);
+        return TJ_ENOMEM;
+    }
     w->wd = -1;
     e->nwatches++;
     return 0;
@@ -1559,8 +1718,13 @@ void tj_engine_destroy(struct tj_engine *e)
     for (c = e->jobs; c; c = cn) {
         cn = c->next;
         tj_buf_fini(&c->in);
-        tj_ruleset_unref(c->rs);
+        source_unref(c->src);
         free(c);
+    }
+    while (e->ops) {
+        struct op *o = e->ops;
+        e->ops = o->next;
+        op_free(o);
     }
     for (p = e->paths; p; p = n) {
         n = p->next;
@@ -1568,14 +1732,14 @@ void tj_engine_destroy(struct tj_engine *e)
             cn = c->next;
             tj_buf_fini(&c->b.records);
             tj_buf_fini(&c->in);
-            tj_ruleset_unref(c->rs);
+            source_unref(c->src);
             free(c);
         }
         path_free(p);
     }
     for (size_t i = 0; i < e->nwatches; i++) {
         free(e->watches[i].glob);
-        tj_ruleset_unref(e->watches[i].rs);
+        source_unref(e->watches[i].src);
     }
     for (size_t i = 0; i < e->nin_pool; i++)
         tj_buf_fini(&e->in_pool[i]);

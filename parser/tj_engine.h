@@ -62,6 +62,26 @@ int tj_engine_watch(struct tj_engine *e, const char *glob, struct tj_ruleset *rs
  * *abandoned says so). */
 int tj_engine_run(struct tj_engine *e, bool *abandoned);
 
+/* What discovery knows about one log file: how its lines are parsed and what its records carry. */
+struct tj_follow {
+    const char *path;                /* the log file */
+    struct tj_ruleset *rs;           /* borrowed; the engine takes a reference */
+    const char *meta[TJ_META_COUNT]; /* container and service fields, or NULL (the file path
+                                        and host name are the engine's) */
+    const char *topic, *index;       /* logTopic / logIndex, or NULL */
+    const char *key;                 /* message key (the container id), or NULL */
+};
+
+/* Follows f->path with these rules, or, when it is followed already, parses what is read from
+ * now on with them (live reconfiguration). `initial`: found by the first listing at start, so
+ * --start-at applies. Any thread; applied by the reader thread soon after. Strings are copied.
+ * Returns 0 or TJ_ENOMEM. */
+int tj_engine_follow(struct tj_engine *e, const struct tj_follow *f, bool initial);
+
+/* Stops following path once it is read to its end (a removed container). Any thread. Returns 0
+ * or TJ_ENOMEM. */
+int tj_engine_unfollow(struct tj_engine *e, const char *path);
+
 void tj_engine_get_stats(struct tj_engine *e, struct tj_engine_stats *st);
 
 #endif

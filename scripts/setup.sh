@@ -10,6 +10,8 @@ pkgs=(
   libpcre2-dev librdkafka-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
   # tests and benchmarks
   python3 pcre2-utils hyperfine time util-linux logrotate
+  # a real Docker engine for the discovery tests (started privately by the tests themselves)
+  docker.io busybox-static
 )
 
 missing=()

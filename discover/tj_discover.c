@@ -1,0 +1,753 @@
+/* tj_discover.c: the discovery thread. It keeps the table of containers (log file, names,
+ * labels) and, on Swarm managers, of services (their labels), turns each container's effective
+ * labels (service labels overridden by container labels) into compiled rules, and tells the
+ * engine which files to follow with which rules. Each distinct set of pattern texts is compiled
+ * once and shared by reference. Everything here runs on the discovery thread but
+ * tj_discover_start/stop/get_stats. */
+#include "tj_discover.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <glob.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tj_docker.h"
+#include "tj_log.h"
+
+#define MAX_ALTS     TJ_RULESET_MAX_ALTS
+#define MAX_EVENTS   1024
+#define LABEL_PREFIX "com.docker.swarm."
+
+struct ctr {
+    char *id;
+    char *log_path;
+    char *name, *image;
+    char *svc_id, *svc_name, *ns;
+    cJSON *labels; /* its own, owned */
+    char *rules;   /* the key of the rules it is followed with, or NULL before the first */
+    bool seen;     /* in the last listing */
+    struct ctr *next;
+};
+
+struct svc {
+    char *id;
+    cJSON *labels; /* owned */
+    struct svc *next;
+};
+
+struct rules {
+    char *key;             /* patterns, multiline: what was compiled */
+    struct tj_ruleset *rs; /* one reference held by the cache */
+    char *error;           /* why it did not compile, or NULL */
+    struct rules *next;
+};
+
+struct event {
+    char type[16], action[32], id[80];
+};
+
+struct tj_discover {
+    struct tj_discover_cfg cfg;
+    char *prefix;
+    struct tj_engine *e;
+    pthread_t thread;
+    bool stop; /* atomic */
+    int wake_fd;
+    struct tj_docker *dk;
+    bool manager, swarm_said;
+    time_t role_checked; /* when /info was last asked (monotonic seconds) */
+    struct ctr *ctrs;
+    struct svc *svcs;
+    struct rules *cache;
+    struct event ev[MAX_EVENTS];
+    size_t nev;
+    bool ev_overflow;
+    pthread_mutex_t lock; /* stats */
+    struct tj_discover_stats st;
+};
+
+static bool stopping(struct tj_discover *d)
+{
+    return __atomic_load_n(&d->stop, __ATOMIC_ACQUIRE);
+}
+
+/* Sleeps ms, or less when asked to stop. */
+static void nap(struct tj_discover *d, unsigned ms)
+{
+    struct pollfd p = {d->wake_fd, POLLIN, 0};
+    poll(&p, 1, (int)ms);
+}
+
+static const char *str_at(const cJSON *o, const char *a, const char *b)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+    if (b)
+        v = cJSON_GetObjectItemCaseSensitive(v, b);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* ---- labels to rules ---- */
+
+static const char *label_in(const cJSON *labels, const char *prefix, const char *name)
+{
+    char key[256];
+
+    snprintf(key, sizeof(key), "%s%s", prefix, name);
+    return str_at(labels, key, NULL);
+}
+
+size_t tj_labels_patterns(const cJSON *labels, const char *prefix, const char **exprs, size_t max)
+{
+    const char *v = label_in(labels, prefix, "logPattern");
+    size_t n = 0;
+    char name[32];
+
+    if (v && *v && n < max)
+        exprs[n++] = v;
+    for (int i = 1; n < max; i++) {
+        snprintf(name, sizeof(name), "logPattern.%d", i);
+        if (!(v = label_in(labels, prefix, name)))
+            break;
+        if (*v)
+            exprs[n++] = v;
+    }
+    return n;
+}
+
+static struct svc *svc_find(struct tj_discover *d, const char *id)
+{
+    struct svc *s = d->svcs;
+    while (s && strcmp(s->id, id) != 0)
+        s = s->next;
+    return s;
+}
+
+/* A label of the container: its own, else its service's. */
+static const char *label_of(struct tj_discover *d, const struct ctr *c, const char *name)
+{
+    const char *v = label_in(c->labels, d->prefix, name);
+    struct svc *s;
+
+    if (v || !c->svc_id || !(s = svc_find(d, c->svc_id)))
+        return v;
+    return label_in(s->labels, d->prefix, name);
+}
+
+/* The pattern alternatives: a container that sets any logPattern label sets them all (its own
+ * alternatives replace the service's, so the two never mix into an order nobody wrote). */
+static size_t patterns_of(struct tj_discover *d, const struct ctr *c, const char **exprs)
+{
+    size_t n = tj_labels_patterns(c->labels, d->prefix, exprs, MAX_ALTS);
+    struct svc *s;
+
+    if (n || !c->svc_id || !(s = svc_find(d, c->svc_id)))
+        return n;
+    return tj_labels_patterns(s->labels, d->prefix, exprs, MAX_ALTS);
+}
+
+static struct rules *rules_get(struct tj_discover *d, const char **exprs, size_t n,
+                               const char *multiline)
+{
+    size_t len = 2;
+    struct rules *r;
+    char *key, *p, err[900];
+
+    for (size_t i = 0; i < n; i++)
+        len += strlen(exprs[i]) + 1;
+    len += multiline ? strlen(multiline) : 0;
+    if (!(key = malloc(len + 1)))
+        return NULL;
+    p = key;
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s\x1e", exprs[i]);
+    sprintf(p, "\x1d%s", multiline ? multiline : "");
+    for (r = d->cache; r; r = r->next) {
+        if (strcmp(r->key, key) == 0) {
+            free(key);
+            return r;
+        }
+    }
+    if (!(r = calloc(1, sizeof(*r)))) {
+        free(key);
+        return NULL;
+    }
+    r->key = key;
+    r->rs = tj_ruleset_create(d->cfg.lib, exprs, n, multiline, err, sizeof(err));
+    if (!r->rs) {
+        r->error = strdup(err);
+        r->rs = tj_ruleset_create(d->cfg.lib, NULL, 0, NULL, err, sizeof(err));
+        if (!r->rs) {
+            free(r->error);
+            free(r->key);
+            free(r);
+            return NULL;
+        }
+        r->rs->base_tags |= TJ_TAG_PATTERNERROR; /* before anyone else sees it */
+    }
+    r->next = d->cache;
+    d->cache = r;
+    return r;
+}
+
+/* Tells the engine to follow the container with its current rules (or the new ones). */
+static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
+{
+    const char *exprs[MAX_ALTS];
+    size_t n = patterns_of(d, c, exprs);
+    const char *multiline = label_of(d, c, "logMultiline");
+    struct rules *r = rules_get(d, exprs, n, multiline && *multiline ? multiline : NULL);
+    struct tj_follow f = {0};
+    char name[300];
+
+    if (!r) {
+        tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is not followed", c->id);
+        return;
+    }
+    if (c->rules && strcmp(c->rules, r->key) == 0)
+        return; /* nothing changed */
+    if (r->error) {
+        tj_log(TJ_LOG_WARN,
+               "service %s (container %.12s %s): label %slogPattern does not compile: %s; its "
+               "records are shipped unparsed, tagged _patternerror",
+               c->svc_name ? c->svc_name : "-", c->id, c->name ? c->name : "", d->prefix, r->error);
+        pthread_mutex_lock(&d->lock);
+        d->st.pattern_errors++;
+        pthread_mutex_unlock(&d->lock);
+    }
+    if (c->rules) {
+        tj_log(TJ_LOG_INFO,
+               "container %.12s %s: labels changed; new lines are parsed with the new "
+               "patterns",
+               c->id, c->name ? c->name : "");
+        pthread_mutex_lock(&d->lock);
+        d->st.label_updates++;
+        pthread_mutex_unlock(&d->lock);
+    }
+    free(c->rules);
+    c->rules = strdup(r->key);
+    snprintf(name, sizeof(name), "%s", c->name ? (c->name[0] == '/' ? c->name + 1 : c->name) : "");
+    f.path = c->log_path;
+    f.rs = r->rs;
+    f.meta[TJ_META_CONTAINER_ID] = c->id;
+    f.meta[TJ_META_CONTAINER_NAME] = name[0] ? name : NULL;
+    f.meta[TJ_META_IMAGE_NAME] = c->image;
+    f.meta[TJ_META_SERVICE_NAME] = c->svc_name;
+    f.meta[TJ_META_SERVICE_ID] = c->svc_id;
+    f.meta[TJ_META_SERVICE_NAMESPACE] = c->ns;
+    f.topic = label_of(d, c, "logTopic");
+    f.index = label_of(d, c, "logIndex");
+    f.key = c->id;
+    if (tj_engine_follow(d->e, &f, initial))
+        tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is not followed", c->id);
+}
+
+static void ctr_free(struct ctr *c)
+{
+    free(c->id);
+    free(c->log_path);
+    free(c->name);
+    free(c->image);
+    free(c->svc_id);
+    free(c->svc_name);
+    free(c->ns);
+    cJSON_Delete(c->labels);
+    free(c->rules);
+    free(c);
+}
+
+static struct ctr *ctr_find(struct tj_discover *d, const char *id)
+{
+    struct ctr *c = d->ctrs;
+    while (c && strcmp(c->id, id) != 0)
+        c = c->next;
+    return c;
+}
+
+static void ctr_forget(struct tj_discover *d, const char *id)
+{
+    struct ctr **pp = &d->ctrs, *c;
+
+    while ((c = *pp) && strcmp(c->id, id) != 0)
+        pp = &c->next;
+    if (!c)
+        return;
+    *pp = c->next;
+    tj_engine_unfollow(d->e, c->log_path);
+    tj_log(TJ_LOG_INFO, "container %.12s %s removed: its log is read to its end, then released",
+           c->id, c->name ? c->name : "");
+    ctr_free(c);
+}
+
+/* Builds a container from an inspect answer or a config.v2.json (same field names). Returns
+ * NULL when it has no json-file log. */
+static struct ctr *ctr_from_json(const cJSON *j)
+{
+    const char *id = str_at(j, "Id", NULL) ? str_at(j, "Id", NULL) : str_at(j, "ID", NULL);
+    const char *log_path = str_at(j, "LogPath", NULL);
+    const cJSON *config = cJSON_GetObjectItemCaseSensitive(j, "Config");
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(config, "Labels");
+    struct ctr *c;
+
+    if (!id || !log_path || !*log_path)
+        return NULL;
+    if (!(c = calloc(1, sizeof(*c))))
+        return NULL;
+    c->id = strdup(id);
+    c->log_path = strdup(log_path);
+    c->name = dup_or_null(str_at(j, "Name", NULL));
+    c->image = dup_or_null(str_at(config, "Image", NULL));
+    c->labels = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject();
+    c->svc_id = dup_or_null(str_at(c->labels, LABEL_PREFIX "service.id", NULL));
+    c->svc_name = dup_or_null(str_at(c->labels, LABEL_PREFIX "service.name", NULL));
+    c->ns = dup_or_null(str_at(c->labels, "com.docker.stack.namespace", NULL));
+    if (!c->id || !c->log_path || !c->labels) {
+        ctr_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- Swarm services (managers) ---- */
+
+static void svc_set(struct tj_discover *d, const char *id, const cJSON *labels)
+{
+    struct svc *s = svc_find(d, id);
+
+    if (!s) {
+        if (!(s = calloc(1, sizeof(*s))) || !(s->id = strdup(id))) {
+            free(s);
+            return;
+        }
+        s->next = d->svcs;
+        d->svcs = s;
+    }
+    cJSON_Delete(s->labels);
+    s->labels = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject();
+}
+
+/* Reads one service's labels (GET /services/ID). Returns 0, TJ_ENOENT (gone) or TJ_EIO. */
+static int svc_fetch(struct tj_discover *d, const char *id)
+{
+    char path[160], err[512];
+    cJSON *j;
+    long status;
+    int rc;
+
+    snprintf(path, sizeof(path), "/services/%s", id);
+    rc = tj_docker_get(d->dk, path, &j, &status, err, sizeof(err));
+    if (rc == 0) {
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(j, "Spec");
+        svc_set(d, id, cJSON_GetObjectItemCaseSensitive(spec, "Labels"));
+        cJSON_Delete(j);
+    } else if (rc != TJ_ENOENT) {
+        tj_log(TJ_LOG_WARN, "docker: %s", err);
+    }
+    return rc;
+}
+
+static void svcs_fetch_all(struct tj_discover *d)
+{
+    char err[512];
+    cJSON *j, *s;
+    long status;
+
+    if (tj_docker_get(d->dk, "/services", &j, &status, err, sizeof(err)) != 0) {
+        tj_log(TJ_LOG_WARN, "docker: %s", err);
+        return;
+    }
+    cJSON_ArrayForEach(s, j)
+    {
+        const char *id = str_at(s, "ID", NULL);
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(s, "Spec");
+        if (id)
+            svc_set(d, id, cJSON_GetObjectItemCaseSensitive(spec, "Labels"));
+    }
+    cJSON_Delete(j);
+}
+
+/* ---- Docker mode ---- */
+
+static void read_swarm_role(struct tj_discover *d, char *role, size_t n);
+
+/* A Swarm task on a node that did not look like a manager: the node may have joined or been
+ * promoted since (swarm init after tailjet started); ask again, at most every few seconds. */
+static void recheck_role(struct tj_discover *d)
+{
+    struct timespec ts;
+    char role[64];
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (d->manager || ts.tv_sec < d->role_checked + 5)
+        return;
+    d->role_checked = ts.tv_sec;
+    read_swarm_role(d, role, sizeof(role));
+    if (d->manager) {
+        tj_log(TJ_LOG_INFO, "docker: this node is now a Swarm manager: service labels are read");
+        svcs_fetch_all(d);
+        for (struct ctr *c = d->ctrs; c; c = c->next)
+            if (c->svc_id)
+                ctr_apply(d, c, false);
+    }
+}
+
+/* Inspects a container and follows it (or applies new rules). */
+static void ctr_inspect(struct tj_discover *d, const char *id, bool initial)
+{
+    char path[160], err[512];
+    struct ctr *c, *old;
+    cJSON *j;
+    long status;
+
+    snprintf(path, sizeof(path), "/containers/%s/json", id);
+    if (tj_docker_get(d->dk, path, &j, &status, err, sizeof(err)) != 0)
+        return; /* gone already: its destroy event follows */
+    c = ctr_from_json(j);
+    cJSON_Delete(j);
+    if (!c) {
+        tj_log(TJ_LOG_INFO, "container %.12s has no json-file log: not followed", id);
+        return;
+    }
+    if ((old = ctr_find(d, c->id))) { /* known: keep what it is followed with */
+        old->seen = true;
+        ctr_free(c);
+        ctr_apply(d, old, initial);
+        return;
+    }
+    if (c->svc_id)
+        recheck_role(d);
+    if (d->manager && c->svc_id && !svc_find(d, c->svc_id))
+        svc_fetch(d, c->svc_id);
+    c->seen = true;
+    c->next = d->ctrs;
+    d->ctrs = c;
+    pthread_mutex_lock(&d->lock);
+    d->st.containers++;
+    pthread_mutex_unlock(&d->lock);
+    tj_log(TJ_LOG_INFO, "container %.12s %s (image %s%s%s): following %s", c->id,
+           c->name ? c->name : "", c->image ? c->image : "?", c->svc_name ? ", service " : "",
+           c->svc_name ? c->svc_name : "", c->log_path);
+    ctr_apply(d, c, initial);
+}
+
+/* Lists every container (running or not: a stopped one's log may still have unread lines) and
+ * reconciles: new ones are followed, vanished ones released. */
+static int reconcile(struct tj_discover *d, bool initial)
+{
+    char err[512];
+    cJSON *j, *it;
+    long status;
+    struct ctr *c, *next;
+
+    if (tj_docker_get(d->dk, "/containers/json?all=1", &j, &status, err, sizeof(err)) != 0) {
+        tj_log(TJ_LOG_WARN, "docker: %s", err);
+        return TJ_EIO;
+    }
+    for (c = d->ctrs; c; c = c->next)
+        c->seen = false;
+    if (d->manager)
+        svcs_fetch_all(d);
+    cJSON_ArrayForEach(it, j)
+    {
+        const char *id = str_at(it, "Id", NULL);
+        if (id)
+            ctr_inspect(d, id, initial);
+    }
+    cJSON_Delete(j);
+    for (c = d->ctrs; c; c = next) {
+        next = c->next;
+        if (!c->seen)
+            ctr_forget(d, c->id);
+        else
+            ctr_apply(d, c, false); /* service labels may have changed meanwhile */
+    }
+    return 0;
+}
+
+static void on_event(void *arg, const cJSON *ev)
+{
+    struct tj_discover *d = arg;
+    const char *type = str_at(ev, "Type", NULL), *action = str_at(ev, "Action", NULL);
+    const char *id = str_at(ev, "Actor", "ID");
+    struct event *e;
+
+    if (!type || !action || !id)
+        return;
+    if (d->nev == MAX_EVENTS) {
+        d->ev_overflow = true; /* a full listing will follow */
+        return;
+    }
+    e = &d->ev[d->nev++];
+    snprintf(e->type, sizeof(e->type), "%s", type);
+    snprintf(e->action, sizeof(e->action), "%s", action);
+    snprintf(e->id, sizeof(e->id), "%s", id);
+}
+
+static void handle_events(struct tj_discover *d)
+{
+    if (d->ev_overflow) {
+        d->nev = 0;
+        d->ev_overflow = false;
+        reconcile(d, false);
+        return;
+    }
+    for (size_t i = 0; i < d->nev; i++) {
+        struct event *e = &d->ev[i];
+        if (strcmp(e->type, "container") == 0) {
+            if (strcmp(e->action, "start") == 0)
+                ctr_inspect(d, e->id, false);
+            else if (strcmp(e->action, "destroy") == 0)
+                ctr_forget(d, e->id);
+        } else if (strcmp(e->type, "service") == 0 && (recheck_role(d), d->manager)) {
+            if (strcmp(e->action, "remove") == 0)
+                continue; /* its tasks' containers are destroyed, and released then */
+            if (svc_fetch(d, e->id) == 0)
+                for (struct ctr *c = d->ctrs; c; c = c->next)
+                    if (c->svc_id && strcmp(c->svc_id, e->id) == 0)
+                        ctr_apply(d, c, false);
+        }
+    }
+    d->nev = 0;
+}
+
+/* Asks /info whether this node is a Swarm manager; says once when it is a worker. */
+static void read_swarm_role(struct tj_discover *d, char *role, size_t n)
+{
+    char err[512];
+    cJSON *j;
+    long status;
+
+    d->manager = false;
+    snprintf(role, n, "swarm inactive");
+    if (tj_docker_get(d->dk, "/info", &j, &status, err, sizeof(err)) != 0)
+        return;
+    {
+        const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "Swarm");
+        const char *state = str_at(sw, "LocalNodeState", NULL);
+        bool control = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sw, "ControlAvailable"));
+        if (state && strcmp(state, "active") == 0) {
+            d->manager = control;
+            snprintf(role, n, "swarm %s", control ? "manager" : "worker");
+            if (!control && !d->swarm_said) {
+                tj_log(TJ_LOG_INFO, "docker: this node is a Swarm worker: service labels cannot "
+                                    "be read here (only managers serve them); container labels "
+                                    "are used");
+                d->swarm_said = true;
+            }
+        }
+    }
+    cJSON_Delete(j);
+}
+
+static void docker_loop(struct tj_discover *d)
+{
+    unsigned backoff = 200;
+    bool initial = true, said_down = false;
+    char err[512], version[64], api[32], role[64];
+
+    while (!stopping(d)) {
+        if (tj_docker_negotiate(d->dk, version, sizeof(version), api, sizeof(api), err,
+                                sizeof(err)) != 0) {
+            if (!said_down)
+                tj_log(TJ_LOG_WARN, "docker: %s; retrying (back-off up to 5 s)", err);
+            said_down = true;
+            nap(d, backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            continue;
+        }
+        read_swarm_role(d, role, sizeof(role));
+        tj_log(TJ_LOG_INFO, "docker: connected to %s (API %s, engine %s, %s)", d->cfg.docker_host,
+               api, version, role);
+        /* The stream first, so that nothing that happens while listing is missed. */
+        if (tj_docker_events_open(d->dk, err, sizeof(err)) != 0 || reconcile(d, initial) != 0) {
+            tj_docker_events_close(d->dk);
+            nap(d, backoff);
+            continue;
+        }
+        initial = false;
+        said_down = false;
+        backoff = 200;
+        while (!stopping(d)) {
+            int rc = tj_docker_events_poll(d->dk, 1000, on_event, d, err, sizeof(err));
+            handle_events(d);
+            if (rc) {
+                if (!stopping(d))
+                    tj_log(TJ_LOG_WARN, "docker: %s; reconnecting", err);
+                break;
+            }
+        }
+        tj_docker_events_close(d->dk);
+        if (stopping(d))
+            break;
+        pthread_mutex_lock(&d->lock);
+        d->st.reconnects++;
+        pthread_mutex_unlock(&d->lock);
+        nap(d, backoff);
+    }
+}
+
+/* ---- docker-root mode ---- */
+
+static void root_scan(struct tj_discover *d, bool initial)
+{
+    char pattern[4096];
+    glob_t gl;
+    struct ctr *c, *next;
+
+    snprintf(pattern, sizeof(pattern), "%s/containers/*/config.v2.json", d->cfg.docker_root);
+    for (c = d->ctrs; c; c = c->next)
+        c->seen = false;
+    if (glob(pattern, 0, NULL, &gl) == 0) {
+        for (size_t i = 0; i < gl.gl_pathc; i++) {
+            FILE *f = fopen(gl.gl_pathv[i], "re");
+            char *text = NULL;
+            size_t cap = 0;
+            ssize_t n;
+            cJSON *j;
+            if (!f)
+                continue;
+            n = getdelim(&text, &cap, '\0', f);
+            fclose(f);
+            j = n > 0 ? cJSON_ParseWithLength(text, (size_t)n) : NULL;
+            free(text);
+            if (!j)
+                continue; /* being written: next scan */
+            c = ctr_from_json(j);
+            cJSON_Delete(j);
+            if (!c)
+                continue;
+            if (ctr_find(d, c->id)) {
+                ctr_find(d, c->id)->seen = true;
+                ctr_free(c);
+                continue;
+            }
+            c->seen = true;
+            c->next = d->ctrs;
+            d->ctrs = c;
+            tj_log(TJ_LOG_INFO, "container %.12s %s (from %s): following %s", c->id,
+                   c->name ? c->name : "", d->cfg.docker_root, c->log_path);
+            ctr_apply(d, c, initial);
+        }
+    }
+    globfree(&gl);
+    for (c = d->ctrs; c; c = next) {
+        next = c->next;
+        if (!c->seen)
+            ctr_forget(d, c->id);
+    }
+}
+
+static void *discover_main(void *arg)
+{
+    struct tj_discover *d = arg;
+
+    if (d->cfg.docker_host) {
+        docker_loop(d);
+        return NULL;
+    }
+    tj_log(TJ_LOG_INFO,
+           "docker: reading containers from %s/containers (no API: container "
+           "labels only)",
+           d->cfg.docker_root);
+    for (bool initial = true; !stopping(d); initial = false) {
+        root_scan(d, initial);
+        nap(d, d->cfg.poll_ms);
+    }
+    return NULL;
+}
+
+struct tj_discover *tj_discover_start(const struct tj_discover_cfg *cfg, struct tj_engine *e,
+                                      char *err, size_t errlen)
+{
+    struct tj_discover *d = calloc(1, sizeof(*d));
+
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->cfg = *cfg;
+    d->e = e;
+    d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    d->prefix = strdup(cfg->label_prefix ? cfg->label_prefix : "");
+    pthread_mutex_init(&d->lock, NULL);
+    if (d->wake_fd < 0 || !d->prefix) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (cfg->docker_host && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "libcurl could not be initialised");
+        goto fail;
+    }
+    if (cfg->docker_host && !(d->dk = tj_docker_create(cfg->docker_host, err, errlen)))
+        goto fail;
+    if (pthread_create(&d->thread, NULL, discover_main, d) != 0) {
+        snprintf(err, errlen, "cannot start the discovery thread");
+        goto fail;
+    }
+    return d;
+fail:
+    tj_docker_destroy(d->dk);
+    if (d->wake_fd >= 0)
+        close(d->wake_fd);
+    free(d->prefix);
+    free(d);
+    return NULL;
+}
+
+void tj_discover_stop(struct tj_discover *d)
+{
+    uint64_t one = 1;
+
+    if (!d)
+        return;
+    __atomic_store_n(&d->stop, true, __ATOMIC_RELEASE);
+    if (write(d->wake_fd, &one, sizeof(one)) < 0)
+        tj_log(TJ_LOG_WARN, "cannot wake the discovery thread: %s", strerror(errno));
+    if (d->dk)
+        tj_docker_wakeup(d->dk);
+    pthread_join(d->thread, NULL);
+    while (d->ctrs) {
+        struct ctr *c = d->ctrs;
+        d->ctrs = c->next;
+        ctr_free(c);
+    }
+    while (d->svcs) {
+        struct svc *s = d->svcs;
+        d->svcs = s->next;
+        cJSON_Delete(s->labels);
+        free(s->id);
+        free(s);
+    }
+    while (d->cache) {
+        struct rules *r = d->cache;
+        d->cache = r->next;
+        tj_ruleset_unref(r->rs);
+        free(r->key);
+        free(r->error);
+        free(r);
+    }
+    tj_docker_destroy(d->dk);
+    close(d->wake_fd);
+    pthread_mutex_destroy(&d->lock);
+    free(d->prefix);
+    free(d);
+}
+
+void tj_discover_get_stats(struct tj_discover *d, struct tj_discover_stats *st)
+{
+    pthread_mutex_lock(&d->lock);
+    *st = d->st;
+    pthread_mutex_unlock(&d->lock);
+}
