@@ -24,7 +24,8 @@ echo "== 3/5 ThreadSanitizer: the engine's tests"
 CC=clang bash scripts/build.sh build-tsan -DTJ_SANITIZE=thread
 # A data race makes tailjet exit 66, which every engine test checks. The backpressure test
 # writes 256 MiB here instead of 1 GiB: TSan runs the same code several times slower.
-(cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66" TJ_BACKPRESSURE_BYTES=268435456 \
+(cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$PWD/../tests/tsan.supp" \
+  TJ_BACKPRESSURE_BYTES=268435456 \
   ctest -L engine --no-tests=error --output-on-failure)
 
 echo "== 4/5 fuzz targets, ${FUZZ_SECONDS}s each"
