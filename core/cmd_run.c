@@ -2,6 +2,7 @@
  * patterns), creates the output and the engine, and runs it on the main thread until a signal
  * (or, with --exit-on-eof, until every file is shipped). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +297,16 @@ static int run_main(int argc, char **argv)
         }
     }
     tj_engine_set_output(e, &out);
+    {
+        /* Before any thread starts: the engine takes these signals through a signalfd, and a
+         * thread that did not block them would let the default action kill the process. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
     if (cfg.docker_host || cfg.docker_root) {
         struct tj_discover_cfg dc = {cfg.docker_host, cfg.docker_root, cfg.label_prefix, lib,
                                      ec.poll_ms};

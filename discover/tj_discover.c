@@ -202,6 +202,30 @@ static struct rules *rules_get(struct tj_discover *d, const char **exprs, size_t
     return r;
 }
 
+/* The name of the label (container's or service's) whose value is expr (compared by address). */
+static void label_name(struct tj_discover *d, const struct ctr *c, const char *expr, char *out,
+                       size_t n)
+{
+    const cJSON *sets[2] = {c->labels, NULL};
+    struct svc *s = c->svc_id ? svc_find(d, c->svc_id) : NULL;
+    char name[32];
+
+    sets[1] = s ? s->labels : NULL;
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 64; i++) {
+            if (i)
+                snprintf(name, sizeof(name), "logPattern.%d", i);
+            else
+                snprintf(name, sizeof(name), "logPattern");
+            if (sets[k] && label_in(sets[k], d->prefix, name) == expr) {
+                snprintf(out, n, "%s%s%s", k ? "(service) " : "", d->prefix, name);
+                return;
+            }
+        }
+    }
+    snprintf(out, n, "%slogPattern", d->prefix);
+}
+
 /* Tells the engine to follow the container with its current rules (or the new ones). */
 static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
 {
@@ -219,10 +243,27 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
     if (c->rules && strcmp(c->rules, r->key) == 0)
         return; /* nothing changed */
     if (r->error) {
+        char label[64], who[400];
+        const char *msg = r->error;
+        unsigned k = 0;
+        if (strncmp(msg, "multiline: ", 11) == 0) {
+            snprintf(label, sizeof(label), "%slogMultiline", d->prefix);
+            msg += 11;
+        } else if (sscanf(msg, "pattern %u: ", &k) == 1 && k >= 1 && k <= n) {
+            label_name(d, c, exprs[k - 1], label, sizeof(label));
+            msg = strchr(msg, ':') + 2;
+        } else {
+            snprintf(label, sizeof(label), "%slogPattern", d->prefix);
+        }
+        if (c->svc_name)
+            snprintf(who, sizeof(who), "service %s, container %.12s %s", c->svc_name, c->id,
+                     c->name ? c->name : "");
+        else
+            snprintf(who, sizeof(who), "container %.12s %s", c->id, c->name ? c->name : "");
         tj_log(TJ_LOG_WARN,
-               "service %s (container %.12s %s): label %slogPattern does not compile: %s; its "
-               "records are shipped unparsed, tagged _patternerror",
-               c->svc_name ? c->svc_name : "-", c->id, c->name ? c->name : "", d->prefix, r->error);
+               "%s: label %s does not compile: %s; its records are shipped unparsed, tagged "
+               "_patternerror",
+               who, label, msg);
         pthread_mutex_lock(&d->lock);
         d->st.pattern_errors++;
         pthread_mutex_unlock(&d->lock);

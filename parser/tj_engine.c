@@ -56,6 +56,11 @@ struct gen {
     int64_t linger_until; /* reader: a rotated file is watched for late writes until then */
     int refs;             /* lock: chunks in flight with data of this generation */
     struct gen *next;     /* newer */
+    /* reader: its first bytes as read, while they are fewer than a fingerprint: the
+     * fingerprint grows from what was shipped, never from what the file holds later */
+    uint32_t head_len;
+    bool head_from_reads; /* read from offset 0 */
+    char head[TJ_FILEID_FP_MAX];
 };
 
 /* A run of a chunk's (or a carry's) bytes that comes from one generation. */
@@ -306,6 +311,7 @@ static struct gen *gen_open(const char *name, int64_t off, char *why, size_t why
         return NULL;
     }
     g->read_off = g->acked_off = off;
+    g->head_from_reads = off == 0;
     return g;
 }
 
@@ -427,7 +433,59 @@ static struct gen *gen_from_fd(int fd, int64_t off)
     }
     g->fd = fd;
     g->read_off = g->acked_off = off;
+    g->head_from_reads = off == 0;
     return g;
+}
+
+/* Index N of the sibling PATH.N that is the file (dev, ino), or 0. */
+static int sibling_index(const char *name, uint64_t dev, uint64_t ino)
+{
+    char sib[PATH_MAX];
+    struct stat st;
+
+    for (int i = 1; i <= 64; i++) {
+        snprintf(sib, sizeof(sib), "%s.%d", name, i);
+        if (stat(sib, &st) != 0)
+            return 0;
+        if ((uint64_t)st.st_dev == dev && (uint64_t)st.st_ino == ino)
+            return i;
+    }
+    return 0;
+}
+
+static bool path_has_file(const struct path *p, uint64_t dev, uint64_t ino)
+{
+    for (const struct gen *g = p->gens; g; g = g->next)
+        if (g->id.dev == dev && g->id.ino == ino && !g->truncated)
+            return true;
+    return false;
+}
+
+/* When the reader lagged several rotations behind (a busy machine, files that live a few
+ * milliseconds), files rotated after the last one it knows were never opened: if that one is
+ * PATH.k now, they are PATH.(k-1) ... PATH.1. They are followed, oldest first, from their start,
+ * before the file now at the path. */
+static void add_missed(struct tj_engine *e, struct path *p, uint64_t dev, uint64_t ino)
+{
+    int k = sibling_index(p->name, dev, ino);
+    char sib[PATH_MAX];
+
+    for (int i = k - 1; i >= 1; i--) {
+        struct stat st;
+        struct gen *g;
+        int fd;
+        snprintf(sib, sizeof(sib), "%s.%d", p->name, i);
+        if ((fd = open_log(AT_FDCWD, sib)) < 0)
+            continue;
+        if (fstat(fd, &st) != 0 || path_has_file(p, st.st_dev, st.st_ino) ||
+            !(g = gen_from_fd(fd, 0))) {
+            close(fd);
+            continue;
+        }
+        g->retired = true;
+        gen_append(e, p, g);
+        tj_log(TJ_LOG_INFO, "%s: reading %s, rotated away before it was seen", p->name, sib);
+    }
 }
 
 /* The file at the path was truncated (copytruncate, or a writer starting over): what was not
@@ -444,6 +502,7 @@ static void handle_truncation(struct tj_engine *e, struct path *p, struct gen *c
         gen_append(e, p, g);
         tj_log(TJ_LOG_INFO, "%s was truncated; reading its copy from offset %lld", p->name,
                (long long)cur->read_off);
+        add_missed(e, p, g->id.dev, g->id.ino);
     } else {
         tj_log(TJ_LOG_INFO, "%s was truncated; reading it again from its start", p->name);
     }
@@ -517,21 +576,17 @@ static void path_check(struct tj_engine *e, struct path *p)
 
     gens_linger(e, p);
     if (stat(p->name, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (cur)
+        if (cur) {
             cur->retired = true; /* renamed or deleted: read to its end */
+            pthread_mutex_lock(&e->lock);
+            e->st.rotations++;
+            pthread_mutex_unlock(&e->lock);
+        }
         return;
     }
     if (cur && (uint64_t)st.st_dev == cur->id.dev && (uint64_t)st.st_ino == cur->id.ino) {
-        if (st.st_size < cur->read_off || !tj_fileid_matches_fd(cur->fd, &cur->id)) {
+        if (st.st_size < cur->read_off || !tj_fileid_matches_fd(cur->fd, &cur->id))
             handle_truncation(e, p, cur);
-        } else if (cur->id.fp_len < TJ_FILEID_FP_MAX && st.st_size > (off_t)cur->id.fp_len) {
-            struct tj_fileid id;
-            if (tj_fileid_from_fd(cur->fd, &id) == 0) {
-                pthread_mutex_lock(&e->lock); /* checkpoints read it */
-                cur->id = id; /* a longer fingerprint, now that there are more bytes */
-                pthread_mutex_unlock(&e->lock);
-            }
-        }
         return;
     }
     if (cur) {
@@ -540,6 +595,12 @@ static void path_check(struct tj_engine *e, struct path *p)
         e->st.rotations++;
         pthread_mutex_unlock(&e->lock);
     }
+    for (g = p->gens; g && g->next; g = g->next)
+        ;
+    if (g && !path_has_file(p, st.st_dev, st.st_ino))
+        add_missed(e, p, g->id.dev, g->id.ino);
+    if (path_has_file(p, st.st_dev, st.st_ino))
+        return; /* the file at the path is one of those just found (it was renamed back?) */
     if ((g = gen_open(p->name, 0, why, sizeof(why)))) {
         gen_append(e, p, g);
         tj_log(TJ_LOG_DEBUG, "%s: following inode %llu%s", p->name, (unsigned long long)g->id.ino,
@@ -809,6 +870,37 @@ static struct gen *gen_reading(struct path *p)
     return NULL;
 }
 
+/* The file at the path may have been truncated (copytruncate, a writer starting over) while it
+ * was read: after each read of the file now at the path, its size and first bytes must still be
+ * those of what was read before; otherwise the bytes just read belong to its new content. */
+static bool read_still_valid(struct tj_engine *e, struct path *p, struct gen *g)
+{
+    struct stat st;
+
+    TJ_UNUSED(e);
+    TJ_UNUSED(p);
+    if (fstat(g->fd, &st) != 0 || st.st_size < g->read_off)
+        return false;
+    return tj_fileid_matches_fd(g->fd, &g->id);
+}
+
+/* Keeps the first bytes read of a file read from its start, and its fingerprint from them. */
+static void head_grow(struct tj_engine *e, struct gen *g, const char *data, size_t n)
+{
+    size_t k;
+
+    if (!g->head_from_reads || g->read_off != (int64_t)g->head_len ||
+        g->head_len == TJ_FILEID_FP_MAX)
+        return;
+    k = TJ_FILEID_FP_MAX - g->head_len < n ? TJ_FILEID_FP_MAX - g->head_len : n;
+    memcpy(g->head + g->head_len, data, k);
+    g->head_len += (uint32_t)k;
+    pthread_mutex_lock(&e->lock); /* checkpoints read it */
+    g->id.fp_len = g->head_len;
+    g->id.fp_hash = tj_fileid_hash(g->head, g->head_len);
+    pthread_mutex_unlock(&e->lock);
+}
+
 /* Ships what the carry holds now (the file ended, or went quiet long enough): every complete
  * line, and with `all` the last unterminated one too. */
 static int flush_carry(struct tj_engine *e, struct path *p, bool all)
@@ -872,6 +964,11 @@ static bool path_read_once(struct tj_engine *e, struct path *p, struct tj_cut *c
             flush_carry(e, p, false);
         return false;
     }
+    if (!g->retired && !read_still_valid(e, p, g)) {
+        handle_truncation(e, p, g); /* what was just read is the new content: not kept */
+        return true;
+    }
+    head_grow(e, g, p->carry.data + p->carry.len, (size_t)n);
     segs_add(p->cseg, &p->ncseg, g, g->read_off, (size_t)n);
     g->read_off += n;
     p->carry.len += (size_t)n;
