@@ -566,6 +566,26 @@ static void gens_linger(struct tj_engine *e, struct path *p)
     }
 }
 
+/* Whether the file's first bytes are still those the generation was identified by: compared
+ * with the bytes kept when it was read from its start (a memcmp), else by their hash. */
+static bool gen_head_matches(struct gen *g)
+{
+    char buf[TJ_FILEID_FP_MAX];
+    size_t got = 0;
+
+    if (!g->head_from_reads || g->head_len != g->id.fp_len)
+        return tj_fileid_matches_fd(g->fd, &g->id);
+    while (got < g->head_len) {
+        ssize_t n = pread(g->fd, buf + got, g->head_len - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        got += (size_t)n;
+    }
+    return memcmp(buf, g->head, g->head_len) == 0;
+}
+
 /* Compares the path with what is followed: a new file (rename, unlink, re-creation) retires
  * the current generation and opens the new one from its start; truncation is handled. */
 static void path_check(struct tj_engine *e, struct path *p)
@@ -585,7 +605,7 @@ static void path_check(struct tj_engine *e, struct path *p)
         return;
     }
     if (cur && (uint64_t)st.st_dev == cur->id.dev && (uint64_t)st.st_ino == cur->id.ino) {
-        if (st.st_size < cur->read_off || !tj_fileid_matches_fd(cur->fd, &cur->id))
+        if (st.st_size < cur->read_off || !gen_head_matches(cur))
             handle_truncation(e, p, cur);
         return;
     }
@@ -881,7 +901,7 @@ static bool read_still_valid(struct tj_engine *e, struct path *p, struct gen *g)
     TJ_UNUSED(p);
     if (fstat(g->fd, &st) != 0 || st.st_size < g->read_off)
         return false;
-    return tj_fileid_matches_fd(g->fd, &g->id);
+    return gen_head_matches(g);
 }
 
 /* Keeps the first bytes read of a file read from its start, and its fingerprint from them. */
@@ -1269,9 +1289,6 @@ static void *reader_main(void *arg)
                         path_check(e, p);
             }
         }
-        if (blocked) /* acknowledgements made room: go on where it stopped */
-            for (struct path *p = e->paths; p; p = p->next)
-                p->dirty = true;
     }
 out:
     tj_matcher_destroy(cut.matcher);
