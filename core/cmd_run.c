@@ -320,6 +320,15 @@ static int run_main(int argc, char **argv)
     tj_log(TJ_LOG_INFO, "tailjet %s started: %u workers, output %s, state in %s", TJ_VERSION,
            ec.workers, cfg.output, cfg.state_dir);
     status = tj_engine_run(e, &abandoned);
+    if (disc) {
+        struct tj_discover_stats ds;
+        tj_discover_get_stats(disc, &ds);
+        tj_log(TJ_LOG_INFO,
+               "discovery: %llu containers followed, %llu labels that did not compile, %llu "
+               "label changes applied, %llu reconnects",
+               (unsigned long long)ds.containers, (unsigned long long)ds.pattern_errors,
+               (unsigned long long)ds.label_updates, (unsigned long long)ds.reconnects);
+    }
     tj_discover_stop(disc);
     disc = NULL;
     log_summary(e);

@@ -677,6 +677,9 @@ static void root_scan(struct tj_discover *d, bool initial)
             c->seen = true;
             c->next = d->ctrs;
             d->ctrs = c;
+            pthread_mutex_lock(&d->lock);
+            d->st.containers++;
+            pthread_mutex_unlock(&d->lock);
             tj_log(TJ_LOG_INFO, "container %.12s %s (from %s): following %s", c->id,
                    c->name ? c->name : "", d->cfg.docker_root, c->log_path);
             ctr_apply(d, c, initial);
