@@ -22,6 +22,7 @@ struct run_cfg {
     const char *docker_root;
     const char *label_prefix;
     const char *output;
+    struct tj_strv output_opts;
     const char *state_dir;
     unsigned workers;
     const char *start_at;
@@ -60,7 +61,11 @@ static const struct tj_opt run_opts[] = {
     {"multiline", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "REGEX",
      "for the --watch before it: a line matching REGEX starts an event, other lines join it", NULL},
     {"output", TJ_OPT_STRING, offsetof(struct run_cfg, output), "stdout", "TAILJET_OUTPUT", "URI",
-     "where records go: stdout, or file:PATH (NDJSON appended; reopened on SIGHUP)", NULL},
+     "where records go: stdout, file:PATH (NDJSON appended; reopened on SIGHUP), or "
+     "kafka://HOST:PORT[,HOST:PORT...]/TOPIC",
+     NULL},
+    {"kafka-opt", TJ_OPT_STRINGS, offsetof(struct run_cfg, output_opts), NULL, NULL, "NAME=VALUE",
+     "a librdkafka property for the kafka:// output (repeatable; TLS, SASL, ...)", NULL},
     {"state-dir", TJ_OPT_STRING, offsetof(struct run_cfg, state_dir), "/var/lib/tailjet",
      "TAILJET_STATE_DIR", "DIR", "where checkpoints are kept (DIR/checkpoints)", NULL},
     {"workers", TJ_OPT_UINT, offsetof(struct run_cfg, workers), "0", NULL, "N",
@@ -171,6 +176,20 @@ static void raise_fd_limit(void)
     }
 }
 
+/* Before any thread starts (librdkafka's, discovery's, the engine's): the engine takes these
+ * signals through a signalfd, and a thread that did not block them would let the default
+ * action kill the process. */
+static void block_signals(void)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 /* The output exists before the engine (a bad URI must not touch the state directory), so its
  * acknowledgements go through this slot. */
 static void forward_ack(void *slot, struct tj_batch *b, int status)
@@ -215,7 +234,7 @@ static int run_main(int argc, char **argv)
     struct tj_discover *disc = NULL;
     char err[1024], host[256];
     bool abandoned = false;
-    int status = 2;
+    int status = 2, rc;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
     if (tj_opt_parse(run_opts, TJ_ARRAY_LEN(run_opts), argc, argv, &cfg, &rest, err, sizeof(err))) {
@@ -246,6 +265,7 @@ static int run_main(int argc, char **argv)
     }
     tj_log_set_level(level_of(cfg.log_level));
     raise_fd_limit();
+    block_signals();
     lib = tj_cmd_load_library(&cfg.dirs, err, sizeof(err));
     if (!lib) {
         fprintf(stderr, "tailjet run: %s\n", err);
@@ -278,9 +298,11 @@ static int run_main(int argc, char **argv)
         host[sizeof(host) - 1] = '\0';
         ec.host_name = host;
     }
-    if (tj_output_create(&out, cfg.output, forward_ack, &e, err, sizeof(err))) {
+    if ((rc = tj_output_create(&out, cfg.output, cfg.output_opts.v, cfg.output_opts.n, forward_ack,
+                               &e, err, sizeof(err)))) {
         fprintf(stderr, "tailjet run: %s\n", err);
-        status = out.ops ? 1 : 2;
+        status = rc == TJ_EINVAL ? 2 : 1;
+        out.ops = NULL; /* nothing was created */
         goto out;
     }
     e = tj_engine_create(&ec, err, sizeof(err));
@@ -297,16 +319,6 @@ static int run_main(int argc, char **argv)
         }
     }
     tj_engine_set_output(e, &out);
-    {
-        /* Before any thread starts: the engine takes these signals through a signalfd, and a
-         * thread that did not block them would let the default action kill the process. */
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGTERM);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGHUP);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
-    }
     if (cfg.docker_host || cfg.docker_root) {
         struct tj_discover_cfg dc = {cfg.docker_host, cfg.docker_root, cfg.label_prefix, lib,
                                      ec.poll_ms};
@@ -342,6 +354,7 @@ out:
     tj_grok_lib_destroy(lib);
     tj_strv_fini(&rest);
     tj_strv_fini(&cfg.seq);
+    tj_strv_fini(&cfg.output_opts);
     tj_strv_fini(&cfg.dirs);
     return status;
 }

@@ -34,7 +34,11 @@ static inline int tj_buf_reserve(struct tj_buf *b, size_t extra)
 /* Appends n bytes. Returns 0 or the tj_buf_grow error (buffer unchanged then). */
 static inline int tj_buf_append(struct tj_buf *b, const void *p, size_t n)
 {
-    int rc = tj_buf_reserve(b, n);
+    int rc;
+
+    if (!n)
+        return 0; /* also when data is still NULL */
+    rc = tj_buf_reserve(b, n);
     if (TJ_UNLIKELY(rc))
         return rc;
     memcpy(b->data + b->len, p, n);

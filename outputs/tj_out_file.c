@@ -57,9 +57,20 @@ static int create_common(const char *path, tj_ack_fn ack, void *ack_arg, void **
     return 0;
 }
 
-static int stdout_create(const char *uri, tj_ack_fn ack, void *ack_arg, void **state, char *err,
-                         size_t errlen)
+static int no_options(const char *uri, size_t nopts, char *err, size_t errlen)
 {
+    if (!nopts)
+        return 0;
+    snprintf(err, errlen, "output '%s' takes no options (they are for kafka://)", uri);
+    return TJ_EINVAL;
+}
+
+static int stdout_create(const char *uri, const char *const *opts, size_t nopts, tj_ack_fn ack,
+                         void *ack_arg, void **state, char *err, size_t errlen)
+{
+    TJ_UNUSED(opts);
+    if (no_options(uri, nopts, err, errlen))
+        return TJ_EINVAL;
     if (strcmp(uri, "stdout") != 0) {
         snprintf(err, errlen, "output '%s': stdout takes no argument", uri);
         return TJ_EINVAL;
@@ -67,11 +78,14 @@ static int stdout_create(const char *uri, tj_ack_fn ack, void *ack_arg, void **s
     return create_common(NULL, ack, ack_arg, state, err, errlen);
 }
 
-static int file_create(const char *uri, tj_ack_fn ack, void *ack_arg, void **state, char *err,
-                       size_t errlen)
+static int file_create(const char *uri, const char *const *opts, size_t nopts, tj_ack_fn ack,
+                       void *ack_arg, void **state, char *err, size_t errlen)
 {
     const char *path = uri + strlen("file:");
 
+    TJ_UNUSED(opts);
+    if (no_options(uri, nopts, err, errlen))
+        return TJ_EINVAL;
     if (!*path) {
         snprintf(err, errlen, "output '%s': give a path, as in file:/var/log/records.ndjson", uri);
         return TJ_EINVAL;

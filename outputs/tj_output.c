@@ -5,11 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
-const struct tj_output_ops *const tj_outputs[] = {&tj_output_stdout, &tj_output_file};
+const struct tj_output_ops *const tj_outputs[] = {&tj_output_stdout, &tj_output_file,
+                                                  &tj_output_kafka};
 const size_t tj_noutputs = TJ_ARRAY_LEN(tj_outputs);
 
-int tj_output_create(struct tj_output *out, const char *uri, tj_ack_fn ack, void *ack_arg,
-                     char *err, size_t errlen)
+int tj_output_create(struct tj_output *out, const char *uri, const char *const *opts, size_t nopts,
+                     tj_ack_fn ack, void *ack_arg, char *err, size_t errlen)
 {
     size_t n = strcspn(uri, ":");
 
@@ -19,10 +20,12 @@ int tj_output_create(struct tj_output *out, const char *uri, tj_ack_fn ack, void
         const char *s = tj_outputs[i]->scheme;
         if (strlen(s) == n && strncmp(uri, s, n) == 0) {
             out->ops = tj_outputs[i];
-            return out->ops->create(uri, ack, ack_arg, &out->state, err, errlen);
+            return out->ops->create(uri, opts, nopts, ack, ack_arg, &out->state, err, errlen);
         }
     }
-    snprintf(err, errlen, "unknown output '%s': use stdout or file:PATH", uri);
+    snprintf(err, errlen,
+             "unknown output '%s': use stdout, file:PATH or kafka://HOST:PORT[,HOST:PORT]/TOPIC",
+             uri);
     return TJ_EINVAL;
 }
 

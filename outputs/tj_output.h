@@ -21,6 +21,8 @@ struct tj_batch {
     struct tj_slice index; /* Elasticsearch index the labels chose (logIndex), or empty */
     size_t out_done;       /* bytes an output already wrote after a partial submit (0 at the
                               first submit; the output's to use) */
+    int64_t out_pending;   /* the output's to use (Kafka: messages not yet reported) */
+    bool out_started;      /* the output's to use */
 };
 
 /* Called by an output when a batch it took is done: status 0 (delivered). Any thread. */
@@ -28,9 +30,11 @@ typedef void (*tj_ack_fn)(void *arg, struct tj_batch *b, int status);
 
 struct tj_output_ops {
     const char *scheme; /* "stdout", "file", ...: matched against the URI before ':' */
-    /* Creates the output from its URI. Returns 0 and *state, or a TJ_E* code with err filled. */
-    int (*create)(const char *uri, tj_ack_fn ack, void *ack_arg, void **state, char *err,
-                  size_t errlen);
+    /* Creates the output from its URI and its NAME=VALUE options (--kafka-opt ...; borrowed
+     * during the call). Returns 0 and *state, or a TJ_E* code with err filled (TJ_EINVAL: a bad
+     * URI or option, named in err). */
+    int (*create)(const char *uri, const char *const *opts, size_t nopts, tj_ack_fn ack,
+                  void *ack_arg, void **state, char *err, size_t errlen);
     /* Takes b: returns 0 (b is acknowledged later, or already was), TJ_EAGAIN (not taken now,
      * try again later; b->out_done may have moved), or another TJ_E* code (not taken; the
      * engine retries too, and reports it). Called by several threads at once. */
@@ -51,8 +55,8 @@ struct tj_output {
 
 /* Creates the output named by uri ("stdout", "file:PATH", ...). Returns 0, or TJ_EINVAL with err
  * naming the scheme and the known ones, or the output's own error. */
-int tj_output_create(struct tj_output *out, const char *uri, tj_ack_fn ack, void *ack_arg,
-                     char *err, size_t errlen);
+int tj_output_create(struct tj_output *out, const char *uri, const char *const *opts, size_t nopts,
+                     tj_ack_fn ack, void *ack_arg, char *err, size_t errlen);
 void tj_output_destroy(struct tj_output *out);
 
 /* The registry, for --help. */
@@ -62,5 +66,6 @@ extern const size_t tj_noutputs;
 /* The built-in outputs. */
 extern const struct tj_output_ops tj_output_stdout;
 extern const struct tj_output_ops tj_output_file;
+extern const struct tj_output_ops tj_output_kafka;
 
 #endif

@@ -823,7 +823,7 @@ static int dispatch(struct tj_engine *e, struct path *p, size_t n, size_t skip, 
     c->cut_tail = cut_tail;
     c->fmt = p->fmt;
     c->src = source_ref(p->src);
-    c->b.key = slice_of(c->src->key);
+    c->b.key = slice_of(c->src->key ? c->src->key : p->name); /* a file's records: one key */
     c->b.topic = slice_of(c->src->topic);
     c->b.index = slice_of(c->src->index);
     segs_split(p->cseg, p->ncseg, n, c->seg, &c->nseg, rest, &nrest);
@@ -1389,7 +1389,7 @@ static void submit_ready(struct tj_engine *e, struct path *p)
         }
         c->next = p->ready;
         p->ready = c;
-        p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > 5000 ? 5000 : p->backoff_ms * 2) : 50;
+        p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > 1000 ? 1000 : p->backoff_ms * 2) : 10;
         p->retry_at = now_ms() + p->backoff_ms;
         e->st.submit_retries++;
         break;

@@ -12,6 +12,8 @@ pkgs=(
   python3 pcre2-utils hyperfine time util-linux logrotate
   # a real Docker engine for the discovery tests (started privately by the tests themselves)
   docker.io busybox-static
+  # an independent Kafka client to read back what the Kafka output produced to the mock cluster
+  kcat
 )
 
 missing=()

@@ -1,0 +1,357 @@
+/* tj_out_kafka.c: the kafka://HOST:PORT[,HOST:PORT...]/TOPIC output on librdkafka.
+ *
+ * Each record is one message, produced straight from the batch's memory (no copy): value = the
+ * JSON record without its '\n', key = the batch's key (the container id), topic = the batch's
+ * logTopic or the URI's. A batch is acknowledged to the engine when the delivery reports of all
+ * its messages are in. Defaults are safe: idempotence (acks=all), lz4, and no message time-out,
+ * so librdkafka never drops what the brokers have not taken. A full local queue is
+ * back-pressure: submit remembers where it stopped and answers TJ_EAGAIN. A message that fails
+ * for good (authorization, unknown topic) is held and produced again every few seconds, and the
+ * cause is logged once per topic.
+ *
+ * Threads: workers call submit (librdkafka's produce is thread-safe); one poll thread of this
+ * output serves delivery reports and retries; librdkafka runs its own broker threads. */
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tj_log.h"
+#include "tj_output.h"
+
+#define MAX_TOPICS 256
+#define RETRY_MS   2000
+#define POLL_MS    100
+
+struct topic {
+    char *name;
+    rd_kafka_topic_t *rkt;
+    bool error_said; /* a permanent error of this topic was logged */
+};
+
+/* A message that failed for good: produced again later from the batch's memory. */
+struct held {
+    struct tj_batch *b;
+    struct topic *t;
+    const char *ptr;
+    size_t len;
+    struct held *next;
+};
+
+struct out_kafka {
+    rd_kafka_t *rk;
+    char *topic; /* the URI's */
+    tj_ack_fn ack;
+    void *ack_arg;
+    pthread_mutex_t lock; /* topics, held */
+    struct topic topics[MAX_TOPICS];
+    size_t ntopics;
+    struct held *held;
+    pthread_t poller;
+    bool stop; /* atomic */
+    bool down_said;
+};
+
+static void batch_release(struct out_kafka *o, struct tj_batch *b)
+{
+    if (__atomic_sub_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL) == 0)
+        o->ack(o->ack_arg, b, 0);
+}
+
+static struct topic *topic_get(struct out_kafka *o, const char *name, size_t n)
+{
+    struct topic *t = NULL;
+
+    pthread_mutex_lock(&o->lock);
+    for (size_t i = 0; i < o->ntopics; i++) {
+        if (strlen(o->topics[i].name) == n && memcmp(o->topics[i].name, name, n) == 0) {
+            t = &o->topics[i];
+            break;
+        }
+    }
+    if (!t && o->ntopics < MAX_TOPICS) {
+        char *copy = strndup(name, n);
+        rd_kafka_topic_t *rkt = copy ? rd_kafka_topic_new(o->rk, copy, NULL) : NULL;
+        if (rkt) {
+            t = &o->topics[o->ntopics++];
+            t->name = copy;
+            t->rkt = rkt;
+        } else {
+            free(copy);
+        }
+    }
+    pthread_mutex_unlock(&o->lock);
+    return t;
+}
+
+/* Delivery report (poll thread). */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct out_kafka *o = opaque;
+    struct tj_batch *b = m->_private;
+    struct held *h;
+
+    TJ_UNUSED(rk);
+    if (!m->err) {
+        batch_release(o, b);
+        return;
+    }
+    /* Failed for good (idempotence and no time-out leave only those): hold it, say why once. */
+    h = calloc(1, sizeof(*h));
+    pthread_mutex_lock(&o->lock);
+    for (size_t i = 0; i < o->ntopics; i++) {
+        struct topic *t = &o->topics[i];
+        if (t->rkt != m->rkt)
+            continue;
+        if (!t->error_said)
+            tj_log(TJ_LOG_ERROR,
+                   "kafka: topic %s: %s; its records are held and produced again "
+                   "every %d s",
+                   t->name, rd_kafka_err2str(m->err), RETRY_MS / 1000);
+        t->error_said = true;
+        if (h) {
+            *h = (struct held){b, t, m->payload, m->len, o->held};
+            o->held = h;
+            h = NULL;
+        }
+    }
+    pthread_mutex_unlock(&o->lock);
+    if (h) { /* out of memory, or an unknown topic handle: keep the batch unacknowledged */
+        free(h);
+        tj_log(TJ_LOG_ERROR, "kafka: a failed message could not be held; its batch stays "
+                             "unacknowledged and is shipped again at the next start");
+    }
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct out_kafka *o = opaque;
+
+    TJ_UNUSED(rk);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+        err == RD_KAFKA_RESP_ERR__RESOLVE) {
+        if (!o->down_said)
+            tj_log(TJ_LOG_WARN,
+                   "kafka: cannot reach the brokers: %s; records are held until "
+                   "one answers",
+                   reason);
+        o->down_said = true;
+        return;
+    }
+    if (rd_kafka_fatal_error(rk, NULL, 0))
+        tj_log(TJ_LOG_ERROR, "kafka: fatal error: %s", reason);
+    else
+        tj_log(TJ_LOG_WARN, "kafka: %s", reason);
+}
+
+/* librdkafka's own log lines go through tj_log (debug: the error callback above says what an
+ * operator needs). */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    TJ_UNUSED(rk);
+    TJ_UNUSED(level);
+    tj_log(TJ_LOG_DEBUG, "kafka: %s: %s", fac, buf);
+}
+
+/* Produces held messages again (poll thread). */
+static void retry_held(struct out_kafka *o)
+{
+    struct held *h, *next, *keep = NULL;
+
+    pthread_mutex_lock(&o->lock);
+    h = o->held;
+    o->held = NULL;
+    pthread_mutex_unlock(&o->lock);
+    for (; h; h = next) {
+        next = h->next;
+        if (rd_kafka_produce(h->t->rkt, RD_KAFKA_PARTITION_UA, 0, (void *)h->ptr, h->len,
+                             h->b->key.len ? h->b->key.ptr : NULL, h->b->key.len, h->b) == 0) {
+            free(h);
+            continue;
+        }
+        h->next = keep; /* queue full: next time */
+        keep = h;
+    }
+    if (keep) {
+        pthread_mutex_lock(&o->lock);
+        for (h = keep; h->next; h = h->next)
+            ;
+        h->next = o->held;
+        o->held = keep;
+        pthread_mutex_unlock(&o->lock);
+    }
+}
+
+static void *poll_main(void *arg)
+{
+    struct out_kafka *o = arg;
+    struct timespec last, now;
+
+    clock_gettime(CLOCK_MONOTONIC, &last);
+    while (!__atomic_load_n(&o->stop, __ATOMIC_ACQUIRE)) {
+        rd_kafka_poll(o->rk, POLL_MS);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >=
+            RETRY_MS) {
+            retry_held(o);
+            last = now;
+            if (o->down_said && rd_kafka_outq_len(o->rk) == 0)
+                o->down_said = false; /* delivered again: say it if it happens again */
+        }
+    }
+    return NULL;
+}
+
+/* Sets a property; a bad one fails with its name. */
+static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                    size_t errlen)
+{
+    char why[256];
+
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka option %s=%s: %s", name, value, why);
+        return TJ_EINVAL;
+    }
+    return 0;
+}
+
+static int kafka_create(const char *uri, const char *const *opts, size_t nopts, tj_ack_fn ack,
+                        void *ack_arg, void **state, char *err, size_t errlen)
+{
+    const char *hosts = uri + strlen("kafka://"), *slash = strchr(hosts, '/');
+    struct out_kafka *o;
+    rd_kafka_conf_t *conf;
+    char servers[1024], why[512];
+
+    if (strncmp(uri, "kafka://", 8) != 0 || !slash || slash == hosts || !slash[1] ||
+        (size_t)(slash - hosts) >= sizeof(servers)) {
+        snprintf(err, errlen, "output '%s': use kafka://HOST:PORT[,HOST:PORT...]/TOPIC", uri);
+        return TJ_EINVAL;
+    }
+    snprintf(servers, sizeof(servers), "%.*s", (int)(slash - hosts), hosts);
+    if (!(o = calloc(1, sizeof(*o))) || !(o->topic = strdup(slash + 1))) {
+        free(o);
+        snprintf(err, errlen, "out of memory");
+        return TJ_ENOMEM;
+    }
+    o->ack = ack;
+    o->ack_arg = ack_arg;
+    pthread_mutex_init(&o->lock, NULL);
+    conf = rd_kafka_conf_new();
+    if (set_prop(conf, "bootstrap.servers", servers, err, errlen) ||
+        set_prop(conf, "enable.idempotence", "true", err, errlen) ||
+        set_prop(conf, "compression.type", "lz4", err, errlen) ||
+        set_prop(conf, "linger.ms", "5", err, errlen) ||
+        set_prop(conf, "message.timeout.ms", "0", err, errlen) ||
+        set_prop(conf, "queue.buffering.max.kbytes", "65536", err, errlen))
+        goto fail;
+    for (size_t i = 0; i < nopts; i++) {
+        const char *eq = strchr(opts[i], '=');
+        char name[256];
+        if (!eq || eq == opts[i] || (size_t)(eq - opts[i]) >= sizeof(name)) {
+            snprintf(err, errlen, "--kafka-opt %s: use NAME=VALUE", opts[i]);
+            goto fail;
+        }
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - opts[i]), opts[i]);
+        if (set_prop(conf, name, eq + 1, err, errlen))
+            goto fail;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_opaque(conf, o);
+    o->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+    if (!o->rk) { /* the configuration is still ours then */
+        snprintf(err, errlen, "kafka: %s", why);
+        goto fail;
+    }
+    if (pthread_create(&o->poller, NULL, poll_main, o) != 0) {
+        snprintf(err, errlen, "kafka: cannot start the delivery report thread");
+        rd_kafka_destroy(o->rk);
+        goto fail_conf_taken;
+    }
+    *state = o;
+    return 0;
+fail:
+    rd_kafka_conf_destroy(conf);
+fail_conf_taken:
+    pthread_mutex_destroy(&o->lock);
+    free(o->topic);
+    free(o);
+    return TJ_EINVAL;
+}
+
+static int kafka_submit(void *state, struct tj_batch *b)
+{
+    struct out_kafka *o = state;
+    struct tj_slice tn = b->topic.len ? b->topic : (struct tj_slice){o->topic, strlen(o->topic)};
+    struct topic *t = topic_get(o, tn.ptr, tn.len);
+    const char *p, *end = b->records.data + b->records.len;
+
+    if (!t)
+        return TJ_ENOMEM;
+    if (!b->out_started) {
+        b->out_started = true;
+        __atomic_store_n(&b->out_pending, 1, __ATOMIC_RELEASE); /* submit's own token */
+    }
+    for (p = b->records.data + b->out_done; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        __atomic_add_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL);
+        if (rd_kafka_produce(t->rkt, RD_KAFKA_PARTITION_UA, 0, (void *)p, len,
+                             b->key.len ? b->key.ptr : NULL, b->key.len, b) != 0) {
+            rd_kafka_resp_err_t e = rd_kafka_last_error();
+            __atomic_sub_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL);
+            if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                return TJ_EAGAIN; /* b->out_done says where to go on */
+            tj_log(TJ_LOG_ERROR, "kafka: cannot produce to %s: %s; retried", t->name,
+                   rd_kafka_err2str(e));
+            return TJ_EIO;
+        }
+        p += len + (nl != NULL);
+        b->out_done = (size_t)(p - b->records.data);
+    }
+    batch_release(o, b); /* every message is produced: the token goes */
+    return 0;
+}
+
+static int kafka_flush(void *state, unsigned timeout_ms)
+{
+    struct out_kafka *o = state;
+    bool held;
+
+    rd_kafka_flush(o->rk, (int)timeout_ms);
+    pthread_mutex_lock(&o->lock);
+    held = o->held != NULL;
+    pthread_mutex_unlock(&o->lock);
+    return rd_kafka_outq_len(o->rk) == 0 && !held ? 0 : TJ_EAGAIN;
+}
+
+static void kafka_destroy(void *state)
+{
+    struct out_kafka *o = state;
+
+    if (!o)
+        return;
+    __atomic_store_n(&o->stop, true, __ATOMIC_RELEASE);
+    pthread_join(o->poller, NULL);
+    while (o->held) {
+        struct held *h = o->held;
+        o->held = h->next;
+        free(h);
+    }
+    for (size_t i = 0; i < o->ntopics; i++) {
+        rd_kafka_topic_destroy(o->topics[i].rkt);
+        free(o->topics[i].name);
+    }
+    rd_kafka_destroy(o->rk);
+    pthread_mutex_destroy(&o->lock);
+    free(o->topic);
+    free(o);
+}
+
+const struct tj_output_ops tj_output_kafka = {"kafka",     kafka_create, kafka_submit,
+                                              kafka_flush, NULL,         kafka_destroy};
