@@ -11,6 +11,7 @@
  *
  * Threads: workers call submit (librdkafka's produce is thread-safe); one poll thread of this
  * output serves delivery reports and retries; librdkafka runs its own broker threads. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tj_json.h"
 #include "tj_log.h"
 #include "tj_output.h"
 
@@ -38,6 +40,8 @@ struct held {
     struct topic *t;
     const char *ptr;
     size_t len;
+    size_t fit; /* the broker refused its size: produce it cut to this many bytes (0: as is) */
+    char *own;  /* ptr's copy when it was itself a cut copy (librdkafka frees those), or NULL */
     struct held *next;
 };
 
@@ -53,7 +57,50 @@ struct out_kafka {
     pthread_t poller;
     bool stop; /* atomic */
     bool down_said;
+    size_t max_bytes;   /* message.max.bytes: a longer record is cut to fit */
+    uint64_t truncated; /* records cut to fit (atomic) */
 };
+
+/* Produces a copy of the record p[0..len) cut to at most `fit` bytes: its "message" is
+ * shortened (on a UTF-8 boundary) and "_truncated" joins its tags, so the record still says
+ * what it was and that it is not whole. librdkafka frees the copy after delivery. Returns
+ * librdkafka's error (0: produced). */
+static rd_kafka_resp_err_t produce_cut(struct out_kafka *o, struct topic *t, struct tj_batch *b,
+                                       const char *p, size_t len, size_t fit)
+{
+    cJSON *j = cJSON_ParseWithLength(p, len), *msg, *tags;
+    char *out = NULL;
+
+    if (!j)
+        return RD_KAFKA_RESP_ERR__BAD_MSG;
+    msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+    tags = cJSON_GetObjectItemCaseSensitive(j, "tags");
+    if (!cJSON_IsArray(tags))
+        tags = cJSON_AddArrayToObject(j, "tags");
+    if (tags)
+        cJSON_AddItemToArray(tags, cJSON_CreateString("_truncated"));
+    for (size_t keep = cJSON_IsString(msg) ? strlen(msg->valuestring) : 0;;) {
+        free(out);
+        out = cJSON_PrintUnformatted(j);
+        if (!out || strlen(out) <= fit || keep == 0)
+            break;
+        keep = keep / 2;
+        msg->valuestring[tj_utf8_cut(msg->valuestring, keep)] = '\0';
+    }
+    cJSON_Delete(j);
+    if (!out || strlen(out) > fit) {
+        free(out);
+        return RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; /* its fields alone are too large */
+    }
+    if (rd_kafka_produce(t->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_FREE, out, strlen(out),
+                         b->key.len ? b->key.ptr : NULL, b->key.len, b) != 0) {
+        rd_kafka_resp_err_t e = rd_kafka_last_error();
+        free(out);
+        return e;
+    }
+    __atomic_add_fetch(&o->truncated, 1, __ATOMIC_RELAXED);
+    return 0;
+}
 
 static void batch_release(struct out_kafka *o, struct tj_batch *b)
 {
@@ -113,9 +160,17 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                    t->name, rd_kafka_err2str(m->err), RETRY_MS / 1000);
         t->error_said = true;
         if (h) {
-            *h = (struct held){b, t, m->payload, m->len, o->held};
-            o->held = h;
-            h = NULL;
+            size_t fit = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? m->len / 2 : 0;
+            const char *p = m->payload;
+            bool in_batch = p >= b->records.data && p < b->records.data + b->records.len;
+            char *own = in_batch ? NULL : malloc(m->len);
+            if (in_batch || own) {
+                if (own)
+                    memcpy(own, p, m->len);
+                *h = (struct held){b, t, own ? own : p, m->len, fit, own, o->held};
+                o->held = h;
+                h = NULL;
+            }
         }
     }
     pthread_mutex_unlock(&o->lock);
@@ -166,9 +221,25 @@ static void retry_held(struct out_kafka *o)
     o->held = NULL;
     pthread_mutex_unlock(&o->lock);
     for (; h; h = next) {
+        rd_kafka_resp_err_t e = 0;
         next = h->next;
-        if (rd_kafka_produce(h->t->rkt, RD_KAFKA_PARTITION_UA, 0, (void *)h->ptr, h->len,
-                             h->b->key.len ? h->b->key.ptr : NULL, h->b->key.len, h->b) == 0) {
+        if (h->fit)
+            e = produce_cut(o, h->t, h->b, h->ptr, h->len, h->fit);
+        else if (rd_kafka_produce(h->t->rkt, RD_KAFKA_PARTITION_UA, 0, (void *)h->ptr, h->len,
+                                  h->b->key.len ? h->b->key.ptr : NULL, h->b->key.len, h->b) != 0)
+            e = rd_kafka_last_error();
+        if (e == 0) {
+            free(h->own);
+            free(h);
+            continue;
+        }
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR__BAD_MSG) {
+            tj_log(TJ_LOG_ERROR,
+                   "kafka: topic %s: a record of %zu bytes cannot be made small "
+                   "enough (%zu bytes); it is not shipped",
+                   h->t->name, h->len, h->fit);
+            batch_release(o, h->b);
+            free(h->own);
             free(h);
             continue;
         }
@@ -259,6 +330,15 @@ static int kafka_create(const char *uri, const char *const *opts, size_t nopts, 
         if (set_prop(conf, name, eq + 1, err, errlen))
             goto fail;
     }
+    {
+        char v[32];
+        size_t vn = sizeof(v);
+        o->max_bytes = rd_kafka_conf_get(conf, "message.max.bytes", v, &vn) == RD_KAFKA_CONF_OK
+                           ? (size_t)strtoull(v, NULL, 10)
+                           : 1000000;
+        if (o->max_bytes < 4096)
+            o->max_bytes = 4096;
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
@@ -307,6 +387,29 @@ static int kafka_submit(void *state, struct tj_batch *b)
             __atomic_sub_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL);
             if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 return TJ_EAGAIN; /* b->out_done says where to go on */
+            if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+                __atomic_add_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL);
+                e = produce_cut(o, t, b, p, len, o->max_bytes - 1024);
+                if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                    __atomic_sub_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL);
+                    return TJ_EAGAIN;
+                }
+                if (e) {
+                    tj_log(TJ_LOG_ERROR,
+                           "kafka: topic %s: a record of %zu bytes cannot be "
+                           "made small enough; it is not shipped",
+                           t->name, len);
+                    __atomic_sub_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL);
+                } else {
+                    tj_log(TJ_LOG_WARN,
+                           "kafka: topic %s: a record of %zu bytes is over "
+                           "message.max.bytes (%zu): cut to fit, tagged _truncated",
+                           t->name, len, o->max_bytes);
+                }
+                p += len + (nl != NULL);
+                b->out_done = (size_t)(p - b->records.data);
+                continue;
+            }
             tj_log(TJ_LOG_ERROR, "kafka: cannot produce to %s: %s; retried", t->name,
                    rd_kafka_err2str(e));
             return TJ_EIO;
@@ -341,6 +444,7 @@ static void kafka_destroy(void *state)
     while (o->held) {
         struct held *h = o->held;
         o->held = h->next;
+        free(h->own);
         free(h);
     }
     for (size_t i = 0; i < o->ntopics; i++) {
