@@ -12,6 +12,7 @@
 #include "tj_cmd.h"
 #include "tj_discover.h"
 #include "tj_engine.h"
+#include "tj_http.h"
 #include "tj_log.h"
 
 #define MAX_LINE_BYTES_LIMIT ((size_t)64 << 20)
@@ -34,6 +35,7 @@ struct run_cfg {
     struct tj_strv dirs;
     unsigned match_limit;
     const char *log_level;
+    const char *metrics_addr;
     bool help;
 };
 
@@ -101,6 +103,11 @@ static const struct tj_opt run_opts[] = {
      "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
     {"match-limit", TJ_OPT_UINT, offsetof(struct run_cfg, match_limit), "200000", NULL, "N",
      "PCRE2 match limit per line and pattern: a line that needs more is tagged _groktimeout", NULL},
+    {"metrics-addr", TJ_OPT_STRING, offsetof(struct run_cfg, metrics_addr), "127.0.0.1:9284",
+     "TAILJET_METRICS_ADDR", "HOST:PORT",
+     "serve /metrics (Prometheus) and /health there; 0.0.0.0:PORT listens on every interface; "
+     "off: no server",
+     NULL},
     {"log-level", TJ_OPT_STRING, offsetof(struct run_cfg, log_level), "info", "TAILJET_LOG_LEVEL",
      "LEVEL", "self-logs on stderr from this level up", "debug|info|warn|error"},
     {"help", TJ_OPT_FLAG, offsetof(struct run_cfg, help), NULL, NULL, NULL, "show this help", NULL},
@@ -163,6 +170,20 @@ static int build_watches(struct watches *w, const struct run_cfg *cfg,
     return 0;
 }
 
+/* Whether --metrics-addr (or its variable) was given: a default address in use is only a
+ * warning (several tailjets on one host), a chosen one that fails is an error. */
+static bool explicit_metrics_addr(int argc, char **argv)
+{
+    const char *env = getenv("TAILJET_METRICS_ADDR");
+
+    if (env && *env)
+        return true;
+    for (int i = 0; i < argc; i++)
+        if (strncmp(argv[i], "--metrics-addr", 14) == 0)
+            return true;
+    return false;
+}
+
 /* One descriptor per followed file (and per rotated file until it is read): the soft limit
  * (often 1024) is raised to the hard one, as Go programs and Vector do. */
 static void raise_fd_limit(void)
@@ -195,6 +216,40 @@ static void block_signals(void)
 static void forward_ack(void *slot, struct tj_batch *b, int status)
 {
     tj_engine_ack(*(struct tj_engine **)slot, b, status);
+}
+
+struct endpoint {
+    struct tj_engine *e;
+    struct tj_discover *disc;
+};
+
+/* /metrics and /health (the HTTP server's thread). */
+static void render(void *arg, const char *path, struct tj_buf *body, int *status,
+                   const char **ctype)
+{
+    struct endpoint *ep = arg;
+    static const char build[] = "# HELP tailjet_build_info tailjet's version.\n"
+                                "# TYPE tailjet_build_info gauge\n"
+                                "tailjet_build_info{version=\"" TJ_VERSION "\"} 1\n";
+
+    if (strcmp(path, "/metrics") == 0) {
+        tj_buf_append(body, build, sizeof(build) - 1);
+        tj_engine_metrics(ep->e, body);
+        if (ep->disc)
+            tj_discover_metrics(ep->disc, body);
+        *status = 200;
+        *ctype = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (strcmp(path, "/health") == 0) {
+        size_t problems = tj_engine_health(ep->e, body);
+        if (ep->disc)
+            problems += tj_discover_health(ep->disc, body);
+        if (!problems)
+            tj_buf_append(body, "ok\n", 3);
+        *status = problems ? 503 : 200;
+    } else {
+        tj_buf_append(body, "not found: try /metrics or /health\n", 36);
+        *status = 404;
+    }
 }
 
 static enum tj_log_level level_of(const char *s)
@@ -232,6 +287,8 @@ static int run_main(int argc, char **argv)
     struct tj_output out = {0};
     struct watches w = {0};
     struct tj_discover *disc = NULL;
+    struct tj_http *http = NULL;
+    struct endpoint ep = {0};
     char err[1024], host[256];
     bool abandoned = false;
     int status = 2, rc;
@@ -329,9 +386,23 @@ static int run_main(int argc, char **argv)
             goto out;
         }
     }
-    tj_log(TJ_LOG_INFO, "tailjet %s started: %u workers, output %s, state in %s", TJ_VERSION,
-           ec.workers, cfg.output, cfg.state_dir);
+    ep.e = e;
+    ep.disc = disc;
+    if (strcmp(cfg.metrics_addr, "off") != 0) {
+        http = tj_http_start(cfg.metrics_addr, render, &ep, err, sizeof(err));
+        if (!http && explicit_metrics_addr(argc, argv)) {
+            fprintf(stderr, "tailjet run: %s\n", err);
+            status = 2;
+            goto out;
+        }
+        if (!http)
+            tj_log(TJ_LOG_WARN, "%s; running without /metrics and /health", err);
+    }
+    tj_log(TJ_LOG_INFO, "tailjet %s started: %u workers, output %s, state in %s, metrics %s",
+           TJ_VERSION, ec.workers, cfg.output, cfg.state_dir, http ? cfg.metrics_addr : "off");
     status = tj_engine_run(e, &abandoned);
+    tj_http_stop(http);
+    http = NULL;
     if (disc) {
         struct tj_discover_stats ds;
         tj_discover_get_stats(disc, &ds);
@@ -347,6 +418,7 @@ static int run_main(int argc, char **argv)
     if (abandoned)
         _exit(status); /* threads are blocked in the output: nothing to free safely */
 out:
+    tj_http_stop(http);
     tj_discover_stop(disc);
     tj_engine_destroy(e);
     tj_output_destroy(&out);

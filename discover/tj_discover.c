@@ -70,8 +70,10 @@ struct tj_discover {
     struct event ev[MAX_EVENTS];
     size_t nev;
     bool ev_overflow;
-    pthread_mutex_t lock; /* stats */
+    pthread_mutex_t lock; /* stats, connected, why */
     struct tj_discover_stats st;
+    bool connected;
+    char why[512]; /* why it is not connected */
 };
 
 static bool stopping(struct tj_discover *d)
@@ -592,6 +594,14 @@ static void read_swarm_role(struct tj_discover *d, char *role, size_t n)
     cJSON_Delete(j);
 }
 
+static void set_state(struct tj_discover *d, bool connected, const char *why)
+{
+    pthread_mutex_lock(&d->lock);
+    d->connected = connected;
+    snprintf(d->why, sizeof(d->why), "%s", why);
+    pthread_mutex_unlock(&d->lock);
+}
+
 static void docker_loop(struct tj_discover *d)
 {
     unsigned backoff = 200;
@@ -601,6 +611,7 @@ static void docker_loop(struct tj_discover *d)
     while (!stopping(d)) {
         if (tj_docker_negotiate(d->dk, version, sizeof(version), api, sizeof(api), err,
                                 sizeof(err)) != 0) {
+            set_state(d, false, err);
             if (!said_down)
                 tj_log(TJ_LOG_WARN, "docker: %s; retrying (back-off up to 5 s)", err);
             said_down = true;
@@ -620,10 +631,12 @@ static void docker_loop(struct tj_discover *d)
         initial = false;
         said_down = false;
         backoff = 200;
+        set_state(d, true, "");
         while (!stopping(d)) {
             int rc = tj_docker_events_poll(d->dk, 1000, on_event, d, err, sizeof(err));
             handle_events(d);
             if (rc) {
+                set_state(d, false, err);
                 if (!stopping(d))
                     tj_log(TJ_LOG_WARN, "docker: %s; reconnecting", err);
                 break;
@@ -794,4 +807,45 @@ void tj_discover_get_stats(struct tj_discover *d, struct tj_discover_stats *st)
     pthread_mutex_lock(&d->lock);
     *st = d->st;
     pthread_mutex_unlock(&d->lock);
+}
+
+void tj_discover_metrics(struct tj_discover *d, struct tj_buf *b)
+{
+    char line[1024];
+    int n;
+
+    pthread_mutex_lock(&d->lock);
+    n = snprintf(line, sizeof(line),
+                 "# HELP tailjet_discovery_connected 1 when the Docker engine (or data root) is "
+                 "followed.\n# TYPE tailjet_discovery_connected gauge\n"
+                 "tailjet_discovery_connected %d\n"
+                 "# HELP tailjet_discovery_reconnects_total Reconnections to the Docker engine.\n"
+                 "# TYPE tailjet_discovery_reconnects_total counter\n"
+                 "tailjet_discovery_reconnects_total %llu\n"
+                 "# HELP tailjet_discovery_containers Containers discovered since start.\n"
+                 "# TYPE tailjet_discovery_containers gauge\n"
+                 "tailjet_discovery_containers %llu\n"
+                 "# HELP tailjet_pattern_errors_total Label patterns that did not compile.\n"
+                 "# TYPE tailjet_pattern_errors_total counter\n"
+                 "tailjet_pattern_errors_total %llu\n",
+                 d->connected ? 1 : 0, (unsigned long long)d->st.reconnects,
+                 (unsigned long long)d->st.containers, (unsigned long long)d->st.pattern_errors);
+    pthread_mutex_unlock(&d->lock);
+    if (n > 0)
+        tj_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+size_t tj_discover_health(struct tj_discover *d, struct tj_buf *b)
+{
+    char line[600];
+    int n = 0;
+
+    pthread_mutex_lock(&d->lock);
+    if (!d->connected)
+        n = snprintf(line, sizeof(line), "docker: not connected: %s\n",
+                     d->why[0] ? d->why : "connecting");
+    pthread_mutex_unlock(&d->lock);
+    if (n > 0)
+        tj_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    return n > 0;
 }

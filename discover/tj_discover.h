@@ -32,6 +32,12 @@ struct tj_discover *tj_discover_start(const struct tj_discover_cfg *cfg, struct 
 /* Stops and joins the thread, frees everything. NULL does nothing. */
 void tj_discover_stop(struct tj_discover *d);
 
+/* Appends discovery's series (Prometheus text) to b. Any thread. */
+void tj_discover_metrics(struct tj_discover *d, struct tj_buf *b);
+
+/* Appends "docker: not connected: WHY" when so and returns the number of problems. */
+size_t tj_discover_health(struct tj_discover *d, struct tj_buf *b);
+
 void tj_discover_get_stats(struct tj_discover *d, struct tj_discover_stats *st);
 
 /* Label names and values to rules: exposed for tests. Fills exprs (borrowed from the labels

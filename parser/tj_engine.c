@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <stdarg.h>
 
 #include "tj_assemble.h"
 #include "tj_checkpoint.h"
@@ -50,6 +51,7 @@ struct gen {
     struct tj_fileid id;
     int64_t read_off;     /* reader: next byte to read */
     int64_t acked_off;    /* lock: every byte before it was acknowledged */
+    int64_t size_seen;    /* lock (written by the reader): its size when last looked at */
     bool retired;         /* reader: no longer at the path; read to its end, then released */
     bool eof;             /* reader: retired and read to its end */
     bool truncated;       /* reader: its descriptor shows other content now */
@@ -70,22 +72,32 @@ struct seg {
     size_t len;
 };
 
+/* Per-service record counters for /metrics (service name, container name, or "file"). Live as
+ * long as the engine; workers add to them atomically, once per chunk. */
+struct svc_counters {
+    char *name;
+    uint64_t matched, unmatched, json_error, unparsed, truncated;
+    struct svc_counters *next;
+};
+
 /* How a path's lines are parsed and where its records go: replaced as a whole when discovery
  * learns new labels; chunks hold a reference to the one they were read under. */
 struct source {
     int refs;                  /* atomic */
     struct tj_ruleset *rs;     /* reference */
     char *topic, *index, *key; /* owned, or NULL */
+    struct svc_counters *ctr;  /* the engine's, for metrics (or NULL) */
 };
 
 static struct source *source_create(struct tj_ruleset *rs, const char *topic, const char *index,
-                                    const char *key)
+                                    const char *key, struct svc_counters *ctr)
 {
     struct source *src = calloc(1, sizeof(*src));
 
     if (!src)
         return NULL;
     src->refs = 1;
+    src->ctr = ctr;
     src->rs = tj_ruleset_ref(rs);
     if ((topic && !(src->topic = strdup(topic))) || (index && !(src->index = strdup(index))) ||
         (key && !(src->key = strdup(key)))) {
@@ -207,6 +219,9 @@ struct tj_engine {
     size_t nin_pool, nout_pool;
     size_t pool_keep; /* buffers kept per pool: enough for the workers, no more */
     struct tj_engine_stats st;
+    struct svc_counters *counters; /* lock for the list; values atomic */
+    int64_t ckpt_ok_ms;            /* lock: when checkpoints were last written (0: never) */
+    int64_t start_ms;
 
     int lock_fd;      /* DIR/lock, flock()ed: one tailjet per state directory */
     int wake_fd;      /* eventfd: wakes the reader */
@@ -901,6 +916,9 @@ static bool read_still_valid(struct tj_engine *e, struct path *p, struct gen *g)
     TJ_UNUSED(p);
     if (fstat(g->fd, &st) != 0 || st.st_size < g->read_off)
         return false;
+    pthread_mutex_lock(&e->lock);
+    g->size_seen = st.st_size;
+    pthread_mutex_unlock(&e->lock);
     return gen_head_matches(g);
 }
 
@@ -1053,6 +1071,174 @@ static bool path_read(struct tj_engine *e, struct path *p, struct tj_cut *cut, i
     return more;
 }
 
+/* ---- metrics ---- */
+
+/* The counters of a service, created on first use. Any thread. NULL when out of memory. */
+static struct svc_counters *counters_for(struct tj_engine *e, const char *name)
+{
+    struct svc_counters *c;
+
+    pthread_mutex_lock(&e->lock);
+    for (c = e->counters; c && strcmp(c->name, name) != 0; c = c->next)
+        ;
+    if (!c && (c = calloc(1, sizeof(*c)))) {
+        if ((c->name = strdup(name))) {
+            c->next = e->counters;
+            e->counters = c;
+        } else {
+            free(c);
+            c = NULL;
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    return c;
+}
+
+static void counters_add(struct svc_counters *c, const struct tj_parse_stats *before,
+                         const struct tj_parse_stats *after, bool patterns)
+{
+    uint64_t matched = after->matched - before->matched, unmatched = after->failed - before->failed,
+             json = after->json_errors - before->json_errors,
+             records = after->records - before->records;
+
+    if (!c)
+        return;
+    if (!patterns)
+        unmatched = 0; /* nothing to match: the records are unparsed */
+    __atomic_add_fetch(&c->matched, matched, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->unmatched, unmatched, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->json_error, json, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->unparsed, records - matched - unmatched - json, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->truncated, after->truncated - before->truncated, __ATOMIC_RELAXED);
+}
+
+/* Writes a label value with Prometheus' escapes (\, \", \n). */
+static void prom_label(struct tj_buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            tj_buf_append(b, "\\", 1);
+        if (*v == '\n')
+            tj_buf_append(b, "\\n", 2);
+        else
+            tj_buf_append(b, v, 1);
+    }
+}
+
+static void prom_printf(struct tj_buf *b, const char *fmt, ...) TJ_PRINTF(2, 3);
+static void prom_printf(struct tj_buf *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        tj_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static void prom_head(struct tj_buf *b, const char *name, const char *type, const char *help)
+{
+    prom_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
+{
+    static const char *const results[] = {"matched", "unmatched", "json_error", "unparsed"};
+    struct tj_engine_stats st;
+    int64_t now = now_ms();
+    size_t files = 0;
+
+    pthread_mutex_lock(&e->lock);
+    st = e->st;
+    prom_head(b, "tailjet_up_seconds", "gauge", "Seconds since tailjet started.");
+    prom_printf(b, "tailjet_up_seconds %.3f\n", (double)(now - e->start_ms) / 1000.0);
+    prom_head(b, "tailjet_read_bytes_total", "counter", "Bytes read from log files.");
+    prom_printf(b, "tailjet_read_bytes_total %llu\n", (unsigned long long)st.bytes_read);
+    prom_head(b, "tailjet_records_total", "counter",
+              "Records parsed, by service and result (matched, unmatched: _grokparsefailure, "
+              "json_error: _jsonparsefailure, unparsed: no pattern or _patternerror).");
+    for (struct svc_counters *c = e->counters; c; c = c->next) {
+        uint64_t v[4] = {__atomic_load_n(&c->matched, __ATOMIC_RELAXED),
+                         __atomic_load_n(&c->unmatched, __ATOMIC_RELAXED),
+                         __atomic_load_n(&c->json_error, __ATOMIC_RELAXED),
+                         __atomic_load_n(&c->unparsed, __ATOMIC_RELAXED)};
+        for (int k = 0; k < 4; k++) {
+            prom_printf(b, "tailjet_records_total{service=\"");
+            prom_label(b, c->name);
+            prom_printf(b, "\",result=\"%s\"} %llu\n", results[k], (unsigned long long)v[k]);
+        }
+    }
+    prom_head(b, "tailjet_records_truncated_total", "counter",
+              "Records cut at the line cap (tagged _truncated).");
+    {
+        uint64_t t = 0;
+        for (struct svc_counters *c = e->counters; c; c = c->next)
+            t += __atomic_load_n(&c->truncated, __ATOMIC_RELAXED);
+        prom_printf(b, "tailjet_records_truncated_total %llu\n", (unsigned long long)t);
+    }
+    prom_head(b, "tailjet_output_records_acked_total", "counter",
+              "Records the output acknowledged (delivered).");
+    prom_printf(b, "tailjet_output_records_acked_total{output=\"%s\"} %llu\n",
+                e->out ? e->out->ops->scheme : "none", (unsigned long long)st.records_acked);
+    prom_head(b, "tailjet_output_submit_retries_total", "counter",
+              "Times the output refused a batch (it is retried, never dropped).");
+    prom_printf(b, "tailjet_output_submit_retries_total %llu\n",
+                (unsigned long long)st.submit_retries);
+    prom_head(b, "tailjet_inflight_bytes", "gauge", "Input read but not yet acknowledged.");
+    prom_printf(b, "tailjet_inflight_bytes %zu\n", e->inflight_bytes);
+    prom_head(b, "tailjet_inflight_chunks", "gauge", "Chunks read but not yet acknowledged.");
+    prom_printf(b, "tailjet_inflight_chunks %zu\n", e->inflight_chunks);
+    prom_head(b, "tailjet_file_lag_bytes", "gauge",
+              "Bytes of a followed file not yet acknowledged (its size minus its checkpoint).");
+    for (struct path *p = e->paths; p; p = p->next) {
+        int64_t lag = 0;
+        for (struct gen *g = p->gens; g; g = g->next) {
+            int64_t size = g->size_seen > g->read_off ? g->size_seen : g->read_off;
+            lag += size > g->acked_off ? size - g->acked_off : 0;
+        }
+        files += p->gens != NULL;
+        prom_printf(b, "tailjet_file_lag_bytes{path=\"");
+        prom_label(b, p->name);
+        prom_printf(b, "\"} %lld\n", (long long)lag);
+    }
+    prom_head(b, "tailjet_files_followed", "gauge", "Paths with an open file.");
+    prom_printf(b, "tailjet_files_followed %zu\n", files);
+    prom_head(b, "tailjet_checkpoint_age_seconds", "gauge",
+              "Seconds since checkpoints were last written (since start when never).");
+    prom_printf(b, "tailjet_checkpoint_age_seconds %.3f\n",
+                (double)(now - (e->ckpt_ok_ms ? e->ckpt_ok_ms : e->start_ms)) / 1000.0);
+    prom_head(b, "tailjet_rotations_total", "counter", "Files rotated away (renamed, unlinked).");
+    prom_printf(b, "tailjet_rotations_total %llu\n", (unsigned long long)st.rotations);
+    prom_head(b, "tailjet_truncations_total", "counter", "Files truncated (copytruncate).");
+    prom_printf(b, "tailjet_truncations_total %llu\n", (unsigned long long)st.truncations);
+    pthread_mutex_unlock(&e->lock);
+}
+
+size_t tj_engine_health(struct tj_engine *e, struct tj_buf *b)
+{
+    size_t problems = 0;
+    int64_t now = now_ms();
+
+    pthread_mutex_lock(&e->lock);
+    for (struct path *p = e->paths; p; p = p->next) {
+        if (p->retry_at && p->backoff_ms >= 1000) { /* refused for a while, not a blip */
+            prom_printf(b, "output: refusing records (retrying every %u ms)\n", p->backoff_ms);
+            problems++;
+            break;
+        }
+    }
+    if (e->ckpt_ok_ms && now - e->ckpt_ok_ms > 10 * (int64_t)e->cfg.checkpoint_ms + 10000) {
+        prom_printf(b, "checkpoints: not written for %lld s\n",
+                    (long long)(now - e->ckpt_ok_ms) / 1000);
+        problems++;
+    }
+    pthread_mutex_unlock(&e->lock);
+    return problems;
+}
+
 /* ---- requests from discovery ---- */
 
 static void op_free(struct op *o)
@@ -1115,8 +1301,12 @@ int tj_engine_follow(struct tj_engine *e, const struct tj_follow *f, bool initia
 {
     struct op *o = calloc(1, sizeof(*o));
 
+    const char *svc = f->meta[TJ_META_SERVICE_NAME]     ? f->meta[TJ_META_SERVICE_NAME]
+                      : f->meta[TJ_META_CONTAINER_NAME] ? f->meta[TJ_META_CONTAINER_NAME]
+                                                        : "file";
+
     if (!o || !(o->path = strdup(f->path)) ||
-        !(o->src = source_create(f->rs, f->topic, f->index, f->key)))
+        !(o->src = source_create(f->rs, f->topic, f->index, f->key, counters_for(e, svc))))
         goto nomem;
     for (int k = 0; k < TJ_META_COUNT; k++)
         if (f->meta[k] && !(o->meta[k] = strdup(f->meta[k])))
@@ -1433,7 +1623,11 @@ static void *worker_main(void *arg)
         pool_get(e->out_pool, &e->nout_pool, &c->b.records, 16 * c->in.len + w->record_room);
         pthread_mutex_unlock(&e->lock);
         w->c = c;
-        chunk_parse(w);
+        {
+            struct tj_parse_stats before = w->st;
+            chunk_parse(w);
+            counters_add(c->src->ctr, &before, &w->st, c->src->rs->nalt != 0);
+        }
         chunk_ready(e, c);
     }
     return NULL;
@@ -1494,6 +1688,10 @@ static int save_checkpoints(struct tj_engine *e)
     if (rc || (rc = tj_ckpt_save(e->state_dir, &t, err, sizeof(err)))) {
         tj_log(TJ_LOG_ERROR, "cannot write checkpoints: %s",
                rc == TJ_ENOMEM ? "out of memory" : err);
+    } else {
+        pthread_mutex_lock(&e->lock);
+        e->ckpt_ok_ms = now_ms();
+        pthread_mutex_unlock(&e->lock);
     }
     tj_ckpt_table_fini(&t);
     return rc;
@@ -1538,6 +1736,7 @@ struct tj_engine *tj_engine_create(const struct tj_engine_cfg *cfg, char *err, s
         return NULL;
     }
     e->cfg = *cfg;
+    e->start_ms = now_ms();
     e->pool_keep =
         2 * (size_t)cfg->workers + 2 < POOL_KEEP ? 2 * (size_t)cfg->workers + 2 : POOL_KEEP;
     e->wake_fd = e->main_fd = e->inotify_fd = e->lock_fd = -1;
@@ -1600,7 +1799,7 @@ int tj_engine_watch(struct tj_engine *e, const char *glob, struct tj_ruleset *rs
     w = &e->watches[e->nwatches];
     if (!(w->glob = strdup(glob)))
         return TJ_ENOMEM;
-    if (!(w->src = source_create(rs, NULL, NULL, NULL))) {
+    if (!(w->src = source_create(rs, NULL, NULL, NULL, counters_for(e, "file")))) {
         free(w->glob);
         return TJ_ENOMEM;
     }
@@ -1859,6 +2058,12 @@ void tj_engine_destroy(struct tj_engine *e)
         tj_buf_fini(&e->in_pool[i]);
     for (size_t i = 0; i < e->nout_pool; i++)
         tj_buf_fini(&e->out_pool[i]);
+    while (e->counters) {
+        struct svc_counters *sc = e->counters;
+        e->counters = sc->next;
+        free(sc->name);
+        free(sc);
+    }
     free(e->watches);
     free(e->workers);
     tj_ckpt_table_fini(&e->restored);

@@ -82,6 +82,13 @@ int tj_engine_follow(struct tj_engine *e, const struct tj_follow *f, bool initia
  * or TJ_ENOMEM. */
 int tj_engine_unfollow(struct tj_engine *e, const char *path);
 
+/* Appends the engine's series in Prometheus' text format to b. Any thread. */
+void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b);
+
+/* Appends one line per problem (an output that keeps refusing records, checkpoints that are not
+ * written) to b and returns their number (0: healthy). Any thread. */
+size_t tj_engine_health(struct tj_engine *e, struct tj_buf *b);
+
 void tj_engine_get_stats(struct tj_engine *e, struct tj_engine_stats *st);
 
 #endif
