@@ -315,7 +315,9 @@ static int kafka_create(const char *uri, const char *const *opts, size_t nopts, 
     if (set_prop(conf, "bootstrap.servers", servers, err, errlen) ||
         set_prop(conf, "enable.idempotence", "true", err, errlen) ||
         set_prop(conf, "compression.type", "lz4", err, errlen) ||
-        set_prop(conf, "linger.ms", "5", err, errlen) ||
+        set_prop(conf, "linger.ms", "50", err, errlen) ||
+        set_prop(conf, "batch.num.messages", "100000", err, errlen) ||
+        set_prop(conf, "batch.size", "4000000", err, errlen) ||
         set_prop(conf, "message.timeout.ms", "0", err, errlen) ||
         set_prop(conf, "queue.buffering.max.kbytes", "65536", err, errlen))
         goto fail;
