@@ -35,6 +35,7 @@ struct run_cfg {
     struct tj_strv dirs;
     unsigned match_limit;
     const char *log_level;
+    const char *log_format;
     const char *metrics_addr;
     bool help;
 };
@@ -103,6 +104,8 @@ static const struct tj_opt run_opts[] = {
      "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
     {"match-limit", TJ_OPT_UINT, offsetof(struct run_cfg, match_limit), "200000", NULL, "N",
      "PCRE2 match limit per line and pattern: a line that needs more is tagged _groktimeout", NULL},
+    {"log-format", TJ_OPT_STRING, offsetof(struct run_cfg, log_format), "text", NULL, "FMT",
+     "self-logs on stderr as text lines or as JSON lines", "text|json"},
     {"metrics-addr", TJ_OPT_STRING, offsetof(struct run_cfg, metrics_addr), "127.0.0.1:9284",
      "TAILJET_METRICS_ADDR", "HOST:PORT",
      "serve /metrics (Prometheus) and /health there; 0.0.0.0:PORT listens on every interface; "
@@ -321,6 +324,7 @@ static int run_main(int argc, char **argv)
         goto out;
     }
     tj_log_set_level(level_of(cfg.log_level));
+    tj_log_set_json(strcmp(cfg.log_format, "json") == 0);
     raise_fd_limit();
     block_signals();
     lib = tj_cmd_load_library(&cfg.dirs, err, sizeof(err));
