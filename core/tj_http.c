@@ -78,9 +78,9 @@ struct tj_http *tj_http_start(const char *addr, tj_http_render_fn fn, void *arg,
     h->fn = fn;
     h->arg = arg;
     tj_buf_init(&h->body, (size_t)64 << 20);
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
-                            NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, on_request,
+                            h, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                            MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen,
                  "--metrics-addr %s: cannot listen (in use, or not an address of "
