@@ -26,7 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tj_engine_util import (Env, check, fail, free_bytes, log, main_wrapper,  # noqa
                             tj_args)
 
-RSS_BOUND_MIB = 64  # peak RSS of tailjet while its output is blocked (the lead may tune it)
+# Peak RSS of tailjet while its output is blocked. Sanitizer builds keep freed memory in
+# quarantine and add shadow memory, so scripts/test.sh raises the bound for them only.
+RSS_BOUND_MIB = int(os.environ.get("TJ_RSS_BOUND_MIB", "64"))
 TOTAL_BYTES = int(os.environ.get("TJ_BACKPRESSURE_BYTES", str(1 << 30)))
 LINE_BYTES = 400
 BLOCKED_SETTLE = 2.0   # seconds tailjet stays blocked after the write, still sampled
