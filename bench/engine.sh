@@ -61,36 +61,14 @@ fi
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 
 # ---- processes this script started: stopped on every exit ------------------------------------
-PIDS=()
-
-# stop_pid PID: TERM, up to 10 s of grace, then KILL. Only for PIDs this script started.
-stop_pid() {
-	local pid=$1
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	say "pid $pid ignored SIGTERM for 10 s: sending SIGKILL"
-	kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Stops, newest first, every process this script started and their children (tailjet runs as the
 # child of /usr/bin/time, which does not pass signals on), reaps them, then removes what the run
 # wrote under BENCH_DIR unless KEEP=1 (and BENCH_DIR itself if this script made it).
 cleanup() {
-	local i pid child
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		pid=${PIDS[i]}
-		for child in $(pgrep -P "$pid" || true); do
-			stop_pid "$child"
-		done
-		stop_pid "$pid"
-	done
-	for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_started
 	if [ "$KEEP" = 1 ]; then
 		say "KEEP=1: corpora, binaries and logs left in $BENCH_DIR"
 		return 0

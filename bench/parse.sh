@@ -34,35 +34,13 @@ say() { printf 'parse.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
 # ---- processes this script started: stopped on every exit ------------------------------------
-PIDS=()
-
-# stop_pid PID: TERM, up to 10 s of grace, then KILL. Only for PIDs this script started.
-stop_pid() {
-	local pid=$1
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	say "pid $pid ignored SIGTERM for 10 s: sending SIGKILL"
-	kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Stops, newest first, every process this script started and their children (a peer runs as the
 # child of /usr/bin/time, which does not pass signals on), then reaps them.
 cleanup() {
-	local i pid child
-	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-		pid=${PIDS[i]}
-		for child in $(pgrep -P "$pid" || true); do
-			stop_pid "$child"
-		done
-		stop_pid "$pid"
-	done
-	for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_started
 }
 trap cleanup EXIT
 trap 'exit 130' INT

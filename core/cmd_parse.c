@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tj_assemble.h"
+#include "tj_json.h"
 #include "tj_buf.h"
 #include "tj_cmd.h"
 #include "tj_ruleset.h"
@@ -108,18 +109,6 @@ static int on_event(void *arg, const struct tj_event *ev)
     return 0;
 }
 
-static void format_now(char *buf, size_t n)
-{
-    struct timespec ts;
-    struct tm tm;
-    size_t k;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%09ldZ", ts.tv_nsec);
-}
-
 /* Reads fd to its end, feeding complete lines to the assembler. Returns 0 or an error. */
 static int parse_fd(struct parse_run *r, int fd, const char *name, struct tj_assembler *a,
                     size_t bufsize)
@@ -144,7 +133,7 @@ static int parse_fd(struct parse_run *r, int fd, const char *name, struct tj_ass
             rc = TJ_EIO;
             break;
         }
-        format_now(r->now, sizeof(r->now));
+        tj_time_now(r->now, sizeof(r->now));
         f.now.len = strlen(r->now);
         len += (size_t)n;
         for (;;) {

@@ -1,6 +1,9 @@
 /* tj_json.c: JSON text output helpers (escaping, UTF-8 repair, numbers). Pure functions over a
  * caller-owned buffer; any thread. */
 #include "tj_json.h"
+
+#include <stdio.h>
+#include <time.h>
 #include "tj_simd.h"
 
 #include <errno.h>
@@ -318,4 +321,16 @@ int tj_json_float_text(struct tj_buf *out, const char *s, size_t n)
         return TJ_EPARSE;
     k = snprintf(tmp, sizeof(tmp), "%.17g", v);
     return tj_buf_append(out, tmp, (size_t)k);
+}
+
+void tj_time_now(char *buf, size_t n)
+{
+    struct timespec ts;
+    struct tm tm;
+    size_t k;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, n - k, ".%09ldZ", ts.tv_nsec);
 }

@@ -33,4 +33,8 @@ int tj_json_float_text(struct tj_buf *out, const char *s, size_t n);
 /* Appends the decimal form of v. */
 int tj_json_i64(struct tj_buf *out, int64_t v);
 
+/* Writes the current UTC time as RFC 3339 with nanoseconds ("2026-11-25T17:56:16.123456789Z"),
+ * the @timestamp of lines that carry no time of their own. buf needs 31 bytes. */
+void tj_time_now(char *buf, size_t n);
+
 #endif

@@ -311,6 +311,17 @@ static void ctr_free(struct ctr *c)
     free(c);
 }
 
+/* Adds a new container to the table and counts it. */
+static void ctr_add(struct tj_discover *d, struct ctr *c)
+{
+    c->seen = true;
+    c->next = d->ctrs;
+    d->ctrs = c;
+    pthread_mutex_lock(&d->lock);
+    d->st.containers++;
+    pthread_mutex_unlock(&d->lock);
+}
+
 static struct ctr *ctr_find(struct tj_discover *d, const char *id)
 {
     struct ctr *c = d->ctrs;
@@ -473,12 +484,7 @@ static void ctr_inspect(struct tj_discover *d, const char *id, bool initial)
         recheck_role(d);
     if (d->manager && c->svc_id && !svc_find(d, c->svc_id))
         svc_fetch(d, c->svc_id);
-    c->seen = true;
-    c->next = d->ctrs;
-    d->ctrs = c;
-    pthread_mutex_lock(&d->lock);
-    d->st.containers++;
-    pthread_mutex_unlock(&d->lock);
+    ctr_add(d, c);
     tj_log(TJ_LOG_INFO, "container %.12s %s (image %s%s%s): following %s", c->id,
            c->name ? c->name : "", c->image ? c->image : "?", c->svc_name ? ", service " : "",
            c->svc_name ? c->svc_name : "", c->log_path);
@@ -687,12 +693,7 @@ static void root_scan(struct tj_discover *d, bool initial)
                 ctr_free(c);
                 continue;
             }
-            c->seen = true;
-            c->next = d->ctrs;
-            d->ctrs = c;
-            pthread_mutex_lock(&d->lock);
-            d->st.containers++;
-            pthread_mutex_unlock(&d->lock);
+            ctr_add(d, c);
             tj_log(TJ_LOG_INFO, "container %.12s %s (from %s): following %s", c->id,
                    c->name ? c->name : "", d->cfg.docker_root, c->log_path);
             ctr_apply(d, c, initial);

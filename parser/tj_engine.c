@@ -39,6 +39,7 @@
 #include <stdarg.h>
 
 #include "tj_assemble.h"
+#include "tj_json.h"
 #include "tj_checkpoint.h"
 #include "tj_log.h"
 
@@ -1527,18 +1528,6 @@ static int64_t chunk_offset(const struct chunk *c, size_t pos)
     return 0;
 }
 
-static void format_now(char *buf, size_t n)
-{
-    struct timespec ts;
-    struct tm tm;
-    size_t k;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%09ldZ", ts.tv_nsec);
-}
-
 static void chunk_parse(struct work *w)
 {
     struct chunk *c = w->c;
@@ -1546,7 +1535,7 @@ static void chunk_parse(struct work *w)
     char now[40];
     struct tj_feed f = {w->m, c->src->rs->multiline, on_event, w, {now, 0}};
 
-    format_now(now, sizeof(now));
+    tj_time_now(now, sizeof(now));
     f.now.len = strlen(now);
     tj_assembler_reset(w->a, c->fmt);
     while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
