@@ -266,15 +266,17 @@ static enum tj_log_level level_of(const char *s)
 static void log_summary(struct tj_engine *e)
 {
     struct tj_engine_stats st;
+    unsigned long long unparsed;
 
     tj_engine_get_stats(e, &st);
+    unparsed = st.parse.records - st.parse.matched - st.parse.failed - st.parse.json_errors;
     tj_log(TJ_LOG_INFO,
            "stopped: %llu bytes read, %llu records acknowledged (%llu parsed: %llu matched, %llu "
-           "_grokparsefailure, %llu _jsonparsefailure, %llu _truncated), %llu files opened, %llu "
-           "rotations, %llu truncations, %llu refused submits",
+           "_grokparsefailure, %llu _jsonparsefailure, %llu without a pattern; %llu _truncated), "
+           "%llu files opened, %llu rotations, %llu truncations, %llu refused submits",
            (unsigned long long)st.bytes_read, (unsigned long long)st.records_acked,
            (unsigned long long)st.parse.records, (unsigned long long)st.parse.matched,
-           (unsigned long long)st.parse.failed, (unsigned long long)st.parse.json_errors,
+           (unsigned long long)st.parse.failed, (unsigned long long)st.parse.json_errors, unparsed,
            (unsigned long long)st.parse.truncated, (unsigned long long)st.files_opened,
            (unsigned long long)st.rotations, (unsigned long long)st.truncations,
            (unsigned long long)st.submit_retries);
