@@ -108,8 +108,8 @@ static const struct tj_opt run_opts[] = {
      "self-logs on stderr as text lines or as JSON lines", "text|json"},
     {"metrics-addr", TJ_OPT_STRING, offsetof(struct run_cfg, metrics_addr), "127.0.0.1:9284",
      "TAILJET_METRICS_ADDR", "HOST:PORT",
-     "serve /metrics (Prometheus) and /health there; 0.0.0.0:PORT listens on every interface; "
-     "off: no server",
+     "serve /metrics (Prometheus) and /health there; 0.0.0.0:PORT (or :PORT) listens on every "
+     "interface; off: no server",
      NULL},
     {"log-level", TJ_OPT_STRING, offsetof(struct run_cfg, log_level), "info", "TAILJET_LOG_LEVEL",
      "LEVEL", "self-logs on stderr from this level up", "debug|info|warn|error"},
@@ -231,6 +231,9 @@ static void render(void *arg, const char *path, struct tj_buf *body, int *status
                    const char **ctype)
 {
     struct endpoint *ep = arg;
+    struct tj_discover_stats ds = {0};
+    char line[256];
+    int n;
     static const char build[] = "# HELP tailjet_build_info tailjet's version.\n"
                                 "# TYPE tailjet_build_info gauge\n"
                                 "tailjet_build_info{version=\"" TJ_VERSION "\"} 1\n";
@@ -238,8 +241,16 @@ static void render(void *arg, const char *path, struct tj_buf *body, int *status
     if (strcmp(path, "/metrics") == 0) {
         tj_buf_append(body, build, sizeof(build) - 1);
         tj_engine_metrics(ep->e, body);
-        if (ep->disc)
+        if (ep->disc) {
+            tj_discover_get_stats(ep->disc, &ds);
             tj_discover_metrics(ep->disc, body);
+        }
+        n = snprintf(line, sizeof(line),
+                     "# HELP tailjet_pattern_errors_total Label patterns that did not compile.\n"
+                     "# TYPE tailjet_pattern_errors_total counter\n"
+                     "tailjet_pattern_errors_total %llu\n",
+                     (unsigned long long)ds.pattern_errors);
+        tj_buf_append(body, line, (size_t)n);
         *status = 200;
         *ctype = "text/plain; version=0.0.4; charset=utf-8";
     } else if (strcmp(path, "/health") == 0) {
@@ -395,10 +406,11 @@ static int run_main(int argc, char **argv)
     ep.e = e;
     ep.disc = disc;
     if (strcmp(cfg.metrics_addr, "off") != 0) {
-        http = tj_http_start(cfg.metrics_addr, render, &ep, err, sizeof(err));
-        if (!http && explicit_metrics_addr(argc, argv)) {
+        bool bad_addr = false;
+        http = tj_http_start(cfg.metrics_addr, render, &ep, &bad_addr, err, sizeof(err));
+        if (!http && (bad_addr || explicit_metrics_addr(argc, argv))) {
             fprintf(stderr, "tailjet run: %s\n", err);
-            status = 2;
+            status = bad_addr ? 2 : 1;
             goto out;
         }
         if (!http)

@@ -48,8 +48,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return rc;
 }
 
-struct tj_http *tj_http_start(const char *addr, tj_http_render_fn fn, void *arg, char *err,
-                              size_t errlen)
+struct tj_http *tj_http_start(const char *addr, tj_http_render_fn fn, void *arg, bool *bad_addr,
+                              char *err, size_t errlen)
 {
     const char *colon = strrchr(addr, ':');
     struct sockaddr_in sa = {0};
@@ -60,6 +60,7 @@ struct tj_http *tj_http_start(const char *addr, tj_http_render_fn fn, void *arg,
     if (!colon || (size_t)(colon - addr) >= sizeof(host) ||
         (port = strtol(colon + 1, NULL, 10)) <= 0 || port > 65535) {
         snprintf(err, errlen, "--metrics-addr %s: use HOST:PORT (127.0.0.1:9284)", addr);
+        *bad_addr = true;
         return NULL;
     }
     snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
@@ -69,6 +70,7 @@ struct tj_http *tj_http_start(const char *addr, tj_http_render_fn fn, void *arg,
         sa.sin_addr.s_addr = htonl(INADDR_ANY);
     else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
         snprintf(err, errlen, "--metrics-addr %s: '%s' is not an IPv4 address", addr, host);
+        *bad_addr = true;
         return NULL;
     }
     if (!(h = calloc(1, sizeof(*h)))) {

@@ -14,9 +14,10 @@ typedef void (*tj_http_render_fn)(void *arg, const char *path, struct tj_buf *bo
 struct tj_http;
 
 /* Listens on addr ("127.0.0.1:9284", "0.0.0.0:9284", ":9284" for every interface). Returns the
- * server or NULL with err filled (bad address, port in use). */
-struct tj_http *tj_http_start(const char *addr, tj_http_render_fn fn, void *arg, char *err,
-                              size_t errlen);
+ * server or NULL with err filled and *bad_addr true when addr is malformed (false: it could not
+ * listen there, e.g. the port is taken). */
+struct tj_http *tj_http_start(const char *addr, tj_http_render_fn fn, void *arg, bool *bad_addr,
+                              char *err, size_t errlen);
 void tj_http_stop(struct tj_http *h);
 
 #endif

@@ -73,7 +73,8 @@ struct tj_discover {
     pthread_mutex_t lock; /* stats, connected, why */
     struct tj_discover_stats st;
     bool connected;
-    char why[512]; /* why it is not connected */
+    char why[512];      /* why it is not connected */
+    uint64_t following; /* containers followed now */
 };
 
 static bool stopping(struct tj_discover *d)
@@ -319,6 +320,7 @@ static void ctr_add(struct tj_discover *d, struct ctr *c)
     d->ctrs = c;
     pthread_mutex_lock(&d->lock);
     d->st.containers++;
+    d->following++;
     pthread_mutex_unlock(&d->lock);
 }
 
@@ -339,6 +341,9 @@ static void ctr_forget(struct tj_discover *d, const char *id)
     if (!c)
         return;
     *pp = c->next;
+    pthread_mutex_lock(&d->lock);
+    d->following--;
+    pthread_mutex_unlock(&d->lock);
     tj_engine_unfollow(d->e, c->log_path);
     tj_log(TJ_LOG_INFO, "container %.12s %s removed: its log is read to its end, then released",
            c->id, c->name ? c->name : "");
@@ -823,14 +828,11 @@ void tj_discover_metrics(struct tj_discover *d, struct tj_buf *b)
                  "# HELP tailjet_discovery_reconnects_total Reconnections to the Docker engine.\n"
                  "# TYPE tailjet_discovery_reconnects_total counter\n"
                  "tailjet_discovery_reconnects_total %llu\n"
-                 "# HELP tailjet_discovery_containers Containers discovered since start.\n"
+                 "# HELP tailjet_discovery_containers Containers whose logs are followed now.\n"
                  "# TYPE tailjet_discovery_containers gauge\n"
-                 "tailjet_discovery_containers %llu\n"
-                 "# HELP tailjet_pattern_errors_total Label patterns that did not compile.\n"
-                 "# TYPE tailjet_pattern_errors_total counter\n"
-                 "tailjet_pattern_errors_total %llu\n",
+                 "tailjet_discovery_containers %llu\n",
                  d->connected ? 1 : 0, (unsigned long long)d->st.reconnects,
-                 (unsigned long long)d->st.containers, (unsigned long long)d->st.pattern_errors);
+                 (unsigned long long)d->following);
     pthread_mutex_unlock(&d->lock);
     if (n > 0)
         tj_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);

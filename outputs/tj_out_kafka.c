@@ -24,14 +24,15 @@
 #include "tj_log.h"
 #include "tj_output.h"
 
-#define MAX_TOPICS 256
-#define RETRY_MS   2000
-#define POLL_MS    100
+#define MAX_TOPICS   256
+#define RETRY_MS     2000
+#define LARGE_RECORD (64 * 1024) /* a refused record this large is cut; smaller ones are not */
+#define POLL_MS      100
 
 struct topic {
     char *name;
     rd_kafka_topic_t *rkt;
-    bool error_said; /* a permanent error of this topic was logged */
+    int last_err; /* the last error logged for this topic (logged again when it changes) */
 };
 
 /* A message that failed for good: produced again later from the batch's memory. */
@@ -42,6 +43,7 @@ struct held {
     size_t len;
     size_t fit; /* the broker refused its size: produce it cut to this many bytes (0: as is) */
     char *own;  /* ptr's copy when it was itself a cut copy (librdkafka frees those), or NULL */
+    bool said;  /* that it cannot be made small enough was logged */
     struct held *next;
 };
 
@@ -53,7 +55,7 @@ struct out_kafka {
     pthread_mutex_t lock; /* topics, held */
     struct topic topics[MAX_TOPICS];
     size_t ntopics;
-    struct held *held;
+    struct held *held, *held_tail; /* in the order the records were produced */
     pthread_t poller;
     bool stop; /* atomic */
     bool down_said;
@@ -146,29 +148,41 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         batch_release(o, b);
         return;
     }
-    /* Failed for good (idempotence and no time-out leave only those): hold it, say why once. */
+    /* Failed for good (idempotence and no time-out leave only those): hold it, in order, and
+     * say why once per topic and cause. A broker refuses a message set larger than the topic's
+     * max.message.bytes: only a record that is large by itself is cut; the others wait for
+     * smaller batches (the operator sets message.max.bytes to the topic's limit). */
     h = calloc(1, sizeof(*h));
     pthread_mutex_lock(&o->lock);
     for (size_t i = 0; i < o->ntopics; i++) {
         struct topic *t = &o->topics[i];
+        bool too_large = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
         if (t->rkt != m->rkt)
             continue;
-        if (!t->error_said)
+        if (t->last_err != (int)m->err)
             tj_log(TJ_LOG_ERROR,
                    "kafka: topic %s: %s; its records are held and produced again "
-                   "every %d s",
-                   t->name, rd_kafka_err2str(m->err), RETRY_MS / 1000);
-        t->error_said = true;
+                   "every %d s%s",
+                   t->name, rd_kafka_err2str(m->err), RETRY_MS / 1000,
+                   too_large ? " (records over 64 KiB are cut to fit; if small ones are refused, "
+                               "set --kafka-opt message.max.bytes to the topic's "
+                               "max.message.bytes)"
+                             : "");
+        t->last_err = (int)m->err;
         if (h) {
-            size_t fit = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? m->len / 2 : 0;
+            size_t fit = too_large && m->len > LARGE_RECORD ? m->len / 2 : 0;
             const char *p = m->payload;
             bool in_batch = p >= b->records.data && p < b->records.data + b->records.len;
             char *own = in_batch ? NULL : malloc(m->len);
             if (in_batch || own) {
                 if (own)
                     memcpy(own, p, m->len);
-                *h = (struct held){b, t, own ? own : p, m->len, fit, own, o->held};
-                o->held = h;
+                *h = (struct held){b, t, own ? own : p, m->len, fit, own, false, NULL};
+                if (o->held_tail)
+                    o->held_tail->next = h;
+                else
+                    o->held = h;
+                o->held_tail = h;
                 h = NULL;
             }
         }
@@ -211,46 +225,53 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     tj_log(TJ_LOG_DEBUG, "kafka: %s: %s", fac, buf);
 }
 
-/* Produces held messages again (poll thread). */
+/* Produces held messages again, in their order (poll thread). A record is acknowledged only
+ * when it is delivered: one that cannot be made small enough stays held (and its file's
+ * checkpoint with it) rather than be lost. */
 static void retry_held(struct out_kafka *o)
 {
-    struct held *h, *next, *keep = NULL;
+    struct held *h, *next, *keep = NULL, *keep_tail = NULL;
 
     pthread_mutex_lock(&o->lock);
     h = o->held;
-    o->held = NULL;
+    o->held = o->held_tail = NULL;
     pthread_mutex_unlock(&o->lock);
     for (; h; h = next) {
         rd_kafka_resp_err_t e = 0;
         next = h->next;
-        if (h->fit)
-            e = produce_cut(o, h->t, h->b, h->ptr, h->len, h->fit);
-        else if (rd_kafka_produce(h->t->rkt, RD_KAFKA_PARTITION_UA, 0, (void *)h->ptr, h->len,
-                                  h->b->key.len ? h->b->key.ptr : NULL, h->b->key.len, h->b) != 0)
-            e = rd_kafka_last_error();
-        if (e == 0) {
-            free(h->own);
-            free(h);
-            continue;
+        h->next = NULL;
+        if (!keep) { /* once one waits, the ones after it wait too: order is kept */
+            if (h->fit)
+                e = produce_cut(o, h->t, h->b, h->ptr, h->len, h->fit);
+            else if (rd_kafka_produce(h->t->rkt, RD_KAFKA_PARTITION_UA, 0, (void *)h->ptr, h->len,
+                                      h->b->key.len ? h->b->key.ptr : NULL, h->b->key.len,
+                                      h->b) != 0)
+                e = rd_kafka_last_error();
+            if (e == 0) {
+                free(h->own);
+                free(h);
+                continue;
+            }
+            if ((e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR__BAD_MSG) &&
+                !h->said) {
+                tj_log(TJ_LOG_ERROR,
+                       "kafka: topic %s: a record of %zu bytes cannot be made small enough "
+                       "(%zu bytes); it stays held",
+                       h->t->name, h->len, h->fit);
+                h->said = true;
+            }
         }
-        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || e == RD_KAFKA_RESP_ERR__BAD_MSG) {
-            tj_log(TJ_LOG_ERROR,
-                   "kafka: topic %s: a record of %zu bytes cannot be made small "
-                   "enough (%zu bytes); it is not shipped",
-                   h->t->name, h->len, h->fit);
-            batch_release(o, h->b);
-            free(h->own);
-            free(h);
-            continue;
-        }
-        h->next = keep; /* queue full: next time */
-        keep = h;
+        if (keep_tail)
+            keep_tail->next = h;
+        else
+            keep = h;
+        keep_tail = h;
     }
-    if (keep) {
+    if (keep) { /* before what failed meanwhile */
         pthread_mutex_lock(&o->lock);
-        for (h = keep; h->next; h = h->next)
-            ;
-        h->next = o->held;
+        keep_tail->next = o->held;
+        if (!o->held)
+            o->held_tail = keep_tail;
         o->held = keep;
         pthread_mutex_unlock(&o->lock);
     }
@@ -317,7 +338,8 @@ static int kafka_create(const char *uri, const char *const *opts, size_t nopts, 
         set_prop(conf, "compression.type", "lz4", err, errlen) ||
         set_prop(conf, "linger.ms", "50", err, errlen) ||
         set_prop(conf, "batch.num.messages", "100000", err, errlen) ||
-        set_prop(conf, "batch.size", "4000000", err, errlen) ||
+        set_prop(conf, "batch.size", "1000000", err, errlen) ||
+        set_prop(conf, "reconnect.backoff.max.ms", "1000", err, errlen) ||
         set_prop(conf, "message.timeout.ms", "0", err, errlen) ||
         set_prop(conf, "queue.buffering.max.kbytes", "65536", err, errlen))
         goto fail;
@@ -412,8 +434,10 @@ static int kafka_submit(void *state, struct tj_batch *b)
                 b->out_done = (size_t)(p - b->records.data);
                 continue;
             }
-            tj_log(TJ_LOG_ERROR, "kafka: cannot produce to %s: %s; retried", t->name,
-                   rd_kafka_err2str(e));
+            if (t->last_err != (int)e)
+                tj_log(TJ_LOG_ERROR, "kafka: cannot produce to %s: %s; retried", t->name,
+                       rd_kafka_err2str(e));
+            t->last_err = (int)e;
             return TJ_EIO;
         }
         p += len + (nl != NULL);

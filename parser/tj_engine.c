@@ -222,6 +222,7 @@ struct tj_engine {
     struct tj_engine_stats st;
     struct svc_counters *counters; /* lock for the list; values atomic */
     int64_t ckpt_ok_ms;            /* lock: when checkpoints were last written (0: never) */
+    bool ckpt_failing;             /* main thread: the last write failed (logged once) */
     int64_t start_ms;
 
     int lock_fd;      /* DIR/lock, flock()ed: one tailjet per state directory */
@@ -621,6 +622,9 @@ static void path_check(struct tj_engine *e, struct path *p)
         return;
     }
     if (cur && (uint64_t)st.st_dev == cur->id.dev && (uint64_t)st.st_ino == cur->id.ino) {
+        pthread_mutex_lock(&e->lock); /* the lag in /metrics, also while reading is paused */
+        cur->size_seen = st.st_size;
+        pthread_mutex_unlock(&e->lock);
         if (st.st_size < cur->read_off || !gen_head_matches(cur))
             handle_truncation(e, p, cur);
         return;
@@ -1675,9 +1679,14 @@ static int save_checkpoints(struct tj_engine *e)
             rc = tj_ckpt_table_add(&t, &g->id, g->acked_off, p->name);
     pthread_mutex_unlock(&e->lock);
     if (rc || (rc = tj_ckpt_save(e->state_dir, &t, err, sizeof(err)))) {
-        tj_log(TJ_LOG_ERROR, "cannot write checkpoints: %s",
-               rc == TJ_ENOMEM ? "out of memory" : err);
+        if (!e->ckpt_failing)
+            tj_log(TJ_LOG_ERROR, "cannot write checkpoints: %s; retrying every %u ms",
+                   rc == TJ_ENOMEM ? "out of memory" : err, e->cfg.checkpoint_ms);
+        e->ckpt_failing = true;
     } else {
+        if (e->ckpt_failing)
+            tj_log(TJ_LOG_INFO, "checkpoints are written again");
+        e->ckpt_failing = false;
         pthread_mutex_lock(&e->lock);
         e->ckpt_ok_ms = now_ms();
         pthread_mutex_unlock(&e->lock);

@@ -10,6 +10,8 @@ pkgs=(
   libpcre2-dev librdkafka-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
   # tests and benchmarks
   python3 pcre2-utils hyperfine time util-linux logrotate
+  # a real Prometheus server and promtool for the metrics tests
+  prometheus
   # a real Docker engine for the discovery tests (started privately by the tests themselves)
   docker.io busybox-static
   # an independent Kafka client to read back what the Kafka output produced to the mock cluster
@@ -34,3 +36,8 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The tests start their own Prometheus on a free port; the package's service is not wanted here.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
+  [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
