@@ -83,25 +83,7 @@ trap 'say "stopped: line $LINENO failed: $BASH_COMMAND"' ERR
 trap 'say "interrupted: stopping what it started"; exit 130' INT
 trap 'say "terminated: stopping what it started"; exit 143' TERM
 
-# ---- small helpers ---------------------------------------------------------------------------
-now_ns() { date +%s%N; }
 
-# secs NS_FROM NS_TO
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-
-# median: the median of the numbers on stdin, one a line (mean of the middle two for an even count).
-median() {
-	sort -g | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print "-"; exit }
-		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# cmdline ARGS...: ARGS as one shell-quoted line, for the reader to copy.
-cmdline() {
-	local out="" a
-	for a in "$@"; do out+="$(printf '%q' "$a") "; done
-	echo "${out% }"
-}
 
 check_tools() {
 	local t
@@ -132,45 +114,8 @@ resolve_tailjet() {
 	TJ_ID="$(sha256sum "$TJ" | cut -c1-12), built $(date -r "$TAILJET" '+%F %T')"
 }
 
-# ---- the machine -----------------------------------------------------------------------------
-# busy_now: the share of all CPUs busy over the next second, from /proc/stat.
-busy_now() {
-	local a b
-	a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
-	sleep 1
-	b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
-	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); busy = y[1] - x[1]; idle = y[2] - x[2]
-		printf "%.0f%%", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
-}
 
-# machine_state WHEN: load average, how busy the CPUs are now, the five busiest processes.
-machine_state() {
-	echo "machine, $1: load average $(cut -d' ' -f1-3 /proc/loadavg), all CPUs $(busy_now) busy over 1 s"
-	echo "  top 5 processes by %CPU (ps: CPU time / elapsed time since their start), this script excluded:"
-	echo "      PID  %CPU   RSS_KiB     ELAPSED COMMAND"
-	ps -eo pid=,pcpu=,rss=,etime=,comm= --sort=-pcpu |
-		awk -v me=$$ '$1 != me && $5 != "ps" && n++ < 5 { printf "  %7s %5s %9s %11s %s\n", $1, $2, $3, $4, $5 }' || true
-}
 
-# wait_for_quiet: up to LOAD_WAIT s until the 1-minute load average is below LOAD_MAX.
-wait_for_quiet() {
-	local start=$SECONDS load
-	while :; do
-		load=$(cut -d' ' -f1 /proc/loadavg)
-		if awk -v l="$load" -v m="$LOAD_MAX" 'BEGIN { exit !(l < m) }'; then
-			QUIET="1-minute load $load < $LOAD_MAX after waiting $((SECONDS - start)) s"
-			say "$QUIET"
-			return 0
-		fi
-		if [ $((SECONDS - start)) -ge "$LOAD_WAIT" ]; then
-			QUIET="WARNING: the 1-minute load average was still $load (>= $LOAD_MAX) after $LOAD_WAIT s: the machine is busy, the figures below are suspect"
-			say "$QUIET"
-			return 0
-		fi
-		say "1-minute load average $load >= $LOAD_MAX: waiting ($((SECONDS - start)) of $LOAD_WAIT s)"
-		sleep 5
-	done
-}
 
 # ---- disk --------------------------------------------------------------------------------------
 # About 268 bytes a json-file line; a record is about 700 bytes, 850 with a long Docker path.
@@ -304,10 +249,6 @@ count_new() {
 	fi
 }
 
-# ticks PID: user + system clock ticks PID has used so far (all threads), 0 if it is gone.
-ticks() {
-	{ sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{ t = $12 + $13 } END { print t + 0 }'
-}
 
 # run_idle: tailjet without --exit-on-eof on the small corpus; once the output holds every record,
 # samples /proc/PID/status every 0.1 s for IDLE_SECS s, then SIGTERM; it must exit 0.
