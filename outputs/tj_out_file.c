@@ -21,6 +21,7 @@ struct out_file {
     char *path; /* NULL for stdout */
     bool reopen;
     bool failing; /* the last write failed: the error was logged once */
+    int failing_errno;
     tj_ack_fn ack;
     void *ack_arg;
 };
@@ -129,6 +130,7 @@ static int file_submit(void *state, struct tj_batch *b)
                 tj_log(TJ_LOG_ERROR, "cannot write to %s: %s; records are held and retried",
                        o->path ? o->path : "stdout", strerror(errno));
             o->failing = true;
+            o->failing_errno = errno;
             rc = errno == EPIPE || errno == EBADF ? TJ_EIO : TJ_EAGAIN;
             break;
         }
@@ -160,6 +162,19 @@ static void file_reopen(void *state)
     pthread_mutex_unlock(&o->lock);
 }
 
+static void file_problem(void *state, char *buf, size_t n)
+{
+    struct out_file *o = state;
+
+    pthread_mutex_lock(&o->lock);
+    if (o->failing)
+        snprintf(buf, n, "cannot write to %s: %s", o->path ? o->path : "stdout",
+                 strerror(o->failing_errno));
+    else if (n)
+        buf[0] = '\0';
+    pthread_mutex_unlock(&o->lock);
+}
+
 static void file_destroy(void *state)
 {
     struct out_file *o = state;
@@ -173,7 +188,7 @@ static void file_destroy(void *state)
     free(o);
 }
 
-const struct tj_output_ops tj_output_stdout = {"stdout",   stdout_create, file_submit,
-                                               file_flush, file_reopen,   file_destroy};
-const struct tj_output_ops tj_output_file = {"file",     file_create, file_submit,
-                                             file_flush, file_reopen, file_destroy};
+const struct tj_output_ops tj_output_stdout = {"stdout",    stdout_create, file_submit, file_flush,
+                                               file_reopen, file_problem,  file_destroy};
+const struct tj_output_ops tj_output_file = {"file",      file_create,  file_submit, file_flush,
+                                             file_reopen, file_problem, file_destroy};

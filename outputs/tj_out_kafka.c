@@ -483,5 +483,20 @@ static void kafka_destroy(void *state)
     free(o);
 }
 
-const struct tj_output_ops tj_output_kafka = {"kafka",     kafka_create, kafka_submit,
-                                              kafka_flush, NULL,         kafka_destroy};
+static void kafka_problem(void *state, char *buf, size_t n)
+{
+    struct out_kafka *o = state;
+
+    if (n)
+        buf[0] = '\0';
+    if (o->down_said)
+        snprintf(buf, n, "kafka: the brokers cannot be reached");
+    pthread_mutex_lock(&o->lock);
+    if (!buf[0] && o->held)
+        snprintf(buf, n, "kafka: topic %s refuses records: %s", o->held->t->name,
+                 rd_kafka_err2str((rd_kafka_resp_err_t)o->held->t->last_err));
+    pthread_mutex_unlock(&o->lock);
+}
+
+const struct tj_output_ops tj_output_kafka = {"kafka", kafka_create,  kafka_submit, kafka_flush,
+                                              NULL,    kafka_problem, kafka_destroy};

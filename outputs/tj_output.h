@@ -45,6 +45,8 @@ struct tj_output_ops {
     /* Asks the output to reopen what it writes to (SIGHUP, after logrotate). Async-signal-safe
      * is not required: the engine calls it from its main thread. May be NULL. */
     void (*reopen)(void *state);
+    /* Writes why the output refuses records now ("" when it does not). Any thread. May be NULL. */
+    void (*problem)(void *state, char *buf, size_t n);
     void (*destroy)(void *state);
 };
 

@@ -1227,13 +1227,22 @@ size_t tj_engine_health(struct tj_engine *e, struct tj_buf *b)
     size_t problems = 0;
     int64_t now = now_ms();
 
+    char why[300] = "";
+
+    if (e->out && e->out->ops->problem)
+        e->out->ops->problem(e->out->state, why, sizeof(why));
     pthread_mutex_lock(&e->lock);
     for (struct path *p = e->paths; p; p = p->next) {
         if (p->retry_at && p->backoff_ms >= 1000) { /* refused for a while, not a blip */
-            prom_printf(b, "output: refusing records (retrying every %u ms)\n", p->backoff_ms);
+            prom_printf(b, "output: refusing records: %s (retrying every %u ms)\n",
+                        why[0] ? why : "see the log", p->backoff_ms);
             problems++;
             break;
         }
+    }
+    if (!problems && why[0]) { /* e.g. brokers down while nothing is waiting yet */
+        prom_printf(b, "output: %s\n", why);
+        problems++;
     }
     if (e->ckpt_ok_ms && now - e->ckpt_ok_ms > 10 * (int64_t)e->cfg.checkpoint_ms + 10000) {
         prom_printf(b, "checkpoints: not written for %lld s\n",
