@@ -243,8 +243,17 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
         tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is not followed", c->id);
         return;
     }
-    if (c->rules && strcmp(c->rules, r->key) == 0)
-        return; /* nothing changed */
+    const char *topic = label_of(d, c, "logTopic"), *index = label_of(d, c, "logIndex");
+    char *key =
+        malloc(strlen(r->key) + (topic ? strlen(topic) : 0) + (index ? strlen(index) : 0) + 3);
+
+    if (!key)
+        return;
+    sprintf(key, "%s\x1c%s\x1c%s", r->key, topic ? topic : "", index ? index : "");
+    if (c->rules && strcmp(c->rules, key) == 0) {
+        free(key);
+        return; /* nothing changed: patterns, multiline, topic and index are the same */
+    }
     if (r->error) {
         char label[64], who[400];
         const char *msg = r->error;
@@ -281,7 +290,7 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
         pthread_mutex_unlock(&d->lock);
     }
     free(c->rules);
-    c->rules = strdup(r->key);
+    c->rules = key;
     snprintf(name, sizeof(name), "%s", c->name ? (c->name[0] == '/' ? c->name + 1 : c->name) : "");
     f.path = c->log_path;
     f.rs = r->rs;
@@ -291,8 +300,8 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
     f.meta[TJ_META_SERVICE_NAME] = c->svc_name;
     f.meta[TJ_META_SERVICE_ID] = c->svc_id;
     f.meta[TJ_META_SERVICE_NAMESPACE] = c->ns;
-    f.topic = label_of(d, c, "logTopic");
-    f.index = label_of(d, c, "logIndex");
+    f.topic = topic;
+    f.index = index;
     f.key = c->id;
     if (tj_engine_follow(d->e, &f, initial))
         tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is not followed", c->id);
@@ -469,10 +478,16 @@ static void ctr_inspect(struct tj_discover *d, const char *id, bool initial)
     struct ctr *c, *old;
     cJSON *j;
     long status;
+    int rc;
 
     snprintf(path, sizeof(path), "/containers/%s/json", id);
-    if (tj_docker_get(d->dk, path, &j, &status, err, sizeof(err)) != 0)
+    if ((rc = tj_docker_get(d->dk, path, &j, &status, err, sizeof(err))) != 0) {
+        if (rc != TJ_ENOENT && (old = ctr_find(d, id)))
+            old->seen = true; /* a failed request is not a removed container */
+        if (rc != TJ_ENOENT)
+            tj_log(TJ_LOG_WARN, "docker: %s", err);
         return; /* gone already: its destroy event follows */
+    }
     c = ctr_from_json(j);
     cJSON_Delete(j);
     if (!c) {

@@ -22,6 +22,8 @@ struct out_file {
     bool reopen;
     bool failing; /* the last write failed: the error was logged once */
     int failing_errno;
+    const struct tj_batch *partial; /* written in part when a write failed: it is finished
+                                       before any other batch, so records never interleave */
     tj_ack_fn ack;
     void *ack_arg;
 };
@@ -119,7 +121,11 @@ static int file_submit(void *state, struct tj_batch *b)
     int rc = 0;
 
     pthread_mutex_lock(&o->lock);
-    if (o->reopen)
+    if (o->partial && o->partial != b) {
+        pthread_mutex_unlock(&o->lock);
+        return TJ_EAGAIN; /* another batch's record is half written: it goes first */
+    }
+    if (o->reopen && !o->partial)
         reopen_locked(o);
     while (b->out_done < b->records.len) {
         ssize_t n = write(o->fd, b->records.data + b->out_done, b->records.len - b->out_done);
@@ -136,6 +142,7 @@ static int file_submit(void *state, struct tj_batch *b)
         }
         b->out_done += (size_t)n;
     }
+    o->partial = rc && b->out_done ? b : NULL;
     if (!rc && o->failing) {
         tj_log(TJ_LOG_INFO, "writing to %s works again", o->path ? o->path : "stdout");
         o->failing = false;

@@ -159,7 +159,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         bool too_large = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
         if (t->rkt != m->rkt)
             continue;
-        if (t->last_err != (int)m->err)
+        if (__atomic_exchange_n(&t->last_err, (int)m->err, __ATOMIC_ACQ_REL) != (int)m->err)
             tj_log(TJ_LOG_ERROR,
                    "kafka: topic %s: %s; its records are held and produced again "
                    "every %d s%s",
@@ -168,7 +168,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                                "set --kafka-opt message.max.bytes to the topic's "
                                "max.message.bytes)"
                              : "");
-        t->last_err = (int)m->err;
         if (h) {
             size_t fit = too_large && m->len > LARGE_RECORD ? m->len / 2 : 0;
             const char *p = m->payload;
@@ -202,12 +201,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     TJ_UNUSED(rk);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
         err == RD_KAFKA_RESP_ERR__RESOLVE) {
-        if (!o->down_said)
+        if (!__atomic_exchange_n(&o->down_said, true, __ATOMIC_ACQ_REL))
             tj_log(TJ_LOG_WARN,
                    "kafka: cannot reach the brokers: %s; records are held until "
                    "one answers",
                    reason);
-        o->down_said = true;
         return;
     }
     if (rd_kafka_fatal_error(rk, NULL, 0))
@@ -243,11 +241,14 @@ static void retry_held(struct out_kafka *o)
         if (!keep) { /* once one waits, the ones after it wait too: order is kept */
             if (h->fit)
                 e = produce_cut(o, h->t, h->b, h->ptr, h->len, h->fit);
-            else if (rd_kafka_produce(h->t->rkt, RD_KAFKA_PARTITION_UA, 0, (void *)h->ptr, h->len,
+            else if (rd_kafka_produce(h->t->rkt, RD_KAFKA_PARTITION_UA,
+                                      h->own ? RD_KAFKA_MSG_F_FREE : 0, (void *)h->ptr, h->len,
                                       h->b->key.len ? h->b->key.ptr : NULL, h->b->key.len,
                                       h->b) != 0)
                 e = rd_kafka_last_error();
             if (e == 0) {
+                if (!h->fit)
+                    h->own = NULL; /* librdkafka frees it after delivery */
                 free(h->own);
                 free(h);
                 continue;
@@ -290,8 +291,8 @@ static void *poll_main(void *arg)
             RETRY_MS) {
             retry_held(o);
             last = now;
-            if (o->down_said && rd_kafka_outq_len(o->rk) == 0)
-                o->down_said = false; /* delivered again: say it if it happens again */
+            if (rd_kafka_outq_len(o->rk) == 0) /* delivered again: say it if it happens again */
+                __atomic_store_n(&o->down_said, false, __ATOMIC_RELEASE);
         }
     }
     return NULL;
@@ -418,12 +419,25 @@ static int kafka_submit(void *state, struct tj_batch *b)
                     __atomic_sub_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL);
                     return TJ_EAGAIN;
                 }
-                if (e) {
+                if (e) { /* held (never acknowledged undelivered); retried every 2 s */
+                    struct held *h = calloc(1, sizeof(*h));
                     tj_log(TJ_LOG_ERROR,
-                           "kafka: topic %s: a record of %zu bytes cannot be "
-                           "made small enough; it is not shipped",
+                           "kafka: topic %s: a record of %zu bytes cannot be made small "
+                           "enough; it is held",
                            t->name, len);
-                    __atomic_sub_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL);
+                    if (h) {
+                        *h = (struct held){b, t, p, len, o->max_bytes - 1024, NULL, true, NULL};
+                        pthread_mutex_lock(&o->lock);
+                        if (o->held_tail)
+                            o->held_tail->next = h;
+                        else
+                            o->held = h;
+                        o->held_tail = h;
+                        pthread_mutex_unlock(&o->lock);
+                    } else {
+                        __atomic_sub_fetch(&b->out_pending, 1, __ATOMIC_ACQ_REL);
+                        return TJ_ENOMEM;
+                    }
                 } else {
                     tj_log(TJ_LOG_WARN,
                            "kafka: topic %s: a record of %zu bytes is over "
@@ -434,10 +448,9 @@ static int kafka_submit(void *state, struct tj_batch *b)
                 b->out_done = (size_t)(p - b->records.data);
                 continue;
             }
-            if (t->last_err != (int)e)
+            if (__atomic_exchange_n(&t->last_err, (int)e, __ATOMIC_ACQ_REL) != (int)e)
                 tj_log(TJ_LOG_ERROR, "kafka: cannot produce to %s: %s; retried", t->name,
                        rd_kafka_err2str(e));
-            t->last_err = (int)e;
             return TJ_EIO;
         }
         p += len + (nl != NULL);
@@ -489,7 +502,7 @@ static void kafka_problem(void *state, char *buf, size_t n)
 
     if (n)
         buf[0] = '\0';
-    if (o->down_said)
+    if (__atomic_load_n(&o->down_said, __ATOMIC_ACQUIRE))
         snprintf(buf, n, "kafka: the brokers cannot be reached");
     pthread_mutex_lock(&o->lock);
     if (!buf[0] && o->held)

@@ -1201,8 +1201,7 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
     for (struct path *p = e->paths; p; p = p->next) {
         int64_t lag = 0;
         for (struct gen *g = p->gens; g; g = g->next) {
-            int64_t size = g->size_seen > g->read_off ? g->size_seen : g->read_off;
-            lag += size > g->acked_off ? size - g->acked_off : 0;
+            lag += g->size_seen > g->acked_off ? g->size_seen - g->acked_off : 0;
         }
         files += p->gens != NULL;
         prom_printf(b, "tailjet_file_lag_bytes{path=\"");
@@ -1282,10 +1281,19 @@ static void apply_ops(struct tj_engine *e)
                 p->discovered = true;
         } else if (o->src) {
             struct source *old = p->src;
+            struct gen *g = p->gens;
+            struct stat st;
             p->src = source_ref(o->src); /* chunks read from now on use the new rules */
             source_unref(old);
             p->discovered = true;
             p->dirty = true;
+            while (g && g->next)
+                g = g->next;
+            /* Unfollowed, then followed again (a container listed again): the file still at
+             * the path goes on where it was, it is not read again from its start. */
+            if (g && g->retired && !g->truncated && stat(p->name, &st) == 0 &&
+                (uint64_t)st.st_dev == g->id.dev && (uint64_t)st.st_ino == g->id.ino)
+                g->retired = g->eof = false;
         } else if (p && p->discovered) {
             struct gen *cur = gen_current(p);
             p->discovered = false;
@@ -1401,7 +1409,7 @@ static void paths_prune(struct tj_engine *e)
     pthread_mutex_lock(&e->lock);
     while ((p = *pp)) {
         if (!p->matched && !p->discovered && !p->gens && !p->ninflight && !p->carry.len &&
-            !p->ready) {
+            !p->ready && !p->submitting && !p->retry_at) { /* no worker is inside it */
             struct path **hp = &e->by_name[name_hash(p->name) % NAME_BUCKETS];
             while (*hp != p)
                 hp = &(*hp)->hnext;

@@ -39,10 +39,11 @@ struct tj_engine_stats {
 
 struct tj_engine;
 
-/* Returns an engine that writes to out (borrowed; it must outlive the engine and have been
- * created with tj_engine_ack and the engine as its arguments, see tj_engine_bind_output), or
- * NULL with err filled. */
+/* Returns an engine (no threads yet), having locked cfg->state_dir and read its checkpoints, or
+ * NULL with err filled (state directory not writable or locked by another tailjet). Its output
+ * is set with tj_engine_set_output. */
 struct tj_engine *tj_engine_create(const struct tj_engine_cfg *cfg, char *err, size_t errlen);
+/* Frees everything; only after tj_engine_run returned without *abandoned. NULL does nothing. */
 void tj_engine_destroy(struct tj_engine *e);
 
 /* The acknowledgement function outputs are created with (arg: the engine). Any thread. */
@@ -89,6 +90,7 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b);
  * written) to b and returns their number (0: healthy). Any thread. */
 size_t tj_engine_health(struct tj_engine *e, struct tj_buf *b);
 
+/* Copies the counters so far. Any thread. */
 void tj_engine_get_stats(struct tj_engine *e, struct tj_engine_stats *st);
 
 #endif
