@@ -57,6 +57,7 @@ struct gen {
     bool eof;             /* reader: retired and read to its end */
     bool truncated;       /* reader: its descriptor shows other content now */
     int64_t linger_until; /* reader: a rotated file is watched for late writes until then */
+    int64_t torn_since;   /* reader: when it was first seen rotated with a line cut short */
     int refs;             /* lock: chunks in flight with data of this generation */
     struct gen *next;     /* newer */
     /* reader: its first bytes as read, while they are fewer than a fingerprint: the
@@ -986,6 +987,16 @@ static bool path_read_once(struct tj_engine *e, struct path *p, struct tj_cut *c
     if (n <= 0) {
         if (n < 0)
             tj_log(TJ_LOG_ERROR, "reading %s: %s; the file is left", p->name, strerror(errno));
+        if (g->retired && n == 0 && p->carry.len && p->carry.data[p->carry.len - 1] != '\n' &&
+            carry_uses(p, g)) {
+            /* A line of this rotated file is cut short: its writer may still finish it (it
+             * has not reopened its log yet). Wait for that, --rotate-wait at most, before the
+             * files after it are read. */
+            if (!g->torn_since)
+                g->torn_since = now;
+            if (now - g->torn_since < (int64_t)e->cfg.rotate_wait_ms)
+                return false;
+        }
         if (g->retired || n < 0) {
             g->eof = true;
             g->linger_until = now + e->cfg.rotate_wait_ms;
