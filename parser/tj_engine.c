@@ -371,7 +371,7 @@ static void gens_release(struct tj_engine *e, struct path *p)
     pthread_mutex_lock(&e->lock);
     while ((g = *pp)) {
         if (g->eof && g->refs == 0 && !carry_uses(p, g) && g->acked_off >= g->read_off &&
-            now_ms() >= g->linger_until) {
+            g->linger_until == 0) {
             tj_log(TJ_LOG_DEBUG, "%s: released inode %llu at offset %lld", p->name,
                    (unsigned long long)g->id.ino, (long long)g->read_off);
             *pp = g->next;
@@ -538,7 +538,7 @@ static void segs_add(struct seg *s, int *n, struct gen *g, int64_t off, size_t l
 /* A program that was not told to reopen its log still writes to the rotated file for a while
  * (logrotate's create mode): lines that appear in a rotated file already read to its end are read
  * and shipped on their own, after what the path held then (Fluent Bit's rotate_wait). */
-static void linger_read(struct tj_engine *e, struct path *p, struct gen *g)
+static void linger_read(struct tj_engine *e, struct path *p, struct gen *g, bool last)
 {
     struct tj_buf saved = p->carry;
     struct seg sseg[MAX_SEGS];
@@ -560,8 +560,18 @@ static void linger_read(struct tj_engine *e, struct path *p, struct gen *g)
         if (nl && p->ncseg == MAX_SEGS)
             dispatch(e, p, (size_t)(nl - p->carry.data) + 1, 0, false, false);
     }
-    if (p->carry.len)
-        dispatch(e, p, p->carry.len, 0, true, false);
+    if (p->carry.len) {
+        /* A line still cut short is read again next time (its writer is finishing it), unless
+         * this is the last look at the file. */
+        const char *nl = memrchr(p->carry.data, '\n', p->carry.len);
+        size_t whole = nl ? (size_t)(nl - p->carry.data) + 1 : 0, cut = p->carry.len - whole;
+        if (last)
+            dispatch(e, p, p->carry.len, 0, true, false);
+        else if (whole)
+            dispatch(e, p, whole, 0, false, false);
+        if (!last)
+            g->read_off -= (int64_t)cut; /* un-read the cut line: read again next time */
+    }
     tj_log(TJ_LOG_INFO, "%s: lines were written to the file after it was rotated; shipped",
            p->name);
     tj_buf_fini(&p->carry);
@@ -578,9 +588,11 @@ static void gens_linger(struct tj_engine *e, struct path *p)
 
     for (struct gen *g = p->gens; g; g = g->next) {
         struct stat st;
-        if (g->eof && !g->truncated && now < g->linger_until && fstat(g->fd, &st) == 0 &&
+        if (g->eof && !g->truncated && g->linger_until && fstat(g->fd, &st) == 0 &&
             st.st_size > g->read_off)
-            linger_read(e, p, g);
+            linger_read(e, p, g, now >= g->linger_until);
+        if (g->eof && now >= g->linger_until)
+            g->linger_until = 0; /* looked at for the last time */
     }
 }
 
