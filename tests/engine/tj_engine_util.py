@@ -717,15 +717,17 @@ def writer_main(spec_path):
 # ------------------------------------------------------------------------------------------
 
 
-def main_wrapper(fn):
-    """Runs a test's main(binary); exit 0 on success, 1 with a clear FAIL line otherwise."""
-    if len(sys.argv) != 2:
-        print("usage: %s PATH/TO/tailjet" % sys.argv[0], file=sys.stderr)
+def main_wrapper(fn, usage=("PATH/TO/tailjet",)):
+    """Runs a test's main(binary, ...) with one executable per word of `usage` given on the
+    command line; exit 0 on success, 1 with a clear FAIL line otherwise."""
+    if len(sys.argv) != 1 + len(usage):
+        print("usage: %s %s" % (sys.argv[0], " ".join(usage)), file=sys.stderr)
         sys.exit(2)
-    binary = os.path.abspath(sys.argv[1])
-    if not os.access(binary, os.X_OK):
-        print("FAIL: %s is not an executable" % binary, file=sys.stderr)
-        sys.exit(1)
+    binaries = [os.path.abspath(a) for a in sys.argv[1:]]
+    for binary in binaries:
+        if not os.access(binary, os.X_OK):
+            print("FAIL: %s is not an executable" % binary, file=sys.stderr)
+            sys.exit(1)
     name = os.path.basename(sys.argv[0])
     t0 = time.monotonic()
 
@@ -734,7 +736,7 @@ def main_wrapper(fn):
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        fn(binary)
+        fn(*binaries)
     except TestFailure as e:
         print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - t0, e), flush=True)
         sys.exit(1)

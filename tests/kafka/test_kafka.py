@@ -37,8 +37,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
-from tj_engine_util import (Env, TestFailure, check, fail, log, tail_text,  # noqa: E402
-                            wait_until)
+from tj_engine_util import (Env, TestFailure, check, fail, log, main_wrapper,  # noqa: E402
+                            tail_text, wait_until)
 
 TOPIC = "logs"          # the URI's topic
 OTHER = "other"         # the logTopic label of the labeled containers
@@ -810,38 +810,5 @@ def main(binary, mockbin):
         fail("%d case(s) failed: %s" % (len(failed), ", ".join(failed)))
 
 
-def main_wrapper():
-    if len(sys.argv) != 3:
-        print("usage: %s PATH/TO/tailjet PATH/TO/tj_kafka_mock" % sys.argv[0], file=sys.stderr)
-        sys.exit(2)
-    binary, mockbin = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    name = os.path.basename(sys.argv[0])
-    t0 = time.monotonic()
-    for b in (binary, mockbin):
-        if not os.access(b, os.X_OK):
-            print("FAIL %s: %s is not an executable" % (name, b), flush=True)
-            sys.exit(1)
-
-    def on_term(sig, frame):  # ctest's timeout: clean up (finally blocks) and report
-        raise TestFailure("interrupted by signal %d" % sig)
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        main(binary, mockbin)
-    except TestFailure as e:
-        print("FAIL %s (%.1f s): %s" % (name, time.monotonic() - t0, e), flush=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("FAIL %s: interrupted" % name, flush=True)
-        sys.exit(1)
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        print("FAIL %s (%.1f s): the test itself raised (see traceback)" %
-              (name, time.monotonic() - t0), flush=True)
-        sys.exit(1)
-    print("PASS %s (%.1f s)" % (name, time.monotonic() - t0), flush=True)
-
-
 if __name__ == "__main__":
-    main_wrapper()
+    main_wrapper(main, ("PATH/TO/tailjet", "PATH/TO/tj_kafka_mock"))
