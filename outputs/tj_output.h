@@ -16,13 +16,15 @@
 struct tj_batch {
     struct tj_buf records; /* one JSON object per line, each ending in '\n' */
     uint64_t nrecords;
-    struct tj_slice key;   /* the records' message key (container id), or empty */
-    struct tj_slice topic; /* Kafka topic the service's labels chose (logTopic), or empty */
-    struct tj_slice index; /* Elasticsearch index the labels chose (logIndex), or empty */
-    size_t out_done;       /* bytes an output already wrote after a partial submit (0 at the
-                              first submit; the output's to use) */
-    int64_t out_pending;   /* the output's to use (Kafka: messages not yet reported) */
-    bool out_started;      /* the output's to use */
+    struct tj_slice key;     /* the records' message key (container id), or empty */
+    struct tj_slice topic;   /* Kafka topic the service's labels chose (logTopic), or empty */
+    struct tj_slice index;   /* Elasticsearch index the labels chose (logIndex), or empty */
+    struct tj_slice service; /* the records' service name (else container name, else "file"),
+                                for an output's default index name */
+    size_t out_done;         /* bytes an output already wrote after a partial submit (0 at the
+                                first submit; the output's to use) */
+    int64_t out_pending;     /* the output's to use (Kafka: messages not yet reported) */
+    bool out_started;        /* the output's to use */
 };
 
 /* Called by an output when a batch it took is done: status 0 (delivered). Any thread. */

@@ -859,6 +859,7 @@ static int dispatch(struct tj_engine *e, struct path *p, size_t n, size_t skip, 
     c->b.key = slice_of(c->src->key ? c->src->key : p->name); /* a file's records: one key */
     c->b.topic = slice_of(c->src->topic);
     c->b.index = slice_of(c->src->index);
+    c->b.service = slice_of(c->src->ctr ? c->src->ctr->name : NULL);
     segs_split(p->cseg, p->ncseg, n, c->seg, &c->nseg, rest, &nrest);
     pthread_mutex_lock(&e->lock);
     pool_get(e->in_pool, &e->nin_pool, &c->in, p->carry.max);
