@@ -13,6 +13,7 @@
 #include "tj_discover.h"
 #include "tj_engine.h"
 #include "tj_http.h"
+#include "tj_labels.h"
 #include "tj_log.h"
 
 #define MAX_LINE_BYTES_LIMIT ((size_t)64 << 20)
@@ -37,6 +38,9 @@ struct run_cfg {
     const char *log_level;
     const char *log_format;
     const char *metrics_addr;
+    const char *tls_cert, *tls_key;
+    const char *label_source, *label_token_file, *label_ca_file;
+    unsigned label_wait_ms;
     bool help;
 };
 
@@ -110,6 +114,27 @@ static const struct tj_opt run_opts[] = {
      "TAILJET_METRICS_ADDR", "HOST:PORT",
      "serve /metrics (Prometheus) and /health there; 0.0.0.0:PORT (or :PORT) listens on every "
      "interface; off: no server",
+     NULL},
+    {"tls-cert", TJ_OPT_STRING, offsetof(struct run_cfg, tls_cert), NULL, NULL, "FILE",
+     "serve --metrics-addr over HTTPS with this PEM certificate (and --tls-key)", NULL},
+    {"tls-key", TJ_OPT_STRING, offsetof(struct run_cfg, tls_key), NULL, NULL, "FILE",
+     "the PEM private key of --tls-cert", NULL},
+    {"label-source", TJ_OPT_STRING, offsetof(struct run_cfg, label_source), NULL,
+     "TAILJET_LABEL_SOURCE", "URL[,URL...]",
+     "on a Swarm worker: read service labels from the managers' tailjets (their "
+     "--metrics-addr, e.g. http://tasks.tailjet:9284), failing over between them and every "
+     "address a name resolves to; ignored on a manager",
+     NULL},
+    {"label-token-file", TJ_OPT_STRING, offsetof(struct run_cfg, label_token_file), NULL,
+     "TAILJET_LABEL_TOKEN_FILE", "FILE",
+     "a shared secret (a Swarm secret): a manager serves its label table only to requests "
+     "that carry it, a worker sends it",
+     NULL},
+    {"label-ca-file", TJ_OPT_STRING, offsetof(struct run_cfg, label_ca_file), NULL, NULL, "FILE",
+     "CA certificates that sign the https:// label sources' certificates", NULL},
+    {"label-wait", TJ_OPT_DURATION, offsetof(struct run_cfg, label_wait_ms), "5s", NULL, "DUR",
+     "on a worker, a new task whose service is not in the label table yet waits this long for "
+     "it; then its lines ship unparsed, tagged _labelsmissing, until the labels come",
      NULL},
     {"log-level", TJ_OPT_STRING, offsetof(struct run_cfg, log_level), "info", "TAILJET_LOG_LEVEL",
      "LEVEL", "self-logs on stderr from this level up", "debug|info|warn|error"},
@@ -224,11 +249,12 @@ static void forward_ack(void *slot, struct tj_batch *b, int status)
 struct endpoint {
     struct tj_engine *e;
     struct tj_discover *disc;
+    struct tj_labels *labels;
 };
 
 /* /metrics and /health (the HTTP server's thread). */
-static void render(void *arg, const char *path, struct tj_buf *body, int *status,
-                   const char **ctype)
+static void render(void *arg, const struct tj_http_req *req, const char *path, struct tj_buf *body,
+                   int *status, const char **ctype)
 {
     struct endpoint *ep = arg;
     struct tj_discover_stats ds = {0};
@@ -238,9 +264,15 @@ static void render(void *arg, const char *path, struct tj_buf *body, int *status
                                 "# TYPE tailjet_build_info gauge\n"
                                 "tailjet_build_info{version=\"" TJ_VERSION "\"} 1\n";
 
-    if (strcmp(path, "/metrics") == 0) {
+    if (strcmp(path, "/v1/services") == 0) {
+        char peer[64];
+        tj_labels_serve(ep->labels, tj_http_header(req, "Authorization"),
+                        tj_http_query(req, "version"), tj_http_query(req, "wait"),
+                        tj_http_peer(req, peer, sizeof(peer)), body, status, ctype);
+    } else if (strcmp(path, "/metrics") == 0) {
         tj_buf_append(body, build, sizeof(build) - 1);
         tj_engine_metrics(ep->e, body);
+        tj_labels_metrics(ep->labels, body);
         if (ep->disc) {
             tj_discover_get_stats(ep->disc, &ds);
             tj_discover_metrics(ep->disc, body);
@@ -257,13 +289,44 @@ static void render(void *arg, const char *path, struct tj_buf *body, int *status
         size_t problems = tj_engine_health(ep->e, body);
         if (ep->disc)
             problems += tj_discover_health(ep->disc, body);
+        struct tj_buf info;
+        tj_buf_init(&info, 4096);
+        problems += tj_labels_health(ep->labels, &info); /* its state, a problem or not */
         if (!problems)
             tj_buf_append(body, "ok\n", 3);
+        tj_buf_append(body, info.data, info.len);
+        tj_buf_fini(&info);
         *status = problems ? 503 : 200;
     } else {
         tj_buf_append(body, "not found: try /metrics or /health\n", 36);
         *status = 404;
     }
+}
+
+/* Reads the shared token: the file's first line, without its line end. Returns it (owned) or
+ * NULL with err filled. */
+static char *read_token(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    if (!f) {
+        snprintf(err, errlen, "--label-token-file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    n = getline(&line, &cap, f);
+    fclose(f);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (n <= 0) {
+        snprintf(err, errlen, "--label-token-file %s: empty (put the token on its first line)",
+                 path);
+        free(line);
+        return NULL;
+    }
+    return line;
 }
 
 static enum tj_log_level level_of(const char *s)
@@ -304,6 +367,8 @@ static int run_main(int argc, char **argv)
     struct watches w = {0};
     struct tj_discover *disc = NULL;
     struct tj_http *http = NULL;
+    struct tj_labels *labels = NULL;
+    char *token = NULL;
     struct endpoint ep = {0};
     char err[1024], host[256];
     bool abandoned = false;
@@ -393,9 +458,22 @@ static int run_main(int argc, char **argv)
         }
     }
     tj_engine_set_output(e, &out);
+    if (cfg.label_token_file && !(token = read_token(cfg.label_token_file, err, sizeof(err)))) {
+        fprintf(stderr, "tailjet run: %s\n", err);
+        status = 2;
+        goto out;
+    }
+    {
+        struct tj_labels_cfg lc = {cfg.label_source, token, cfg.label_ca_file, cfg.state_dir};
+        if (!(labels = tj_labels_create(&lc, err, sizeof(err)))) {
+            fprintf(stderr, "tailjet run: %s\n", err);
+            status = 2;
+            goto out;
+        }
+    }
     if (cfg.docker_host || cfg.docker_root) {
         struct tj_discover_cfg dc = {cfg.docker_host, cfg.docker_root, cfg.label_prefix, lib,
-                                     ec.poll_ms};
+                                     ec.poll_ms,      labels,          cfg.label_wait_ms};
         disc = tj_discover_start(&dc, e, err, sizeof(err));
         if (!disc) {
             fprintf(stderr, "tailjet run: %s\n", err);
@@ -405,9 +483,11 @@ static int run_main(int argc, char **argv)
     }
     ep.e = e;
     ep.disc = disc;
+    ep.labels = labels;
     if (strcmp(cfg.metrics_addr, "off") != 0) {
+        struct tj_http_tls tls = {cfg.tls_cert, cfg.tls_key};
         bool bad_addr = false;
-        http = tj_http_start(cfg.metrics_addr, render, &ep, &bad_addr, err, sizeof(err));
+        http = tj_http_start(cfg.metrics_addr, &tls, render, &ep, &bad_addr, err, sizeof(err));
         if (!http && (bad_addr || explicit_metrics_addr(argc, argv))) {
             fprintf(stderr, "tailjet run: %s\n", err);
             status = bad_addr ? 2 : 1;
@@ -419,6 +499,7 @@ static int run_main(int argc, char **argv)
     tj_log(TJ_LOG_INFO, "tailjet %s started: %u workers, output %s, state in %s, metrics %s",
            TJ_VERSION, ec.workers, cfg.output, cfg.state_dir, http ? cfg.metrics_addr : "off");
     status = tj_engine_run(e, &abandoned);
+    tj_labels_shutdown(labels);
     tj_http_stop(http);
     http = NULL;
     if (disc) {
@@ -436,8 +517,11 @@ static int run_main(int argc, char **argv)
     if (abandoned)
         _exit(status); /* threads are blocked in the output: nothing to free safely */
 out:
+    tj_labels_shutdown(labels);
     tj_http_stop(http);
     tj_discover_stop(disc);
+    tj_labels_destroy(labels);
+    free(token);
     tj_engine_destroy(e);
     tj_output_destroy(&out);
     watches_fini(&w);

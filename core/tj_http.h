@@ -1,23 +1,39 @@
-/* tj_http.h: tailjet's small read-only HTTP endpoint (--metrics-addr) on libmicrohttpd: /metrics
- * and /health today. The server runs its own thread; each request asks the caller's render
- * function for the body. */
+/* tj_http.h: tailjet's small read-only HTTP endpoint (--metrics-addr) on libmicrohttpd: /metrics,
+ * /health and, on Swarm managers, the label table (/v1/services, which long-polls). Each
+ * connection has its own thread, so a long poll never delays a scrape; each request asks the
+ * caller's render function for its body. */
 #ifndef TJ_HTTP_H
 #define TJ_HTTP_H
 
 #include "tj_buf.h"
 
+/* One request, for the render function (valid during the call). */
+struct tj_http_req;
+
+/* The value of a query argument ("?version=..."), or NULL. */
+const char *tj_http_query(const struct tj_http_req *r, const char *name);
+/* The value of a request header, or NULL. */
+const char *tj_http_header(const struct tj_http_req *r, const char *name);
+/* The client's address as text ("127.0.0.2"), in buf. */
+const char *tj_http_peer(const struct tj_http_req *r, char *buf, size_t n);
+
 /* Fills body for a GET of path; sets *status (200, 404, 503, ...) and *ctype (a static string).
- * Called on the server's thread, one request at a time. */
-typedef void (*tj_http_render_fn)(void *arg, const char *path, struct tj_buf *body, int *status,
-                                  const char **ctype);
+ * Called on the connection's thread: several calls may run at once. */
+typedef void (*tj_http_render_fn)(void *arg, const struct tj_http_req *r, const char *path,
+                                  struct tj_buf *body, int *status, const char **ctype);
+
+struct tj_http_tls {
+    const char *cert_file, *key_file; /* PEM files; both NULL: plain HTTP */
+};
 
 struct tj_http;
 
-/* Listens on addr ("127.0.0.1:9284", "0.0.0.0:9284", ":9284" for every interface). Returns the
- * server or NULL with err filled and *bad_addr true when addr is malformed (false: it could not
- * listen there, e.g. the port is taken). */
-struct tj_http *tj_http_start(const char *addr, tj_http_render_fn fn, void *arg, bool *bad_addr,
-                              char *err, size_t errlen);
+/* Listens on addr ("127.0.0.1:9284", "0.0.0.0:9284", ":9284" for every interface), with TLS when
+ * tls names a certificate and key. Returns the server or NULL with err filled and *bad_addr
+ * true when addr (or a TLS file) is unusable as given (false: it could not listen there, e.g.
+ * the port is taken). */
+struct tj_http *tj_http_start(const char *addr, const struct tj_http_tls *tls, tj_http_render_fn fn,
+                              void *arg, bool *bad_addr, char *err, size_t errlen);
 void tj_http_stop(struct tj_http *h);
 
 #endif

@@ -31,15 +31,19 @@ struct ctr {
     char *log_path;
     char *name, *image;
     char *svc_id, *svc_name, *ns;
-    cJSON *labels; /* its own, owned */
-    char *rules;   /* the key of the rules it is followed with, or NULL before the first */
-    bool seen;     /* in the last listing */
+    cJSON *labels;      /* its own, owned */
+    char *rules;        /* the key of the rules it is followed with, or NULL before the first */
+    bool seen;          /* in the last listing */
+    bool initial;       /* found at start-up (--start-at applies), kept while it waits */
+    int64_t wait_until; /* a worker's task waits for its service's labels until then (ms) */
     struct ctr *next;
 };
 
 struct svc {
-    char *id;
-    cJSON *labels; /* owned */
+    char *id, *name;
+    uint64_t version; /* Docker's Version.Index */
+    cJSON *labels;    /* owned */
+    bool seen;        /* in the last listing */
     struct svc *next;
 };
 
@@ -73,9 +77,17 @@ struct tj_discover {
     pthread_mutex_t lock; /* stats, connected, why */
     struct tj_discover_stats st;
     bool connected;
-    char why[512];      /* why it is not connected */
-    uint64_t following; /* containers followed now */
+    char why[512];       /* why it is not connected */
+    uint64_t following;  /* containers followed now */
+    uint64_t labels_gen; /* the label table generation applied (worker) */
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static bool stopping(struct tj_discover *d)
 {
@@ -161,10 +173,12 @@ static size_t patterns_of(struct tj_discover *d, const struct ctr *c, const char
     return tj_labels_patterns(s->labels, d->prefix, exprs, MAX_ALTS);
 }
 
+/* The compiled rules for these patterns (from the cache, or compiled now). `missing`: the
+ * service's labels were not known in time; its records are tagged _labelsmissing. */
 static struct rules *rules_get(struct tj_discover *d, const char **exprs, size_t n,
-                               const char *multiline)
+                               const char *multiline, bool missing)
 {
-    size_t len = 2;
+    size_t len = 3;
     struct rules *r;
     char *key, *p, err[900];
 
@@ -174,6 +188,8 @@ static struct rules *rules_get(struct tj_discover *d, const char **exprs, size_t
     if (!(key = malloc(len + 1)))
         return NULL;
     p = key;
+    if (missing)
+        *p++ = '\x1f';
     for (size_t i = 0; i < n; i++)
         p += sprintf(p, "%s\x1e", exprs[i]);
     sprintf(p, "\x1d%s", multiline ? multiline : "");
@@ -200,6 +216,8 @@ static struct rules *rules_get(struct tj_discover *d, const char **exprs, size_t
         }
         r->rs->base_tags |= TJ_TAG_PATTERNERROR; /* before anyone else sees it */
     }
+    if (missing)
+        r->rs->base_tags |= TJ_TAG_LABELSMISSING;
     r->next = d->cache;
     d->cache = r;
     return r;
@@ -229,16 +247,50 @@ static void label_name(struct tj_discover *d, const struct ctr *c, const char *e
     snprintf(out, n, "%slogPattern", d->prefix);
 }
 
+/* On a worker that follows label sources: a task whose service is not in the table. */
+static bool labels_missing(struct tj_discover *d, const struct ctr *c)
+{
+    return c->svc_id && !d->manager && tj_labels_following(d->cfg.labels) &&
+           !svc_find(d, c->svc_id);
+}
+
+/* Whether a waiting task goes on waiting; says so when its wait ends without labels. */
+static bool still_waiting(struct tj_discover *d, struct ctr *c, bool missing)
+{
+    if (!c->wait_until)
+        return false;
+    if (missing && mono_ms() < c->wait_until)
+        return true;
+    c->wait_until = 0;
+    if (missing) {
+        tj_log(TJ_LOG_WARN,
+               "service %s (task container %.12s): its labels are not in the managers' table "
+               "after --label-wait; its lines are shipped unparsed, tagged _labelsmissing, until "
+               "they are",
+               c->svc_name ? c->svc_name : c->svc_id, c->id);
+        pthread_mutex_lock(&d->lock);
+        d->st.label_waits++;
+        pthread_mutex_unlock(&d->lock);
+    }
+    return false;
+}
+
 /* Tells the engine to follow the container with its current rules (or the new ones). */
 static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
 {
     const char *exprs[MAX_ALTS];
     size_t n = patterns_of(d, c, exprs);
     const char *multiline = label_of(d, c, "logMultiline");
-    struct rules *r = rules_get(d, exprs, n, multiline && *multiline ? multiline : NULL);
+    bool missing = labels_missing(d, c);
+    struct rules *r;
     struct tj_follow f = {0};
     char name[300];
 
+    if (c->wait_until)
+        initial = c->initial;
+    if (still_waiting(d, c, missing))
+        return; /* its lines stay in its file meanwhile */
+    r = rules_get(d, exprs, n, multiline && *multiline ? multiline : NULL, missing);
     if (!r) {
         tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is not followed", c->id);
         return;
@@ -353,9 +405,11 @@ static void ctr_forget(struct tj_discover *d, const char *id)
     pthread_mutex_lock(&d->lock);
     d->following--;
     pthread_mutex_unlock(&d->lock);
-    tj_engine_unfollow(d->e, c->log_path);
-    tj_log(TJ_LOG_INFO, "container %.12s %s removed: its log is read to its end, then released",
-           c->id, c->name ? c->name : "");
+    if (c->rules) {
+        tj_engine_unfollow(d->e, c->log_path);
+        tj_log(TJ_LOG_INFO, "container %.12s %s removed: its log is read to its end, then released",
+               c->id, c->name ? c->name : "");
+    }
     ctr_free(c);
 }
 
@@ -390,7 +444,18 @@ static struct ctr *ctr_from_json(const cJSON *j)
 
 /* ---- Swarm services (managers) ---- */
 
-static void svc_set(struct tj_discover *d, const char *id, const cJSON *labels)
+static void svc_free(struct svc *s)
+{
+    cJSON_Delete(s->labels);
+    free(s->id);
+    free(s->name);
+    free(s);
+}
+
+/* Adds or updates a service from its JSON (an element of GET /services, GET /services/ID, or
+ * of a label table: "ID"/"id", Spec.Name/"name", Version.Index/"version", Spec.Labels/"labels"). */
+static void svc_set(struct tj_discover *d, const char *id, const char *name, uint64_t version,
+                    const cJSON *labels)
 {
     struct svc *s = svc_find(d, id);
 
@@ -402,8 +467,100 @@ static void svc_set(struct tj_discover *d, const char *id, const cJSON *labels)
         s->next = d->svcs;
         d->svcs = s;
     }
+    s->seen = true;
+    free(s->name);
+    s->name = dup_or_null(name);
+    s->version = version;
     cJSON_Delete(s->labels);
     s->labels = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, 1) : cJSON_CreateObject();
+}
+
+static void svc_set_docker(struct tj_discover *d, const cJSON *j)
+{
+    const char *id = str_at(j, "ID", NULL);
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(j, "Spec");
+    const cJSON *index =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "Version"), "Index");
+
+    if (id)
+        svc_set(d, id, str_at(spec, "Name", NULL),
+                cJSON_IsNumber(index) ? (uint64_t)index->valuedouble : 0,
+                cJSON_GetObjectItemCaseSensitive(spec, "Labels"));
+}
+
+static void svc_remove(struct tj_discover *d, const char *id)
+{
+    struct svc **pp = &d->svcs, *s;
+
+    while ((s = *pp) && strcmp(s->id, id) != 0)
+        pp = &s->next;
+    if (s) {
+        *pp = s->next;
+        svc_free(s);
+    }
+}
+
+/* Removes the services not seen since svcs_unsee. */
+static void svcs_prune(struct tj_discover *d)
+{
+    struct svc **pp = &d->svcs, *s;
+
+    while ((s = *pp)) {
+        if (s->seen) {
+            pp = &s->next;
+        } else {
+            *pp = s->next;
+            svc_free(s);
+        }
+    }
+}
+
+static void svcs_unsee(struct tj_discover *d)
+{
+    for (struct svc *s = d->svcs; s; s = s->next)
+        s->seen = false;
+}
+
+static int cmp_svc(const void *a, const void *b)
+{
+    return strcmp((*(struct svc *const *)a)->id, (*(struct svc *const *)b)->id);
+}
+
+/* On a manager: publishes every service's log labels (and only those) for the workers. */
+static void publish_table(struct tj_discover *d)
+{
+    struct svc **v, *s;
+    size_t n = 0, i;
+    cJSON *arr;
+
+    if (!d->cfg.labels || !d->manager)
+        return;
+    for (s = d->svcs; s; s = s->next)
+        n++;
+    if (!(v = calloc(n ? n : 1, sizeof(*v))) || !(arr = cJSON_CreateArray())) {
+        free(v);
+        tj_log(TJ_LOG_ERROR, "out of memory: the label table is not updated");
+        return;
+    }
+    for (i = 0, s = d->svcs; s; s = s->next)
+        v[i++] = s;
+    qsort(v, n, sizeof(*v), cmp_svc); /* the same table gives the same text on every manager */
+    for (i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject(), *labels = cJSON_CreateObject(), *l;
+        cJSON_AddStringToObject(o, "id", v[i]->id);
+        cJSON_AddStringToObject(o, "name", v[i]->name ? v[i]->name : "");
+        cJSON_AddNumberToObject(o, "version", (double)v[i]->version);
+        cJSON_ArrayForEach(l, v[i]->labels)
+        {
+            if (cJSON_IsString(l) && tj_labels_is_log_label(l->string, d->prefix))
+                cJSON_AddStringToObject(labels, l->string, l->valuestring);
+        }
+        cJSON_AddItemToObject(o, "labels", labels);
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(v);
+    tj_labels_publish(d->cfg.labels, arr);
+    cJSON_Delete(arr);
 }
 
 /* Reads one service's labels (GET /services/ID). Returns 0, TJ_ENOENT (gone) or TJ_EIO. */
@@ -417,10 +574,13 @@ static int svc_fetch(struct tj_discover *d, const char *id)
     snprintf(path, sizeof(path), "/services/%s", id);
     rc = tj_docker_get(d->dk, path, &j, &status, err, sizeof(err));
     if (rc == 0) {
-        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(j, "Spec");
-        svc_set(d, id, cJSON_GetObjectItemCaseSensitive(spec, "Labels"));
+        svc_set_docker(d, j);
         cJSON_Delete(j);
-    } else if (rc != TJ_ENOENT) {
+        publish_table(d);
+    } else if (rc == TJ_ENOENT) {
+        svc_remove(d, id);
+        publish_table(d);
+    } else {
         tj_log(TJ_LOG_WARN, "docker: %s", err);
     }
     return rc;
@@ -436,14 +596,62 @@ static void svcs_fetch_all(struct tj_discover *d)
         tj_log(TJ_LOG_WARN, "docker: %s", err);
         return;
     }
+    svcs_unsee(d);
     cJSON_ArrayForEach(s, j)
     {
-        const char *id = str_at(s, "ID", NULL);
-        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(s, "Spec");
-        if (id)
-            svc_set(d, id, cJSON_GetObjectItemCaseSensitive(spec, "Labels"));
+        svc_set_docker(d, s);
     }
     cJSON_Delete(j);
+    svcs_prune(d);
+    publish_table(d);
+}
+
+/* On a worker: takes a new table from the label sources, if one came, and applies it to the
+ * tasks. Returns whether one came. */
+static bool labels_sync(struct tj_discover *d)
+{
+    cJSON *svcs, *s;
+
+    if (d->manager || !tj_labels_following(d->cfg.labels) ||
+        !(svcs = tj_labels_take(d->cfg.labels, &d->labels_gen)))
+        return false;
+    svcs_unsee(d);
+    cJSON_ArrayForEach(s, svcs)
+    {
+        const cJSON *version = cJSON_GetObjectItemCaseSensitive(s, "version");
+        svc_set(d, str_at(s, "id", NULL), str_at(s, "name", NULL),
+                cJSON_IsNumber(version) ? (uint64_t)version->valuedouble : 0,
+                cJSON_GetObjectItemCaseSensitive(s, "labels"));
+    }
+    cJSON_Delete(svcs);
+    svcs_prune(d);
+    for (struct ctr *c = d->ctrs; c; c = c->next)
+        if (c->svc_id)
+            ctr_apply(d, c, false);
+    return true;
+}
+
+/* Applies the rules of tasks whose wait for their service's labels is over; returns how long
+ * until the next one's wait ends (ms), at most `max`. */
+static unsigned pending_check(struct tj_discover *d, unsigned max)
+{
+    int64_t now = mono_ms(), next = now + max;
+
+    for (struct ctr *c = d->ctrs; c; c = c->next) {
+        if (!c->wait_until)
+            continue;
+        ctr_apply(d, c, c->initial);
+        if (c->wait_until && c->wait_until < next)
+            next = c->wait_until;
+    }
+    return next > now ? (unsigned)(next - now) : 1;
+}
+
+static void wake_discovery(void *arg)
+{
+    struct tj_discover *d = arg;
+    if (d->dk)
+        tj_docker_wakeup(d->dk);
 }
 
 /* ---- Docker mode ---- */
@@ -504,6 +712,10 @@ static void ctr_inspect(struct tj_discover *d, const char *id, bool initial)
         recheck_role(d);
     if (d->manager && c->svc_id && !svc_find(d, c->svc_id))
         svc_fetch(d, c->svc_id);
+    if (labels_missing(d, c) && d->cfg.label_wait_ms) {
+        c->wait_until = mono_ms() + d->cfg.label_wait_ms;
+        c->initial = initial;
+    }
     ctr_add(d, c);
     tj_log(TJ_LOG_INFO, "container %.12s %s (image %s%s%s): following %s", c->id,
            c->name ? c->name : "", c->image ? c->image : "?", c->svc_name ? ", service " : "",
@@ -580,8 +792,11 @@ static void handle_events(struct tj_discover *d)
             else if (strcmp(e->action, "destroy") == 0)
                 ctr_forget(d, e->id);
         } else if (strcmp(e->type, "service") == 0 && (recheck_role(d), d->manager)) {
-            if (strcmp(e->action, "remove") == 0)
-                continue; /* its tasks' containers are destroyed, and released then */
+            if (strcmp(e->action, "remove") == 0) {
+                svc_remove(d, e->id); /* its tasks' containers are destroyed, released then */
+                publish_table(d);
+                continue;
+            }
             if (svc_fetch(d, e->id) == 0)
                 for (struct ctr *c = d->ctrs; c; c = c->next)
                     if (c->svc_id && strcmp(c->svc_id, e->id) == 0)
@@ -600,8 +815,11 @@ static void read_swarm_role(struct tj_discover *d, char *role, size_t n)
 
     d->manager = false;
     snprintf(role, n, "swarm inactive");
-    if (tj_docker_get(d->dk, "/info", &j, &status, err, sizeof(err)) != 0)
+    if (tj_docker_get(d->dk, "/info", &j, &status, err, sizeof(err)) != 0) {
+        if (d->cfg.labels)
+            tj_labels_set_role(d->cfg.labels, false);
         return;
+    }
     {
         const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "Swarm");
         const char *state = str_at(sw, "LocalNodeState", NULL);
@@ -610,14 +828,21 @@ static void read_swarm_role(struct tj_discover *d, char *role, size_t n)
             d->manager = control;
             snprintf(role, n, "swarm %s", control ? "manager" : "worker");
             if (!control && !d->swarm_said) {
-                tj_log(TJ_LOG_INFO, "docker: this node is a Swarm worker: service labels cannot "
-                                    "be read here (only managers serve them); container labels "
-                                    "are used");
+                if (tj_labels_following(d->cfg.labels))
+                    tj_log(TJ_LOG_INFO, "docker: this node is a Swarm worker: service labels "
+                                        "come from the managers' tailjets (--label-source)");
+                else
+                    tj_log(TJ_LOG_WARN,
+                           "docker: this node is a Swarm worker: service labels cannot be read "
+                           "here (only managers have them); give --label-source to read them "
+                           "from the managers' tailjets; container labels are used meanwhile");
                 d->swarm_said = true;
             }
         }
     }
     cJSON_Delete(j);
+    if (d->cfg.labels)
+        tj_labels_set_role(d->cfg.labels, d->manager);
 }
 
 static void set_state(struct tj_discover *d, bool connected, const char *why)
@@ -648,6 +873,7 @@ static void docker_loop(struct tj_discover *d)
         read_swarm_role(d, role, sizeof(role));
         tj_log(TJ_LOG_INFO, "docker: connected to %s (API %s, engine %s, %s)", d->cfg.docker_host,
                api, version, role);
+        labels_sync(d);
         /* The stream first, so that nothing that happens while listing is missed. */
         if (tj_docker_events_open(d->dk, err, sizeof(err)) != 0 || reconcile(d, initial) != 0) {
             tj_docker_events_close(d->dk);
@@ -659,8 +885,10 @@ static void docker_loop(struct tj_discover *d)
         backoff = 200;
         set_state(d, true, "");
         while (!stopping(d)) {
-            int rc = tj_docker_events_poll(d->dk, 1000, on_event, d, err, sizeof(err));
+            unsigned wait = pending_check(d, 1000);
+            int rc = tj_docker_events_poll(d->dk, wait, on_event, d, err, sizeof(err));
             handle_events(d);
+            labels_sync(d);
             if (rc) {
                 set_state(d, false, err);
                 if (!stopping(d))
@@ -713,6 +941,10 @@ static void root_scan(struct tj_discover *d, bool initial)
                 ctr_free(c);
                 continue;
             }
+            if (labels_missing(d, c) && d->cfg.label_wait_ms) {
+                c->wait_until = mono_ms() + d->cfg.label_wait_ms;
+                c->initial = initial;
+            }
             ctr_add(d, c);
             tj_log(TJ_LOG_INFO, "container %.12s %s (from %s): following %s", c->id,
                    c->name ? c->name : "", d->cfg.docker_root, c->log_path);
@@ -740,8 +972,9 @@ static void *discover_main(void *arg)
            "labels only)",
            d->cfg.docker_root);
     for (bool initial = true; !stopping(d); initial = false) {
+        labels_sync(d);
         root_scan(d, initial);
-        nap(d, d->cfg.poll_ms);
+        nap(d, pending_check(d, d->cfg.poll_ms));
     }
     return NULL;
 }
@@ -770,6 +1003,8 @@ struct tj_discover *tj_discover_start(const struct tj_discover_cfg *cfg, struct 
     }
     if (cfg->docker_host && !(d->dk = tj_docker_create(cfg->docker_host, err, errlen)))
         goto fail;
+    if (cfg->labels)
+        tj_labels_set_notify(cfg->labels, wake_discovery, d);
     if (pthread_create(&d->thread, NULL, discover_main, d) != 0) {
         snprintf(err, errlen, "cannot start the discovery thread");
         goto fail;
@@ -796,6 +1031,8 @@ void tj_discover_stop(struct tj_discover *d)
     if (d->dk)
         tj_docker_wakeup(d->dk);
     pthread_join(d->thread, NULL);
+    if (d->cfg.labels)
+        tj_labels_set_notify(d->cfg.labels, NULL, NULL);
     while (d->ctrs) {
         struct ctr *c = d->ctrs;
         d->ctrs = c->next;
@@ -804,9 +1041,7 @@ void tj_discover_stop(struct tj_discover *d)
     while (d->svcs) {
         struct svc *s = d->svcs;
         d->svcs = s->next;
-        cJSON_Delete(s->labels);
-        free(s->id);
-        free(s);
+        svc_free(s);
     }
     while (d->cache) {
         struct rules *r = d->cache;
@@ -832,7 +1067,7 @@ void tj_discover_get_stats(struct tj_discover *d, struct tj_discover_stats *st)
 
 void tj_discover_metrics(struct tj_discover *d, struct tj_buf *b)
 {
-    char line[1024];
+    char line[2048];
     int n;
 
     pthread_mutex_lock(&d->lock);
@@ -845,9 +1080,13 @@ void tj_discover_metrics(struct tj_discover *d, struct tj_buf *b)
                  "tailjet_discovery_reconnects_total %llu\n"
                  "# HELP tailjet_discovery_containers Containers whose logs are followed now.\n"
                  "# TYPE tailjet_discovery_containers gauge\n"
-                 "tailjet_discovery_containers %llu\n",
+                 "tailjet_discovery_containers %llu\n"
+                 "# HELP tailjet_label_wait_timeouts_total Swarm tasks shipped unparsed because "
+                 "their service's labels did not reach this worker within --label-wait.\n"
+                 "# TYPE tailjet_label_wait_timeouts_total counter\n"
+                 "tailjet_label_wait_timeouts_total %llu\n",
                  d->connected ? 1 : 0, (unsigned long long)d->st.reconnects,
-                 (unsigned long long)d->following);
+                 (unsigned long long)d->following, (unsigned long long)d->st.label_waits);
     pthread_mutex_unlock(&d->lock);
     if (n > 0)
         tj_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);

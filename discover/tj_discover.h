@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "tj_engine.h"
+#include "tj_labels.h"
 
 struct tj_discover_cfg {
     const char *docker_host;       /* "unix:///var/run/docker.sock", or NULL */
@@ -15,10 +16,13 @@ struct tj_discover_cfg {
     const char *label_prefix;      /* "" or e.g. "com.df." */
     const struct tj_grok_lib *lib; /* borrowed for the discovery's lifetime */
     unsigned poll_ms;              /* docker-root rescan interval */
+    struct tj_labels *labels;      /* the label table hub (borrowed), or NULL */
+    unsigned label_wait_ms;        /* on a worker: how long a task waits for its service */
 };
 
 struct tj_discover_stats {
     uint64_t containers, pattern_errors, reconnects, label_updates;
+    uint64_t label_waits; /* tasks shipped unparsed: their service's labels came too late */
 };
 
 struct tj_discover;

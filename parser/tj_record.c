@@ -417,7 +417,7 @@ struct ectx {
 };
 
 static const char *const tag_names[] = {"_grokparsefailure", "_jsonparsefailure", "_truncated",
-                                        "_groktimeout", "_patternerror"};
+                                        "_groktimeout",      "_patternerror",     "_labelsmissing"};
 
 /* The first group of nd that matched something non-empty (Logstash keeps no empty capture). */
 static int pick_group(const struct node *nd, const size_t *ov)

@@ -40,6 +40,7 @@ enum tj_tag {
     TJ_TAG_TRUNCATED = 1u << 2,        /* the line was cut at the line-length cap */
     TJ_TAG_GROKTIMEOUT = 1u << 3,      /* a PCRE2 match limit stopped a pattern */
     TJ_TAG_PATTERNERROR = 1u << 4,     /* the service's pattern label did not compile */
+    TJ_TAG_LABELSMISSING = 1u << 5,    /* a worker did not learn its service's labels in time */
 };
 
 /* One event: slices borrowed for the duration of tj_record_encode. */
