@@ -968,9 +968,11 @@ static void *discover_main(void *arg)
         return NULL;
     }
     tj_log(TJ_LOG_INFO,
-           "docker: reading containers from %s/containers (no API: container "
-           "labels only)",
+           "docker: reading containers from %s/containers (no API: container labels, and "
+           "service labels from --label-source when given)",
            d->cfg.docker_root);
+    if (d->cfg.labels)
+        tj_labels_set_role(d->cfg.labels, false); /* without the API: a worker's view */
     for (bool initial = true; !stopping(d); initial = false) {
         labels_sync(d);
         root_scan(d, initial);

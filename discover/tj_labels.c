@@ -47,6 +47,7 @@ struct tj_labels {
     pthread_mutex_t lock;
     pthread_cond_t changed; /* the served table changed, or shutdown */
     bool shutdown, manager;
+    bool role_known; /* discovery said once whether this node is a manager */
     /* served (manager) */
     char *body; /* the table as JSON, or NULL before discovery published one */
     size_t body_len;
@@ -523,9 +524,15 @@ static void *follow_main(void *arg)
     while (!stopping(h)) {
         enum ask_result r;
         bool manager;
+        bool known;
         pthread_mutex_lock(&h->lock);
         manager = h->manager;
+        known = h->role_known;
         pthread_mutex_unlock(&h->lock);
+        if (!known) { /* a manager never asks: wait until discovery knows which this is */
+            nap(h, 200);
+            continue;
+        }
         if (manager) { /* this node reads service labels itself */
             set_connected(h, false, NULL, "this node is a manager: it reads service labels itself");
             nap(h, RETRY_MS);
@@ -691,6 +698,7 @@ void tj_labels_set_role(struct tj_labels *h, bool manager)
     uint64_t one = 1;
 
     pthread_mutex_lock(&h->lock);
+    h->role_known = true;
     if (h->manager != manager) {
         h->manager = manager;
         pthread_cond_broadcast(&h->changed);

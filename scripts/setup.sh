@@ -9,7 +9,7 @@ pkgs=(
   # libraries
   libpcre2-dev librdkafka-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
   # tests and benchmarks
-  python3 pcre2-utils hyperfine time util-linux logrotate
+  python3 pcre2-utils hyperfine time util-linux logrotate openssl
   # a real Prometheus server and promtool for the metrics tests
   prometheus
   # a real Docker engine for the discovery tests (started privately by the tests themselves)

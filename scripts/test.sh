@@ -2,7 +2,8 @@
 # The README's test command, and what CI runs: installs what is missing, then
 #   1. builds with -Werror and runs every test (ctest: unit and integration),
 #   2. builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test again,
-#   3. builds with ThreadSanitizer and runs the engine's tests (label engine) against it,
+#   3. builds with ThreadSanitizer and runs the engine's tests (label engine) and the other
+#      tests of threaded code (label threads) against it,
 #   4. runs each libFuzzer target for FUZZ_SECONDS (default 30) from its seed corpus,
 #   5. checks that the tree is clang-formatted.
 # Any failure stops it with a non-zero exit.
@@ -23,13 +24,13 @@ CC=clang bash scripts/build.sh build-asan -DTJ_SANITIZE=address,undefined
   TJ_BACKPRESSURE_BYTES=268435456 TJ_RSS_BOUND_MIB=256 \
   ctest --output-on-failure)
 
-echo "== 3/5 ThreadSanitizer: the engine's tests"
+echo "== 3/5 ThreadSanitizer: the engine's tests and the other threaded ones"
 CC=clang bash scripts/build.sh build-tsan -DTJ_SANITIZE=thread
 # A data race makes tailjet exit 66, which every engine test checks. The backpressure test
 # writes 256 MiB here instead of 1 GiB: TSan runs the same code several times slower.
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$PWD/../tests/tsan.supp" \
   TJ_BACKPRESSURE_BYTES=268435456 TJ_RSS_BOUND_MIB=256 \
-  ctest -L engine --no-tests=error --output-on-failure)
+  ctest -L 'engine|threads' --no-tests=error --output-on-failure)
 
 echo "== 4/5 fuzz targets, ${FUZZ_SECONDS}s each"
 CC=clang bash scripts/build.sh build-fuzz -DTJ_FUZZ=ON -DTJ_SANITIZE=address,undefined

@@ -22,6 +22,9 @@ token file. The cases run in order, on the same swarm, and each builds on the on
   token_mismatch     a third tailjet on the worker with another token: refused, with a clear
                      message on both sides; with no table, a new task's lines wait
                      --label-wait, then ship tagged _labelsmissing and counted.
+  tls                a manager's tailjet serving HTTPS (--tls-cert/--tls-key, a CA made with
+                     openssl): a worker with --label-ca-file follows it; one without the CA
+                     says the certificate is not trusted.
 
 The engines that cannot start, or a swarm that cannot form, FAIL the test; they never skip.
 """
@@ -32,6 +35,7 @@ import os
 import re
 import socket
 import statistics
+import subprocess
 import sys
 import time
 import urllib.error
@@ -364,8 +368,64 @@ def case_token_mismatch(wd):
     X.stop()
 
 
+def make_certs(env):
+    """A CA and a certificate for localhost / 127.0.0.1 signed by it (openssl CLI)."""
+    d = env.path("pki")
+    os.makedirs(d)
+
+    def ossl(*args):
+        r = subprocess.run(["openssl"] + list(args), cwd=d, capture_output=True, text=True)
+        check(r.returncode == 0, "openssl %s: %s" % (args[0], r.stderr[-500:]))
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+         "-days", "2", "-subj", "/CN=tailjet test CA")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+         "-subj", "/CN=localhost")
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext")
+    return d
+
+
+def case_tls(wd):
+    pki = make_certs(wd.env)
+    port = free_port()
+    args = ["--docker-host", wd.m.host, "--output", "file:" + wd.env.path("m2.ndjson"),
+            "--state-dir", wd.env.path("m2state"), "--metrics-addr", "127.0.0.1:%d" % port,
+            "--label-token-file", wd.token, "--tls-cert", os.path.join(pki, "srv.pem"),
+            "--tls-key", os.path.join(pki, "srv.key")]
+    M2 = wd.env.tailjet(wd.binary, args, name="manager-tls")
+    src = "https://localhost:%d" % port
+    wport, xport = free_port(), free_port()
+    good = wd.env.tailjet(wd.binary, [
+        "--docker-host", wd.w.host, "--output", "file:" + wd.env.path("t.ndjson"),
+        "--state-dir", wd.env.path("tstate"), "--metrics-addr", "127.0.0.1:%d" % wport,
+        "--label-source", src, "--label-token-file", wd.token,
+        "--label-ca-file", os.path.join(pki, "ca.pem")], name="worker-tls")
+    bad = wd.env.tailjet(wd.binary, [
+        "--docker-host", wd.w.host, "--output", "file:" + wd.env.path("u.ndjson"),
+        "--state-dir", wd.env.path("ustate"), "--metrics-addr", "127.0.0.1:%d" % xport,
+        "--label-source", src, "--label-token-file", wd.token, "--label-wait", "0s"],
+        name="worker-untrusted")
+    out = Out(wd.env.path("t.ndjson"))
+    wait_until(lambda: any(pattern_of(r) == wd.label for r in out.of(wd.cw)), APPEAR,
+               "the HTTPS worker's records parsed with the service's pattern",
+               procs=[M2, good])
+    line = wd.metric(wport, "tailjet_label_source_connected")
+    check(line and line.endswith(" 1"), "HTTPS worker not connected: %s" % line)
+    wait_until(lambda: (wd.metric(xport, "tailjet_label_source_errors_total") or " 0")
+               .split()[-1] != "0", 20, "the worker without the CA to count a failed request",
+               procs=[bad])
+    st, body = http_get(wd.url_w("/health", xport))
+    check(st == 503 and "certificate" in body.lower(),
+          "the worker without the CA: /health %d %r does not name the certificate problem" %
+          (st, body))
+    for t in (good, bad, M2):
+        t.stop()
+
+
 CASES = [case_worker_parsed, case_live_update, case_manager_restart, case_worker_cached,
-         case_token_mismatch]
+         case_token_mismatch, case_tls]
 
 
 def main(binary):
