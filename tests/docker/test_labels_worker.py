@@ -22,6 +22,8 @@ token file. The cases run in order, on the same swarm, and each builds on the on
   token_mismatch     a third tailjet on the worker with another token: refused, with a clear
                      message on both sides; with no table, a new task's lines wait
                      --label-wait, then ship tagged _labelsmissing and counted.
+  failover           a worker given three sources, the first with nothing listening and the
+                     second a worker's tailjet (which answers 503), follows the third.
   tls                a manager's tailjet serving HTTPS (--tls-cert/--tls-key, a CA made with
                      openssl): a worker with --label-ca-file follows it; one without the CA
                      says the certificate is not trusted.
@@ -168,7 +170,8 @@ class World:
 
     def metric(self, port, name):
         st, text = http_get(self.url_w("/metrics", port))
-        check(st == 200, "/metrics answered %d" % st)
+        if st != 200:
+            return None  # not listening yet, or gone: the caller's wait or check says what
         for ln in text.splitlines():
             if ln.startswith(name + " ") or ln.startswith(name + "{"):
                 return ln
@@ -368,6 +371,24 @@ def case_token_mismatch(wd):
     X.stop()
 
 
+def case_failover(wd):
+    port = free_port()
+    dead = "http://127.0.0.1:%d" % free_port()
+    srcs = ",".join([dead, "http://127.0.0.1:%d" % wd.pw, "http://127.0.0.1:%d" % wd.pm])
+    Y = wd.env.tailjet(wd.binary, [
+        "--docker-host", wd.w.host, "--output", "file:" + wd.env.path("y.ndjson"),
+        "--state-dir", wd.env.path("ystate"), "--metrics-addr", "127.0.0.1:%d" % port,
+        "--label-source", srcs, "--label-token-file", wd.token], name="worker-failover")
+    wait_until(lambda: (wd.metric(port, "tailjet_label_source_connected") or "").endswith(" 1"),
+               20, "the worker with a dead first source to connect to the third", procs=[Y])
+    info = wd.metric(port, "tailjet_label_source_table_info")
+    check(info and ("127.0.0.1:%d" % wd.pm) in info, "not following the manager: %s" % info)
+    out = Out(wd.env.path("y.ndjson"))
+    wait_until(lambda: any(pattern_of(r) == wd.label for r in out.of(wd.cw)), APPEAR,
+               "records parsed with the service's pattern after failing over", procs=[Y])
+    Y.stop()
+
+
 def make_certs(env):
     """A CA and a certificate for localhost / 127.0.0.1 signed by it (openssl CLI)."""
     d = env.path("pki")
@@ -425,7 +446,7 @@ def case_tls(wd):
 
 
 CASES = [case_worker_parsed, case_live_update, case_manager_restart, case_worker_cached,
-         case_token_mismatch, case_tls]
+         case_token_mismatch, case_failover, case_tls]
 
 
 def main(binary):
