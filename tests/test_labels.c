@@ -1,4 +1,5 @@
-/* test_labels.c: discover/ label names to pattern alternatives (tj_labels_patterns). */
+/* test_labels.c: discover/ label names to pattern alternatives (tj_labels_patterns), and which
+ * labels a manager's label table may publish (tj_labels_is_log_label). */
 #include <string.h>
 
 #include "tj_discover.h"
@@ -53,7 +54,29 @@ static void test_empty_and_limits(void)
     CHECK(tj_labels_patterns(NULL, "", v, 16) == 0);
 }
 
+/* Only log labels leave the manager: never other labels, however close their names. */
+static void test_published_labels(void)
+{
+    static const char *const yes[] = {"logPattern",   "logPattern.1", "logPattern.12",
+                                      "logMultiline", "logTopic",     "logIndex"};
+    static const char *const no[] = {
+        "logPattern.", "logPattern.0",      "logPattern.1x", "logPattern.-1",
+        "logpattern",  "logPatterns",       "xlogPattern",   "secret",
+        "logTopic2",   "com.df.logPattern", "logIndex.1",    "",
+    };
+
+    for (size_t i = 0; i < TJ_ARRAY_LEN(yes); i++)
+        CHECK(tj_labels_is_log_label(yes[i], ""));
+    for (size_t i = 0; i < TJ_ARRAY_LEN(no); i++)
+        CHECK(!tj_labels_is_log_label(no[i], ""));
+    CHECK(tj_labels_is_log_label("com.df.logPattern", "com.df."));
+    CHECK(tj_labels_is_log_label("com.df.logPattern.3", "com.df."));
+    CHECK(!tj_labels_is_log_label("logPattern", "com.df."));
+    CHECK(!tj_labels_is_log_label("com.df.other", "com.df."));
+}
+
 static const struct tj_test tests[] = {
+    {"published_labels", test_published_labels},
     {"order_and_gaps", test_order_and_gaps},
     {"prefix", test_prefix},
     {"empty_and_limits", test_empty_and_limits},
