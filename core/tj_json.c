@@ -161,6 +161,27 @@ int tj_json_string(struct tj_buf *out, const char *s, size_t n)
     char *w;
     int rc;
 
+#if defined(__SSE2__)
+    /* The common case first: 1 to 16 bytes with nothing to escape (most captured fields are
+     * such words and numbers) are one block load, test and store. Not 0: an empty string may
+     * sit at the very end of a readable page, where tj_block_readable's rule does not hold. */
+    if (n - 1 < 16 && tj_block_readable(s, n) && tj_buf_reserve(out, 18) == 0) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)s);
+        /* '"', '\\', control characters and (signed compare) bytes >= 0x80 */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                 _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        if (((unsigned)_mm_movemask_epi8(m) & (((uint32_t)1 << n) - 1)) == 0) {
+            w = out->data + out->len;
+            w[0] = '"';
+            _mm_storeu_si128((__m128i *)(w + 1), v);
+            w[n + 1] = '"';
+            out->len += n + 2;
+            return 0;
+        }
+    }
+#endif
+
     if (n > (SIZE_MAX - 64) / 6)
         return TJ_ENOSPC;
     rc = tj_buf_reserve(out, n * 6 + 18);
@@ -233,14 +254,27 @@ int tj_json_number_text(struct tj_buf *out, const char *s, size_t n)
 
 int tj_json_i64(struct tj_buf *out, int64_t v)
 {
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930"
+                                   "31323334353637383940414243444546474849505152535455565758596061"
+                                   "62636465666768697071727374757677787980818283848586878889909192"
+                                   "93949596979899";
     char tmp[24];
     char *p = tmp + sizeof(tmp);
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    /* Two digits per division: log offsets run to 10 or more digits. */
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100) * 2;
+        u /= 100;
+        p -= 2;
+        memcpy(p, pairs + d, 2);
+    }
+    if (u >= 10) {
+        p -= 2;
+        memcpy(p, pairs + u * 2, 2);
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0)
         *--p = '-';
     return tj_buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
