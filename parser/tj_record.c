@@ -69,6 +69,15 @@ struct run {
  * grows with the square of the leaves. */
 #define PLAN_MAX_LEAVES 64
 
+/* A leaf as the plan runs it: what decides its presence, copied out of the node. */
+struct leaf {
+    const struct node *nd;
+    unsigned mask;  /* presence bits (not N_FIELD) */
+    uint32_t group; /* N_FIELD with one group: that group */
+    bool field;     /* N_FIELD */
+    bool one_text;  /* N_FIELD with one group, of type text */
+};
+
 struct tj_shape {
     struct node *nodes;
     size_t n, cap;
@@ -79,7 +88,7 @@ struct tj_shape {
     /* The plan: which text goes between any two present leaves, so that encoding is one copy
      * and one value per present leaf. Row 0 is the record's start, row k + 1 follows leaf k;
      * column k leads to leaf k, column nleaves to the record's end. NULL: use run_ops. */
-    const struct node **leaves;
+    struct leaf *leaves;
     size_t nleaves;
     struct run *trans; /* (nleaves + 1) x (nleaves + 1) */
     char *plan_text;
@@ -425,15 +434,18 @@ static int build_plan(struct tj_shape *s)
         } else if (op->op == OP_CLOSE) {
             cur.depth--;
         } else {
+            const struct node *nd = op->nd;
             paths[s->nleaves] = cur;
-            s->leaves[s->nleaves++] = op->nd;
+            s->leaves[s->nleaves++] = (struct leaf){
+                nd, nd->mask, nd->ngroups ? nd->groups[0] : 0, nd->kind == N_FIELD,
+                nd->kind == N_FIELD && nd->ngroups == 1 && nd->types[0] == TJ_FIELD_STRING};
         }
     }
     /* Row r follows leaf r - 1 (row 0: the start) and only leads to a later leaf or the end. */
     for (size_t r = 0; r < rows; r++) {
         for (size_t c = r; c < rows; c++) {
             struct run *run = &s->trans[r * rows + c];
-            if (plan_run(&text, r ? &paths[r - 1] : NULL, c < n ? s->leaves[c] : NULL, &paths[c],
+            if (plan_run(&text, r ? &paths[r - 1] : NULL, c < n ? s->leaves[c].nd : NULL, &paths[c],
                          run))
                 goto out;
             if (run->len > s->plan_max)
@@ -749,22 +761,36 @@ static inline void put_run(struct tj_buf *out, const struct tj_shape *s, struct 
 static int run_plan(struct ectx *c, const struct tj_shape *s)
 {
     const size_t rows = s->nleaves + 1;
+    const size_t *ov = c->ov;
     size_t prev = 0; /* row: 0 at the start, k + 1 after leaf k */
     int rc;
 
     for (size_t k = 0; k < s->nleaves; k++) {
-        const struct node *nd = s->leaves[k];
-        int gi = -1;
+        const struct leaf *lf = &s->leaves[k];
 
-        if (nd->kind == N_FIELD) {
-            gi = pick_group(nd, c->ov);
+        if (lf->one_text) { /* the common field, written here without a call per step */
+            size_t a, b;
+            if (!ov)
+                continue;
+            a = ov[2 * lf->group];
+            b = ov[2 * lf->group + 1];
+            if (a == SIZE_MAX || b <= a)
+                continue; /* unset or empty: absent, as pick_group decides */
+            put_run(c->out, s, s->trans[prev * rows + k]);
+            rc = tj_json_string(c->out, c->ev->message.ptr + a, b - a);
+        } else if (lf->field) {
+            int gi = pick_group(lf->nd, ov);
             if (gi < 0)
                 continue;
-        } else if (!(nd->mask & c->present)) {
-            continue;
+            put_run(c->out, s, s->trans[prev * rows + k]);
+            rc = emit_field(c, lf->nd, gi);
+        } else {
+            if (!(lf->mask & c->present))
+                continue;
+            put_run(c->out, s, s->trans[prev * rows + k]);
+            rc = emit_leaf(c, lf->nd, -1);
         }
-        put_run(c->out, s, s->trans[prev * rows + k]);
-        if ((rc = emit_leaf(c, nd, gi)))
+        if (rc)
             return rc;
         prev = k + 1;
     }
