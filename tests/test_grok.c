@@ -319,8 +319,8 @@ static void test_ascii_subjects_match_as_in_utf_mode(void)
         "a",
         "Mar 3 rest",
         "Mrz 3 rest",
-        "203.0.113.7 - alice [25/Nov/2026:17:56:16 +0000] \"GET /a HTTP/1.1\" 200 5120 \"-\" "
-        "\"curl/8\"",
+        ("203.0.113.7 - alice [25/Nov/2026:17:56:16 +0000] \"GET /a HTTP/1.1\" 200 5120 \"-\" "
+         "\"curl/8\""),
         "Nov 25 17:56:16 host prog[123]: hello world",
         "word   123 !?~ printable\ttab\x01\x7f",
         ""};
