@@ -96,6 +96,18 @@ static inline size_t escape_special(const unsigned char *s, size_t left, char **
     return k;
 }
 
+#if defined(__SSE2__)
+/* Bit i set where byte i of v must be escaped: '"', '\\', a control character, or (signed
+ * compare) a byte >= 0x80. */
+static inline uint32_t special_bytes(__m128i v)
+{
+    __m128i m = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    return (uint32_t)_mm_movemask_epi8(m);
+}
+#endif
+
 /* Escapes s[0..n) to w, which has room for 6n + 16 bytes; returns the end of what it wrote.
  * Plain bytes move 16 at a time: a block is stored whole, then the cursor advances to its first
  * special byte, so a short string costs one or two blocks and no call. */
@@ -162,24 +174,36 @@ int tj_json_string(struct tj_buf *out, const char *s, size_t n)
     int rc;
 
 #if defined(__SSE2__)
-    /* The common case first: 1 to 16 bytes with nothing to escape (most captured fields are
-     * such words and numbers) are one block load, test and store. Not 0: an empty string may
-     * sit at the very end of a readable page, where tj_block_readable's rule does not hold. */
-    if (n - 1 < 16 && tj_block_readable(s, n) && tj_buf_reserve(out, 18) == 0) {
-        const __m128i v = _mm_loadu_si128((const __m128i *)s);
-        /* '"', '\\', control characters and (signed compare) bytes >= 0x80 */
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                                 _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-        if (((unsigned)_mm_movemask_epi8(m) & (((uint32_t)1 << n) - 1)) == 0) {
+    /* The common case first: 1 to 32 bytes with nothing to escape (most captured fields are
+     * such words, numbers, addresses and times) are one or two block loads, tests and stores.
+     * Not 0: an empty string may sit at the very end of a readable page, where
+     * tj_block_readable's rule does not hold. */
+    if (n - 1 < 32 && tj_buf_reserve(out, 34) == 0) {
+        __m128i v0, v1 = _mm_setzero_si128();
+        uint32_t special;
+        if (n <= 16) {
+            if (!tj_block_readable(s, n))
+                goto general;
+            v0 = _mm_loadu_si128((const __m128i *)s);
+            special = special_bytes(v0);
+        } else {
+            if (!tj_block_readable(s + 16, n - 16))
+                goto general;
+            v0 = _mm_loadu_si128((const __m128i *)s);
+            v1 = _mm_loadu_si128((const __m128i *)(s + 16));
+            special = special_bytes(v0) | special_bytes(v1) << 16;
+        }
+        if ((special & (uint32_t)(((uint64_t)1 << n) - 1)) == 0) {
             w = out->data + out->len;
             w[0] = '"';
-            _mm_storeu_si128((__m128i *)(w + 1), v);
+            _mm_storeu_si128((__m128i *)(w + 1), v0);
+            _mm_storeu_si128((__m128i *)(w + 17), v1); /* past n when n <= 16: overwritten */
             w[n + 1] = '"';
             out->len += n + 2;
             return 0;
         }
     }
+general:
 #endif
 
     if (n > (SIZE_MAX - 64) / 6)

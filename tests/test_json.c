@@ -386,22 +386,22 @@ static void test_escape_matches_reference(void)
     free(want);
 }
 
-/* tj_json_string takes short plain strings (at most 16 bytes) by a one-block fast path: random
- * short inputs, in the heap and ending at an unreadable page, must come out as the reference's
- * escape between quotes, whether they take the fast path or not. */
+/* tj_json_string takes short plain strings (at most 32 bytes) by a one- or two-block fast path:
+ * random short inputs, in the heap and ending at an unreadable page, must come out as the
+ * reference's escape between quotes, whether they take the fast path or not. */
 static void test_string_short_fast_path(void)
 {
     static const unsigned char alpha[] = {'a',  '0',  ' ',  '"',  '\\', '\n', 0x00, 0x1f, 0x7f,
                                           0x80, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xED, 0xA0, 0xFF};
     uint64_t x = 1442695040888963407ull;
-    unsigned char in[24];
-    char want[24 * 6 + 2];
+    unsigned char in[40];
+    char want[40 * 6 + 2];
     int bad = 0;
 
     for (int iter = 0; iter < 20000 && bad < 5; iter++) {
         size_t n, wn;
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        n = (size_t)(x % 20);
+        n = (size_t)(x % 40);
         for (size_t i = 0; i < n; i++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             /* mostly plain text, so the fast path is taken often */
