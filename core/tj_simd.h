@@ -21,10 +21,11 @@
 #define TJ_OVERREAD_OK 1
 #endif
 
-/* True when 16 bytes can be loaded from p, `left` of which belong to the string. */
+/* True when 16 bytes can be loaded from p, `left` of which belong to the string. Never for
+ * left == 0: p is then the string's end, which may be the first byte of an unmapped page. */
 static inline bool tj_block_readable(const void *p, size_t left)
 {
-    return left >= 16 || (TJ_OVERREAD_OK && ((uintptr_t)p & 4095) <= 4096 - 16);
+    return left >= 16 || (TJ_OVERREAD_OK && left > 0 && ((uintptr_t)p & 4095) <= 4096 - 16);
 }
 
 #endif

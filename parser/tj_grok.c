@@ -11,6 +11,16 @@
 #include <string.h>
 
 #include "tj_patterns.h"
+#include "tj_simd.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* Byte mode for pure-ASCII subjects (see tj_grok.ascii_code). */
+#define ASCII_PCRE2_FLAGS                                                                          \
+    ((TJ_GROK_PCRE2_FLAGS & ~(PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF)) |                  \
+     PCRE2_NEVER_UTF | PCRE2_NEVER_UCP)
 
 /* ---- the library: an open-addressing hash table of names ---- */
 
@@ -811,6 +821,83 @@ static void describe_offset(const struct gx *g, size_t off, char *buf, size_t n)
                                                                 : s->user_off + (off - s->out_off));
 }
 
+/* True if s[0..n) holds no byte >= 0x80. */
+static bool all_ascii(const char *s, size_t n)
+{
+    size_t i = 0;
+    unsigned high = 0;
+
+#if defined(__SSE2__)
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16)
+        acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(s + i)));
+    high = (unsigned)_mm_movemask_epi8(acc);
+    if (i < n && tj_block_readable(s + i, n - i)) {
+        unsigned live = (1u << (n - i)) - 1; /* n - i < 16 here */
+        high |= (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i))) & live;
+        i = n;
+    }
+#endif
+    for (; i < n; i++)
+        high |= (unsigned char)s[i] & 0x80;
+    return high == 0;
+}
+
+/* Writes to out the regex re[0..n) for byte mode: each non-ASCII character (re is valid UTF-8,
+ * as the UTF compile checked) becomes \x{HH}, one unit that a quantifier or a class takes
+ * whole, as in UTF mode. Returns the length, or 0 when there is no such twin: a character above
+ * U+00FF (it may fold to ASCII under (?i), as U+017F does to 's'), one right after a backslash,
+ * or a \Q quote (where \x{HH} would be literal text). out has room for 4 * n + 1 bytes. */
+static size_t ascii_twin(const char *re, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)re;
+    size_t w = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = s[i];
+        if (c == '\\' && i + 1 < n && s[i + 1] == 'Q')
+            return 0;
+        if (c < 0x80) {
+            out[w++] = (char)c;
+            continue;
+        }
+        if ((c != 0xC2 && c != 0xC3) || i + 1 >= n || (i > 0 && s[i - 1] == '\\'))
+            return 0;
+        c = ((c & 0x1F) << 6) | (s[++i] & 0x3F); /* U+0080..U+00FF */
+        memcpy(out + w, "\\x{", 3);
+        out[w + 3] = hex[c >> 4];
+        out[w + 4] = hex[c & 15];
+        out[w + 5] = '}';
+        w += 6;
+    }
+    return w;
+}
+
+/* The byte-mode twin of an expanded regex (see tj_grok.ascii_code), JIT compiled, or NULL when
+ * it has none (ascii_twin), does not compile or JIT compile in byte mode, or has other groups. */
+static pcre2_code *compile_ascii(const char *re, size_t n, uint32_t ngroups)
+{
+    pcre2_code *code = NULL;
+    uint32_t count = 0;
+    int errcode;
+    PCRE2_SIZE erroff;
+    char *twin = n < SIZE_MAX / 4 ? malloc(4 * n + 1) : NULL;
+    size_t tn = twin ? ascii_twin(re, n, twin) : 0;
+
+    if (twin && (tn || n == 0))
+        code = pcre2_compile((PCRE2_SPTR)twin, tn, ASCII_PCRE2_FLAGS, &errcode, &erroff, NULL);
+    free(twin);
+    if (!code)
+        return NULL; /* (*UTF), (*UCP), \x{100} and the like: UTF mode only */
+    pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &count);
+    if (count != ngroups || pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) != 0) {
+        pcre2_code_free(code);
+        return NULL;
+    }
+    return code;
+}
+
 struct tj_grok *tj_grok_compile(const struct tj_grok_lib *lib, const char *expr, size_t len,
                                 char *err, size_t errlen)
 {
@@ -841,6 +928,8 @@ struct tj_grok *tj_grok_compile(const struct tj_grok_lib *lib, const char *expr,
     gr->jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
     pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &ngroups);
     gr->ngroups = ngroups;
+    if (gr->jit)
+        gr->ascii_code = compile_ascii(g.out, g.len, ngroups);
     gr->expr = strndup(expr, len);
     gr->regex = g.out;
     g.out = NULL;
@@ -889,6 +978,7 @@ void tj_grok_unref(struct tj_grok *g)
     if (!g || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     pcre2_code_free(g->code);
+    pcre2_code_free(g->ascii_code);
     for (size_t i = 0; i < g->nfields; i++)
         field_free(&g->fields[i]);
     free(g->fields);
@@ -949,7 +1039,9 @@ int tj_grok_match(const struct tj_grok *g, struct tj_matcher *m, const char *s, 
         m->md = md;
         m->pairs = g->ngroups + 1;
     }
-    if (TJ_LIKELY(g->jit))
+    if (g->ascii_code && all_ascii(s, n))
+        rc = pcre2_jit_match(g->ascii_code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);
+    else if (TJ_LIKELY(g->jit))
         rc = pcre2_jit_match(g->code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);
     else
         rc = pcre2_match(g->code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);

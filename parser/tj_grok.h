@@ -57,8 +57,14 @@ struct tj_grok_field {
 };
 
 struct tj_grok {
-    void *code;  /* pcre2_code_8 *, owned */
-    bool jit;    /* JIT compiled (else the interpreter runs, with depth/heap limits) */
+    void *code; /* pcre2_code_8 *, owned */
+    bool jit;   /* JIT compiled (else the interpreter runs, with depth/heap limits) */
+    /* pcre2_code_8 *, owned, or NULL: the same regex compiled for bytes (no UTF, no UCP) and
+     * JIT compiled, run instead of code on subjects that are pure ASCII. On such a subject an
+     * ASCII regex matches the same in both modes; the byte mode's JIT code is ~30% cheaper. Only
+     * built when the regex text is ASCII and compiles without (*UTF)/(*UCP) or code points
+     * above 0xFF, and has the same groups. */
+    void *ascii_code;
     char *expr;  /* the user's expression, owned */
     char *regex; /* the expanded PCRE2 regex, owned */
     struct tj_grok_field *fields;

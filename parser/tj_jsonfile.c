@@ -27,6 +27,23 @@ static inline unsigned block_stops(__m128i v, const char *p, const char *end, un
 }
 #endif
 
+/* True if [p, end) holds no '"', no '\\', no control character and no byte >= 0x80. */
+static bool printable_plain(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    while (p < end && tj_block_readable(p, (size_t)(end - p))) {
+        unsigned odd, stops = block_stops(_mm_loadu_si128((const __m128i *)p), p, end, &odd);
+        if (odd || (end - p < 16 ? stops != 1u << (end - p) : stops != 0))
+            return false;
+        p += 16;
+    }
+#endif
+    for (; p < end; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x80 || *p == '"' || *p == '\\')
+            return false;
+    return true;
+}
+
 static inline const char *skip_ws(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
@@ -445,10 +462,9 @@ static bool decode_docker(const char *p, const char *end, struct tj_buf *scratch
     if (memcmp(p, tail, sizeof(tail) - 1) != 0)
         return false;
     p += sizeof(tail) - 1;
-    for (t = p; t < end && *t != '"'; t++)
-        if ((unsigned char)*t < 0x20 || (unsigned char)*t >= 0x80 || *t == '\\')
-            return false;
-    if (end - t != 2 || t[1] != '}')
+    /* The time runs to the line's closing "} and holds only printable ASCII but '"' and '\\'. */
+    t = end - 2;
+    if (t < p || t[0] != '"' || t[1] != '}' || !printable_plain(p, t))
         return false;
     e->time = (struct tj_slice){p, (size_t)(t - p)};
     return true;

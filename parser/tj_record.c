@@ -58,6 +58,26 @@ struct op {
     uint32_t skip;         /* OP_OPEN: index just past the matching OP_CLOSE */
 };
 
+/* The text between two leaves written one after the other (closing braces, a comma, the keys
+ * and opening braces of the objects entered, the second leaf's key): a slice of the shape's
+ * plan text, zero-padded to a multiple of KEY_PAD bytes so that it is copied in whole blocks. */
+struct run {
+    uint32_t off, len;
+};
+
+/* A shape with more leaves than this encodes by walking its ops (run_ops); the plan's table
+ * grows with the square of the leaves. */
+#define PLAN_MAX_LEAVES 64
+
+/* A leaf as the plan runs it: what decides its presence, copied out of the node. */
+struct leaf {
+    const struct node *nd;
+    unsigned mask;  /* presence bits (not N_FIELD) */
+    uint32_t group; /* N_FIELD with one group: that group */
+    bool field;     /* N_FIELD */
+    bool one_text;  /* N_FIELD with one group, of type text */
+};
+
 struct tj_shape {
     struct node *nodes;
     size_t n, cap;
@@ -65,6 +85,14 @@ struct tj_shape {
     struct op *ops;
     size_t nops;
     size_t static_bytes; /* keys and punctuation of a record with every leaf present */
+    /* The plan: which text goes between any two present leaves, so that encoding is one copy
+     * and one value per present leaf. Row 0 is the record's start, row k + 1 follows leaf k;
+     * column k leads to leaf k, column nleaves to the record's end. NULL: use run_ops. */
+    struct leaf *leaves;
+    size_t nleaves;
+    struct run *trans; /* (nleaves + 1) x (nleaves + 1) */
+    char *plan_text;
+    size_t plan_max; /* the longest padded run */
 };
 
 void tj_meta_init(struct tj_meta *m)
@@ -338,6 +366,109 @@ static void flatten(struct tj_shape *s, int i)
     }
 }
 
+/* The objects that enclose each leaf, outermost first (the root not included). */
+struct leaf_path {
+    const struct node *obj[TJ_GROK_MAX_FIELD_DEPTH + 2];
+    size_t depth;
+};
+
+/* Appends to b the text written between leaf `from` (NULL: the record's start) and leaf `to`
+ * (NULL: the record's end), zero-padded to KEY_PAD bytes, and sets r to it. Returns 0 or
+ * TJ_ENOMEM. */
+static int plan_run(struct tj_buf *b, const struct leaf_path *from, const struct node *to,
+                    const struct leaf_path *to_path, struct run *r)
+{
+    static const char zeros[KEY_PAD];
+    static const struct leaf_path none;
+    const struct leaf_path *fp = from ? from : &none, *tp = to ? to_path : &none;
+    size_t start = b->len, lcp = 0, pad;
+    int rc = 0;
+
+    while (lcp < fp->depth && lcp < tp->depth && fp->obj[lcp] == tp->obj[lcp])
+        lcp++;
+    if (!from)
+        rc |= tj_buf_append(b, "{", 1);
+    for (size_t d = lcp; d < fp->depth; d++)
+        rc |= tj_buf_append(b, "}", 1);
+    if (!to) {
+        rc |= tj_buf_append(b, "}\n", 2);
+    } else {
+        if (from)
+            rc |= tj_buf_append(b, ",", 1);
+        for (size_t d = lcp; d < tp->depth; d++)
+            rc |= tj_buf_append(b, tp->obj[d]->key, tp->obj[d]->keylen) | tj_buf_append(b, "{", 1);
+        rc |= tj_buf_append(b, to->key, to->keylen);
+    }
+    if (rc)
+        return TJ_ENOMEM;
+    r->off = (uint32_t)start;
+    r->len = (uint32_t)(b->len - start);
+    pad = (KEY_PAD - r->len % KEY_PAD) % KEY_PAD;
+    return tj_buf_append(b, zeros, pad) ? TJ_ENOMEM : 0;
+}
+
+/* Builds the plan from the ops. Returns 0 (also when the shape has too many leaves for one:
+ * it then has none) or TJ_ENOMEM. */
+static int build_plan(struct tj_shape *s)
+{
+    struct leaf_path *paths = NULL, cur = {{NULL}, 0};
+    struct tj_buf text;
+    size_t n = 0, rows;
+    int rc = TJ_ENOMEM;
+
+    for (size_t i = 0; i < s->nops; i++)
+        n += s->ops[i].op == OP_LEAF;
+    if (n > PLAN_MAX_LEAVES)
+        return 0;
+    rows = n + 1;
+    tj_buf_init(&text, (size_t)UINT32_MAX);
+    s->leaves = calloc(rows, sizeof(*s->leaves));
+    s->trans = calloc(rows * rows, sizeof(*s->trans));
+    paths = calloc(rows, sizeof(*paths));
+    if (!s->leaves || !s->trans || !paths)
+        goto out;
+    for (size_t i = 0; i < s->nops; i++) {
+        const struct op *op = &s->ops[i];
+        if (op->op == OP_OPEN) {
+            cur.obj[cur.depth++] = op->nd;
+        } else if (op->op == OP_CLOSE) {
+            cur.depth--;
+        } else {
+            const struct node *nd = op->nd;
+            paths[s->nleaves] = cur;
+            s->leaves[s->nleaves++] = (struct leaf){
+                nd, nd->mask, nd->ngroups ? nd->groups[0] : 0, nd->kind == N_FIELD,
+                nd->kind == N_FIELD && nd->ngroups == 1 && nd->types[0] == TJ_FIELD_STRING};
+        }
+    }
+    /* Row r follows leaf r - 1 (row 0: the start) and only leads to a later leaf or the end. */
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = r; c < rows; c++) {
+            struct run *run = &s->trans[r * rows + c];
+            if (plan_run(&text, r ? &paths[r - 1] : NULL, c < n ? s->leaves[c].nd : NULL, &paths[c],
+                         run))
+                goto out;
+            if (run->len > s->plan_max)
+                s->plan_max = run->len;
+        }
+    }
+    s->plan_max = (s->plan_max + KEY_PAD - 1) / KEY_PAD * KEY_PAD;
+    s->plan_text = text.data;
+    text.data = NULL;
+    rc = 0;
+out:
+    tj_buf_fini(&text);
+    free(paths);
+    if (rc) {
+        free(s->leaves);
+        free(s->trans);
+        s->leaves = NULL;
+        s->trans = NULL;
+        s->nleaves = 0;
+    }
+    return rc;
+}
+
 struct tj_shape *tj_shape_create(const struct tj_grok *g, char *err, size_t errlen)
 {
     static const struct {
@@ -382,6 +513,8 @@ struct tj_shape *tj_shape_create(const struct tj_grok *g, char *err, size_t errl
     if (!s->ops)
         goto oom;
     flatten(s, 0);
+    if (build_plan(s))
+        goto oom;
     return s;
 oom:
     snprintf(err, errlen, "out of memory");
@@ -402,6 +535,9 @@ void tj_shape_destroy(struct tj_shape *s)
     }
     free(s->nodes);
     free(s->ops);
+    free(s->leaves);
+    free(s->trans);
+    free(s->plan_text);
     free(s);
 }
 
@@ -608,6 +744,60 @@ static int run_ops(struct ectx *c, const struct tj_shape *s)
     return 0;
 }
 
+/* Writes the plan's run r into the room the buffer's slack guarantees, in whole blocks. */
+static inline void put_run(struct tj_buf *out, const struct tj_shape *s, struct run r)
+{
+    char *w = out->data + out->len;
+    const char *t = s->plan_text + r.off;
+
+    memcpy(w, t, KEY_PAD);
+    for (size_t k = KEY_PAD; k < r.len; k += KEY_PAD)
+        memcpy(w + k, t + k, KEY_PAD);
+    out->len += r.len;
+}
+
+/* Writes the record by the shape's plan: for each present leaf, the run that leads to it from
+ * the previous one, then its value; then the run to the end. Writes what run_ops writes. */
+static int run_plan(struct ectx *c, const struct tj_shape *s)
+{
+    const size_t rows = s->nleaves + 1;
+    const size_t *ov = c->ov;
+    size_t prev = 0; /* row: 0 at the start, k + 1 after leaf k */
+    int rc;
+
+    for (size_t k = 0; k < s->nleaves; k++) {
+        const struct leaf *lf = &s->leaves[k];
+
+        if (lf->one_text) { /* the common field, written here without a call per step */
+            size_t a, b;
+            if (!ov)
+                continue;
+            a = ov[2 * lf->group];
+            b = ov[2 * lf->group + 1];
+            if (a == SIZE_MAX || b <= a)
+                continue; /* unset or empty: absent, as pick_group decides */
+            put_run(c->out, s, s->trans[prev * rows + k]);
+            rc = tj_json_string(c->out, c->ev->message.ptr + a, b - a);
+        } else if (lf->field) {
+            int gi = pick_group(lf->nd, ov);
+            if (gi < 0)
+                continue;
+            put_run(c->out, s, s->trans[prev * rows + k]);
+            rc = emit_field(c, lf->nd, gi);
+        } else {
+            if (!(lf->mask & c->present))
+                continue;
+            put_run(c->out, s, s->trans[prev * rows + k]);
+            rc = emit_leaf(c, lf->nd, -1);
+        }
+        if (rc)
+            return rc;
+        prev = k + 1;
+    }
+    put_run(c->out, s, s->trans[prev * rows + s->nleaves]);
+    return 0;
+}
+
 int tj_record_encode(struct tj_buf *out, const struct tj_shape *s, const struct tj_event *ev,
                      const struct tj_meta *meta, const size_t *ovector)
 {
@@ -622,8 +812,11 @@ int tj_record_encode(struct tj_buf *out, const struct tj_shape *s, const struct 
                  (ev->offset >= 0 ? 1u << B_OFFSET : 0) | (ev->tags ? 1u << B_TAGS : 0);
     /* Every dynamic write below leaves the shape's static bytes free after it, so keys and
      * punctuation between two values never need a capacity check. */
-    out->slack = s->static_bytes + 16;
-    if ((rc = tj_buf_reserve(out, 2)) == 0) {
+    out->slack = (s->static_bytes > s->plan_max ? s->static_bytes : s->plan_max) + 16;
+    if (s->trans) {
+        if ((rc = tj_buf_reserve(out, 2)) == 0)
+            rc = run_plan(&c, s);
+    } else if ((rc = tj_buf_reserve(out, 2)) == 0) {
         put_char(out, '{');
         if ((rc = run_ops(&c, s)) == 0)
             rc = tj_buf_append(out, "}\n", 2);

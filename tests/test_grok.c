@@ -1,4 +1,6 @@
 /* test_grok.c: the grok library, expander, compiler and matcher. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,6 +276,114 @@ static void test_invalid_utf8_subject(void)
     CHECK_STR(got, "ok");
 }
 
+/* On a pure-ASCII subject, tj_grok_match runs the regex's byte-mode twin where it has one: it
+ * must give what the UTF-mode regex gives (match or not, every group's offsets), for regexes
+ * with non-ASCII literals under quantifiers, classes and ranges, (?i) folds that only UTF mode
+ * makes (U+017F to 's': no twin), \Q quotes and real library patterns. */
+static void test_ascii_subjects_match_as_in_utf_mode(void)
+{
+    static const struct {
+        const char *expr;
+        int twin; /* 1: must have a byte-mode twin, 0: must not, -1: either */
+    } pats[] = {
+        {"^M(?<a>\xc3\xa4?)r(?<b>z)?", 1},
+        {"(?i)^(?<s>\xc5\xbf+)", 0},
+        {"(?i)(?<k>K+)(?<t>.*)", 1},
+        {"^[!-\xc3\xa4]+?(?<r>[^\xc3\xa4]{2,})$", 1},
+        {"(?<w>\\w+)\\s+(?<d>\\d+)[[:punct:]]+(?<p>[[:print:]]*)", 1},
+        {"\\bfoo\\b(?<x>.*)", 1},
+        {"(?<q>\\Q\xc3\xa4.\\E)|(?<z>z.)", 0},
+        {"(?<e>\xc3\xa9|e)(?<f>x?)", 1},
+        {"(?i)(?<h>H\xc3\x84?LLO)", 1},
+        {"(?<u>\\x{100}|a)", 0},
+        {"%{COMBINEDAPACHELOG}", 1},
+        {"%{SYSLOGLINE}", -1},
+        {"%{MONTH:m} %{GREEDYDATA:rest}", 1},
+    };
+    static const char *const fixed[] = {
+        "Mrz",
+        "Mz",
+        "MXrz",
+        "sss",
+        "SsS",
+        "kK!",
+        "Kelvin",
+        "!!abc",
+        "foo bar",
+        "x foo y",
+        "e",
+        "ex",
+        "z.",
+        "hllo",
+        "HLLO",
+        "a",
+        "Mar 3 rest",
+        "Mrz 3 rest",
+        ("203.0.113.7 - alice [25/Nov/2026:17:56:16 +0000] \"GET /a HTTP/1.1\" 200 5120 \"-\" "
+         "\"curl/8\""),
+        "Nov 25 17:56:16 host prog[123]: hello world",
+        "word   123 !?~ printable\ttab\x01\x7f",
+        ""};
+    static const char alpha[] = "MrzsSkK!-~ fooabxeHLl.123\t[]:\"/";
+    struct tj_grok_lib *lib = lib_with(NULL);
+    struct tj_matcher *m = tj_matcher_create(&TJ_MATCH_LIMITS_DEFAULT);
+    pcre2_match_data *md = pcre2_match_data_create(64, NULL);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    char err[512], line[64];
+    int bad = 0;
+
+    for (size_t p = 0; p < TJ_ARRAY_LEN(pats); p++) {
+        struct tj_grok *g =
+            tj_grok_compile(lib, pats[p].expr, strlen(pats[p].expr), err, sizeof(err));
+        int ec;
+        PCRE2_SIZE eo;
+        pcre2_code *ref;
+
+        CHECK(g != NULL);
+        if (!g)
+            continue;
+        if (pats[p].twin >= 0 && (g->ascii_code != NULL) != pats[p].twin) {
+            fprintf(stderr, "  pattern %zu: twin %s\n", p, g->ascii_code ? "built" : "missing");
+            bad++;
+        }
+        ref = pcre2_compile((PCRE2_SPTR)g->regex, PCRE2_ZERO_TERMINATED, TJ_GROK_PCRE2_FLAGS, &ec,
+                            &eo, NULL);
+        CHECK(ref != NULL && pcre2_jit_compile(ref, PCRE2_JIT_COMPLETE) == 0);
+        for (size_t i = 0; i < TJ_ARRAY_LEN(fixed) + 3000 && bad < 5; i++) {
+            const char *s = line;
+            size_t n;
+            if (i < TJ_ARRAY_LEN(fixed)) {
+                s = fixed[i];
+                n = strlen(s);
+            } else {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                n = (size_t)(x % 24);
+                for (size_t k = 0; k < n; k++) {
+                    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                    line[k] = alpha[x % (sizeof(alpha) - 1)];
+                }
+            }
+            int want = pcre2_jit_match(ref, (PCRE2_SPTR)s, n, 0, 0, md, NULL) >= 0;
+            int got = tj_grok_match(g, m, s, n);
+            const size_t *wo = pcre2_get_ovector_pointer(md), *go = tj_matcher_ovector(m);
+            bool same = got == want;
+            for (uint32_t k = 0; same && want && k <= 2 * g->ngroups + 1; k++)
+                same = wo[k] == go[k];
+            if (!same) {
+                fprintf(stderr, "  pattern %zu on \"%.*s\": utf mode %d, tailjet %d\n", p, (int)n,
+                        s, want, got);
+                bad++;
+            }
+        }
+        pcre2_code_free(ref);
+        tj_grok_unref(g);
+    }
+    CHECK(bad == 0);
+    pcre2_match_data_free(md);
+    tj_matcher_destroy(m);
+    tj_grok_lib_destroy(lib);
+}
+
 static void test_refcount(void)
 {
     struct tj_grok_lib *lib = lib_with(NULL);
@@ -323,6 +433,7 @@ static const struct tj_test tests[] = {
     {"library_file_errors", test_library_file_errors},
     {"pathological_pattern_is_bounded", test_pathological_pattern_is_bounded},
     {"invalid_utf8_subject", test_invalid_utf8_subject},
+    {"ascii_subjects_match_as_in_utf_mode", test_ascii_subjects_match_as_in_utf_mode},
     {"refcount", test_refcount},
     {"match_data_grows", test_match_data_grows},
 };

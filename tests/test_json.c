@@ -386,6 +386,54 @@ static void test_escape_matches_reference(void)
     free(want);
 }
 
+/* tj_json_string takes short plain strings (at most 32 bytes) by a one- or two-block fast path:
+ * random short inputs, in the heap and ending at an unreadable page, must come out as the
+ * reference's escape between quotes, whether they take the fast path or not. */
+static void test_string_short_fast_path(void)
+{
+    static const unsigned char alpha[] = {'a',  '0',  ' ',  '"',  '\\', '\n', 0x00, 0x1f, 0x7f,
+                                          0x80, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xED, 0xA0, 0xFF};
+    uint64_t x = 1442695040888963407ull;
+    unsigned char in[40];
+    char want[40 * 6 + 2];
+    int bad = 0;
+
+    for (int iter = 0; iter < 20000 && bad < 5; iter++) {
+        size_t n, wn;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        n = (size_t)(x % 40);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            /* mostly plain text, so the fast path is taken often */
+            in[i] = x % 4 ? (unsigned char)('a' + x % 26) : alpha[(x >> 8) % sizeof(alpha)];
+        }
+        want[0] = '"';
+        wn = ref_escape(in, n, want + 1) + 1;
+        want[wn++] = '"';
+        for (int guarded = 0; guarded < 2; guarded++) {
+            char *g = guarded ? tj_test_guarded_copy((const char *)in, n) : malloc(n + 1);
+            struct tj_buf b;
+            CHECK(g != NULL);
+            if (!g)
+                return;
+            if (!guarded)
+                memcpy(g, in, n);
+            tj_buf_init(&b, 1u << 16);
+            if (tj_json_string(&b, g, n) != 0 || b.len != wn || memcmp(b.data, want, wn) != 0) {
+                fprintf(stderr, "  length %zu (guarded %d): got \"%.*s\"\n", n, guarded, (int)b.len,
+                        b.data ? b.data : "");
+                bad++;
+            }
+            tj_buf_fini(&b);
+            if (guarded)
+                tj_test_guarded_free(g, n);
+            else
+                free(g);
+        }
+    }
+    CHECK(bad == 0);
+}
+
 static void test_escape_appends_and_caps(void)
 {
     struct tj_buf b;
@@ -559,6 +607,20 @@ static void test_int_text(void)
     b.len = 0;
     CHECK(tj_json_i64(&b, 0) == 0);
     CHECK(b.len == 1 && b.data[0] == '0');
+    /* Every digit count, both signs, against printf (digits are written two at a time). */
+    for (int k = 0; k < 19; k++) {
+        int64_t v = 1;
+        for (int i = 0; i < k; i++)
+            v *= 10;
+        const int64_t probes[] = {v - 1, v, v + 1, v + v / 2, -v, -(v - 1), -(v + 7)};
+        for (size_t i = 0; i < TJ_ARRAY_LEN(probes); i++) {
+            char want[32];
+            int wn = snprintf(want, sizeof(want), "%lld", (long long)probes[i]);
+            b.len = 0;
+            CHECK(tj_json_i64(&b, probes[i]) == 0);
+            CHECK(b.len == (size_t)wn && memcmp(b.data, want, b.len) == 0);
+        }
+    }
     tj_buf_fini(&b);
 }
 
@@ -601,6 +663,7 @@ static const struct tj_test tests[] = {
     {"escape_at_page_end", test_escape_at_page_end},
     {"escape_matches_reference", test_escape_matches_reference},
     {"escape_appends_and_caps", test_escape_appends_and_caps},
+    {"string_short_fast_path", test_string_short_fast_path},
     {"utf8_cut", test_utf8_cut},
     {"utf8_cut_property", test_utf8_cut_property},
     {"number_text", test_number_text},

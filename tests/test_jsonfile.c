@@ -585,6 +585,34 @@ static void test_decode_at_page_end(void)
     }
 }
 
+/* Unterminated strings that end exactly where an unreadable page begins: the scanners reach
+ * the end with nothing left, where no block may be loaded, and report the line malformed. */
+static void test_unterminated_at_page_end(void)
+{
+    static const char *const lines[] = {"{\"log\":\"abc",
+                                        "{\"log\":\"",
+                                        "{\"log\":\"abc\\\"",
+                                        "{\"log\":\"0123456789abcdef",
+                                        "{\"log\":\"x\\n\",\"stream\":\"stdout\",\"time\":\"",
+                                        "{\"log\":\"x\\n\",\"time\":\"2026"};
+
+    for (size_t i = 0; i < TJ_ARRAY_LEN(lines); i++) {
+        size_t n = strlen(lines[i]);
+        char *g = tj_test_guarded_copy(lines[i], n);
+        struct tj_buf scratch;
+        struct tj_jsonfile_entry en;
+        const char *why = NULL;
+
+        CHECK(g != NULL);
+        if (!g)
+            return;
+        tj_buf_init(&scratch, 1u << 20);
+        CHECK(tj_jsonfile_decode(g, n, &scratch, &en, &why) == TJ_EPARSE && why != NULL);
+        tj_buf_fini(&scratch);
+        tj_test_guarded_free(g, n);
+    }
+}
+
 static void test_scratch_too_small(void)
 {
     const char *line = "{\"log\":\"needs unescaping\\n\"}";
@@ -672,6 +700,7 @@ static const struct tj_test tests[] = {
     {"mutations", test_mutations},
     {"scan_boundaries", test_scan_boundaries},
     {"decode_at_page_end", test_decode_at_page_end},
+    {"unterminated_at_page_end", test_unterminated_at_page_end},
     {"scratch_too_small", test_scratch_too_small},
     {"unescape_direct", test_unescape_direct},
     {"unescape_writes_within_raw_length", test_unescape_writes_within_raw_length},

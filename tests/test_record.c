@@ -74,6 +74,12 @@ static cJSON *encode(struct fixture *f, const char *line, size_t n, unsigned tag
     return j;
 }
 
+/* Encodes `line` and leaves the record's text, NUL-terminated, in f->out. */
+static void encode_text(struct fixture *f, const char *line)
+{
+    cJSON_Delete(encode(f, line, strlen(line), 0));
+}
+
 static const char *str_at(const cJSON *j, const char *a, const char *b, const char *c)
 {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, a);
@@ -307,6 +313,37 @@ static void test_attrs_and_field_order(void)
     fixture_fini(&f);
 }
 
+/* A shape with few leaves encodes by its plan (precomputed text between leaves), one with more
+ * than 64 by walking its tree: both must write the same bytes, whichever leaves are present. */
+static void test_plan_matches_tree_walk(void)
+{
+    static const char *const lines[] = {"xyz", "x", "y", "z", "xz", "", "q"};
+    char small[512], big[4096], err[512];
+    struct fixture fs, fb;
+    size_t k;
+
+    snprintf(small, sizeof(small), "^(?<a.b.c>x)?(?<a.d>y)?(?<e>z)?");
+    k = (size_t)snprintf(big, sizeof(big), "^(?<a.b.c>x)?(?<a.d>y)?(?<e>z)?");
+    for (int i = 0; i < 70; i++)
+        k += (size_t)snprintf(big + k, sizeof(big) - k, "(?<u%d.v>Q)?", i);
+    CHECK(fixture_init(&fs, small, err, sizeof(err)));
+    CHECK(fixture_init(&fb, big, err, sizeof(err)));
+    for (size_t i = 0; i < TJ_ARRAY_LEN(lines); i++) {
+        cJSON *a = encode(&fs, lines[i], strlen(lines[i]), 0);
+        cJSON *b = encode(&fb, lines[i], strlen(lines[i]), 0);
+        CHECK(fs.out.len == fb.out.len && memcmp(fs.out.data, fb.out.data, fs.out.len) == 0);
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+    }
+    encode_text(&fs, "xz");
+    CHECK(strcmp(fs.out.data,
+                 "{\"@timestamp\":\"2026-11-25T17:56:16.123456789Z\",\"message\":\"xz\","
+                 "\"stream\":\"stdout\",\"log\":{\"offset\":42},\"a\":{\"b\":{\"c\":\"x\"}},"
+                 "\"e\":\"z\"}\n") == 0);
+    fixture_fini(&fs);
+    fixture_fini(&fb);
+}
+
 static void test_buffer_cap_restores_length(void)
 {
     struct fixture f;
@@ -334,6 +371,7 @@ static const struct tj_test tests[] = {
     {"cleared_metadata_is_absent", test_cleared_metadata_is_absent},
     {"attrs_and_field_order", test_attrs_and_field_order},
     {"buffer_cap_restores_length", test_buffer_cap_restores_length},
+    {"plan_matches_tree_walk", test_plan_matches_tree_walk},
 };
 
 int main(int argc, char **argv)
