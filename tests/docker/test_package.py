@@ -38,12 +38,15 @@ No registry can be reached here, so:
    overlay network: the target is up and tailjet_records_total for web has the exact counts.
 6. stop: `docker stack rm tailjet` stops the task with SIGTERM; tailjet drains and exits 0
    within the stack's stop_grace_period.
+7. the README's `docker run -d --name tailjet ...` (read from README.md; host paths pointed at
+   the private engine, --network none added): healthy, and web's records in its own volume.
 The private engine is stopped by its pid at the end (tj_docker.Dockerd.stop). Timings of each step
 are printed; TJ_KEEP_TMP=1 keeps the engine's directory.
 """
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -514,6 +517,69 @@ def check_stop(d, cid):
     step("docker stack rm tailjet: tailjet drained and exited 0", t0)
 
 
+# ------------------------------------------------------------------------------------------
+# 7. The README's `docker run`
+
+
+def readme_docker_run():
+    """The README's `docker run -d --name tailjet ...` command (continuation lines joined), as
+    an argv list without the leading `docker`."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        lines = f.read().splitlines()
+    for i, ln in enumerate(lines):
+        if ln.startswith("docker run -d --name tailjet "):
+            cmd = ln
+            while cmd.endswith("\\"):
+                i += 1
+                cmd = cmd[:-1] + " " + lines[i].strip()
+            return shlex.split(cmd)[1:]
+    fail("README.md has no `docker run -d --name tailjet ...` command")
+
+
+def check_docker_run(d, web_cid):
+    """Runs the README's command with the host paths pointing at the private engine (and
+    --network none: this engine has no bridge); web's records must come out in its volume and
+    the container must be healthy."""
+    t0 = time.monotonic()
+    argv = readme_docker_run()
+    node = d.docker("node", "inspect", "self", "--format", "{{.Description.Hostname}}")
+    ctr = os.path.join(d.root, "containers")
+    subst = {"$(hostname)": node,
+             "/var/run/docker.sock:/var/run/docker.sock:ro": "%s:/var/run/docker.sock:ro" % d.sock,
+             "/var/lib/docker/containers:/var/lib/docker/containers:ro": "%s:%s:ro" % (ctr, ctr)}
+    used = set()
+    for i, a in enumerate(argv):
+        if a in subst:
+            argv[i] = subst[a]
+            used.add(a)
+    check(used == set(subst), "the README's docker run lacks %s: %r" % (set(subst) - used, argv))
+    vols = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-v"]
+    state = [v.split(":")[0] for v in vols if v.split(":")[1] == "/var/lib/tailjet"]
+    check(len(state) == 1, "the README's docker run has no state volume: %r" % vols)
+    cid = d.docker(*([argv[0], "--network", "none"] + argv[1:])).splitlines()[-1]
+    out = os.path.join(d.inspect(state[0], "volume")["Mountpoint"], "records.ndjson")
+    want = len(d.log_entries(web_cid))
+
+    def ok():
+        st = d.inspect(cid, "container")["State"]
+        if st.get("Status") != "running":
+            fail("the README's docker run: the container is %s; its logs:\n%s" %
+                 (st.get("Status"), d.docker_rc("logs", cid)[2][-2000:]))
+        recs = [r for r in complete_records(out) if sub(r, "container", "id") == web_cid]
+        healthy = (st.get("Health") or {}).get("Status") == "healthy"
+        return (recs, healthy) if len(recs) >= want and healthy else None
+
+    recs, _ = wait_until(ok, HEALTHY_TIMEOUT, "the README's docker run: %d records of web in "
+                         "its volume and the container healthy" % want, interval=1.0)
+    check(sorted(sub(r, "log", "offset") for r in recs) ==
+          sorted(e["offset"] for e in d.log_entries(web_cid)),
+          "the README's docker run: web's records are not its lines, each once")
+    check(all(sub(r, "service", "name") == "web" and sub(r, "host", "name") == node and
+              "source" in r for r in recs if r.get("message") != ODD_LINE),
+          "the README's docker run: records without their metadata or fields")
+    step("the README's docker run: healthy, web's %d records in its volume" % len(recs), t0)
+
+
 def main(tailjet):
     t_all = time.monotonic()
     for tool in ("docker", "dockerd"):
@@ -539,6 +605,7 @@ def main(tailjet):
         check_records(d, web_cid, lines)
         check_prometheus(d, port, path)
         check_stop(d, tj_cid)
+        check_docker_run(d, web_cid)
     except DockerError as e:
         fail("Docker: %s" % e)
     finally:
