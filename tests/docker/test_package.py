@@ -36,6 +36,7 @@ No registry can be reached here, so:
    com.df.metricsPath. A real Prometheus (Debian's binary, run as a Swarm service on the monitor
    network in the tailjet image, which has the same libc) scrapes tailjet's task through the
    overlay network: the target is up and tailjet_records_total for web has the exact counts.
+   tasks.tailjet (the stack's alias; issue 5's --label-source) resolves to the same task.
 6. stop: `docker stack rm tailjet` stops the task with SIGTERM; tailjet drains and exits 0
    within the stack's stop_grace_period.
 7. the README's `docker run -d --name tailjet ...` (read from README.md; host paths pointed at
@@ -494,6 +495,13 @@ def check_prometheus(d, port, path):
     check(vals == ["1"], "tailjet_discovery_connected in Prometheus: %r" % vals)
     step("Prometheus (Docker Flow Monitor's job from the labels) scrapes %s over the overlay "
          "network" % target["scrapeUrl"], t0)
+    # Workers will ask the managers' tailjets for service labels at http://tasks.tailjet:9284
+    # (the stack file's commented --label-source): the stack's service name is an alias on the
+    # monitor network, so that name finds the same tasks as tasks.tailjet_tailjet.
+    ip = urllib.parse.urlparse(target["scrapeUrl"]).hostname
+    rc, out, err = d.docker_rc("exec", pcid, "getent", "ahostsv4", "tasks.tailjet")
+    check(rc == 0 and ip in out.split(), "tasks.tailjet does not resolve to the task %s on the "
+          "monitor network (what --label-source will use): %r %r" % (ip, out, err))
 
 
 # ------------------------------------------------------------------------------------------
