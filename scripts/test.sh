@@ -2,7 +2,7 @@
 # The README's test command, and what CI runs: installs what is missing, then
 #   1. builds with -Werror and runs every test (ctest: unit and integration) but the packaging one,
 #   2. the packaging test (ctest label package: the Dockerfile, deploy/stack.yml on a swarm,
-#      Prometheus scraping it; 3-4 min, skipped with TJ_SKIP_PACKAGE=1 for a quick local run),
+#      Prometheus scraping it; 2.5-4 min, skipped with TJ_SKIP_PACKAGE=1 for a quick local run),
 #   3. builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test again,
 #   4. builds with ThreadSanitizer and runs the engine's tests (label engine) against it,
 #   5. runs each libFuzzer target for FUZZ_SECONDS (default 30) from its seed corpus,
