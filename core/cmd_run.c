@@ -56,7 +56,7 @@ static const struct tj_opt run_opts[] = {
      "labels only)",
      NULL},
     {"label-prefix", TJ_OPT_STRING, offsetof(struct run_cfg, label_prefix), "", NULL, "P",
-     "read the labels P logPattern, P logMultiline, ... (e.g. com.df.)", NULL},
+     "read the labels PlogPattern, PlogMultiline, ... instead (e.g. com.df.)", NULL},
     {"watch", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "GLOB",
      "follow every file matching GLOB, now and later (repeatable; the --pattern and "
      "--multiline options after it apply to it)",

@@ -166,10 +166,11 @@ struct path {
     struct tj_buf carry; /* bytes after the last boundary, not yet in a chunk */
     struct seg cseg[MAX_SEGS];
     int ncseg;
-    size_t scanned; /* carry bytes already searched for a boundary */
-    bool skipping;  /* discarding the rest of an overlong line */
-    bool dirty;     /* may have data to read */
-    bool matched;   /* seen by the last glob scan */
+    size_t scanned;  /* carry bytes already searched for a boundary */
+    bool skipping;   /* discarding the rest of an overlong line */
+    bool dirty;      /* may have data to read */
+    bool matched;    /* seen by the last glob scan */
+    bool unreadable; /* a reason other than its absence kept it closed: reported once */
     int64_t last_read_ms;
     uint64_t seq;
     /* lock */
@@ -322,10 +323,12 @@ static struct gen *gen_open(const char *name, int64_t off, char *why, size_t why
     }
     g->fd = open_log(AT_FDCWD, name);
     if (g->fd < 0 || tj_fileid_from_fd(g->fd, &g->id)) {
-        snprintf(why, whylen, "%s", strerror(errno));
+        int err = errno;
+        snprintf(why, whylen, "%s", strerror(err));
         if (g->fd >= 0)
             close(g->fd);
         free(g);
+        errno = err; /* for the caller: ENOENT is no news */
         return NULL;
     }
     g->read_off = g->acked_off = off;
@@ -616,6 +619,19 @@ static bool gen_head_matches(struct gen *g)
     return memcmp(buf, g->head, g->head_len) == 0;
 }
 
+/* A path that exists but cannot be opened (EACCES: tailjet runs without the right to read the
+ * containers' logs) is reported once, not at every poll; it is tried again at every poll. */
+static void path_unreadable(struct path *p, int err)
+{
+    if (p->unreadable || err == ENOENT || err == ENOTDIR)
+        return;
+    p->unreadable = true;
+    tj_log(TJ_LOG_WARN, "cannot read %s: %s; trying again at every poll%s", p->name, strerror(err),
+           err == EACCES ? " (run tailjet as a user that may read it, or with CAP_DAC_READ_SEARCH;"
+                           " Docker's logs are root's: see README, Deploy)"
+                         : "");
+}
+
 /* Compares the path with what is followed: a new file (rename, unlink, re-creation) retires
  * the current generation and opens the new one from its start; truncation is handled. */
 static void path_check(struct tj_engine *e, struct path *p)
@@ -623,9 +639,13 @@ static void path_check(struct tj_engine *e, struct path *p)
     struct gen *cur = gen_current(p), *g;
     struct stat st;
     char why[256];
+    int serr;
 
     gens_linger(e, p);
-    if (stat(p->name, &st) != 0 || !S_ISREG(st.st_mode)) {
+    serr = stat(p->name, &st) != 0 ? errno : 0;
+    if (serr || !S_ISREG(st.st_mode)) {
+        if (serr)
+            path_unreadable(p, serr);
         if (cur) {
             cur->retired = true; /* renamed or deleted: read to its end */
             pthread_mutex_lock(&e->lock);
@@ -656,10 +676,12 @@ static void path_check(struct tj_engine *e, struct path *p)
         return; /* the file at the path is one of those just found (it was renamed back?) */
     if ((g = gen_open(p->name, 0, why, sizeof(why)))) {
         gen_append(e, p, g);
+        p->unreadable = false;
         tj_log(TJ_LOG_DEBUG, "%s: following inode %llu%s", p->name, (unsigned long long)g->id.ino,
                cur ? " (the file before was rotated)" : "");
-    } else if (errno != ENOENT)
-        tj_log(TJ_LOG_WARN, "cannot open %s: %s; trying again later", p->name, why);
+    } else {
+        path_unreadable(p, errno);
+    }
 }
 
 static int path_watch_dir(struct tj_engine *e, const char *name)

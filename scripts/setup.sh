@@ -16,6 +16,8 @@ pkgs=(
   docker.io busybox-static
   # an independent Kafka client to read back what the Kafka output produced to the mock cluster
   kcat
+  # the packaging test: a Debian base image without a registry; systemd-analyze for the unit
+  debootstrap systemd
 )
 
 missing=()
