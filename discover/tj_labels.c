@@ -853,16 +853,16 @@ size_t tj_labels_health(struct tj_labels *h, struct tj_buf *b)
         return 0;
     pthread_mutex_lock(&h->lock);
     age = (double)(wall_ms() - h->table_ms) / 1000.0;
-    if (h->manager)
-        appendf(b, "label source: not used (this node is a manager)\n");
-    else if (h->connected)
+    if (h->manager) {
+        /* it reads service labels itself: nothing to say */
+    } else if (h->connected) {
         appendf(b, "label source: connected to %s, table version %s, %.0fs old\n", h->source,
                 h->tversion, age);
-    else if (h->services)
+    } else if (h->services) {
         appendf(b, "label source: not connected (%s); using the %s table version %s, %.0fs old\n",
                 h->why[0] ? h->why : "connecting", h->cached ? "cached" : "last received",
                 h->tversion, age);
-    else {
+    } else {
         appendf(b, "label source: not connected (%s) and no label table yet\n",
                 h->why[0] ? h->why : "connecting");
         problem = 1;

@@ -48,6 +48,7 @@ are printed; TJ_KEEP_TMP=1 keeps the engine's directory.
 import json
 import os
 import shlex
+import secrets
 import shutil
 import subprocess
 import sys
@@ -214,6 +215,10 @@ def build_image(d, tailjet):
 def deploy_stack(d):
     t0 = time.monotonic()
     d.docker("network", "create", "--driver", "overlay", "monitor")  # the README's command
+    token = os.path.join(d.dir, "label-token")
+    with open(token, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    d.docker("secret", "create", "tailjet_label_token", token)  # the README's, from a file
     env_before = dict(os.environ)
     os.environ.pop("TAILJET_OUTPUT", None)  # the stack's default output, not the caller's
     os.environ.pop("TAILJET_IMAGE", None)
@@ -504,6 +509,25 @@ def check_prometheus(d, port, path):
           "monitor network (what --label-source will use): %r %r" % (ip, out, err))
 
 
+def check_label_table(d, tj_cid):
+    """The stack's manager task serves the label table at tasks.tailjet:9284 with the secret's
+    token (what a worker's --label-source asks), and refuses it without."""
+    t0 = time.monotonic()
+    ask = ('curl -sS -o /dev/null -w "%{http_code}" http://tasks.tailjet:9284/v1/services; echo; '
+           'curl -sS --fail-with-body -H "Authorization: Bearer $(cat '
+           '/run/secrets/tailjet_label_token)" http://tasks.tailjet:9284/v1/services')
+    rc, out, err = d.docker_rc("exec", tj_cid, "sh", "-c", ask)
+    check(rc == 0, "asking the label table from the tailjet task failed: %r %r" % (out, err))
+    first, _, body = out.partition("\n")
+    check(first.strip() == "401", "without the token the table answered %r" % first)
+    table = json.loads(body)
+    web = [x for x in table["services"] if x["name"] == "web"]
+    check(web and web[0]["labels"] == {"logPattern": "%{COMBINEDAPACHELOG}"},
+          "the label table's entry for web: %r" % web)
+    step("the manager's tailjet serves the label table at tasks.tailjet:9284 with the token",
+         t0)
+
+
 # ------------------------------------------------------------------------------------------
 # 6. Stop
 
@@ -612,6 +636,7 @@ def main(tailjet):
         step("service web (logPattern=%{COMBINEDAPACHELOG}) wrote its lines", t0)
         check_records(d, web_cid, lines)
         check_prometheus(d, port, path)
+        check_label_table(d, tj_cid)
         check_stop(d, tj_cid)
         check_docker_run(d, web_cid)
     except DockerError as e:
