@@ -9,7 +9,7 @@ command line in a subprocess and stops it by its pid) and talks to it with http.
 client would: the Elasticsearch answers for good and bad bulk requests, the strictness rules,
 gzip both ways, chunked bodies, keep-alive and concurrency, Basic and ApiKey authentication,
 forbidden indices, mapping refusals, every fault, the control endpoints, TLS with a right and a
-wrong CA. A failing case is reported and the others still run; the exit status is 1 if any
+wrong CA, filter_path. A failing case is reported and the others still run; the exit status is 1 if any
 failed. TJ_CASES=name,name runs some cases only.
 """
 
@@ -539,10 +539,37 @@ def case_cli():
             proc.stderr.close()
 
 
+def case_filter_path():
+    """filter_path as Elasticsearch's response filtering: what a bulk client asks for stays,
+    the rest goes; errors are never filtered; exclusions are refused (not implemented)."""
+    with EsServer(mapping={"n": "long"}) as es:
+        body = docs_of([("f", "1", {"n": 1}), ("f", "2", {"n": "x"})])
+        got, answer = bulk(es, body, path="/_bulk?filter_path=errors,items.*.status,"
+                           "items.*.error.type")
+        check(got == 200 and answer == {"errors": True, "items": [
+            {"index": {"status": 201}},
+            {"index": {"status": 400, "error": {"type": "mapper_parsing_exception"}}}]},
+            "bulk answer filtered to errors, status and error type", answer)
+        got, answer = bulk(es, docs_of([("f", "3", {"n": 3})]),
+                           path="/_bulk?filter_path=**.result,took")
+        check(got == 200 and set(answer) == {"took", "items"} and
+              answer["items"] == [{"index": {"result": "created"}}], "** and top-level", answer)
+        got, answer = bulk(es, docs_of([("f", "4", {"n": 4})]), path="/_bulk?filter_path=nope")
+        check(got == 200 and answer == {}, "nothing matches: {}", answer)
+        check(get_json(es, "/?filter_path=version.num*") == {"version": {"number": "8.11.0"}},
+              "a wildcard in a name (GET /)")
+        got, answer = bulk(es, b"", path="/_bulk?filter_path=errors")
+        check(got == 400 and answer["error"]["type"] == "parse_exception",
+              "an error answer is not filtered", answer)
+        got, answer = bulk(es, docs_of([("f", "5", {"n": 5})]), path="/_bulk?filter_path=-took")
+        check(got == 400 and "not implemented" in answer["error"]["reason"] and
+              "5" not in es.docs("f")["f"], "exclusions refused before indexing", answer)
+
+
 CASES = [case_probes, case_bulk_basic, case_strict_request, case_strict_items, case_encodings,
          case_keepalive_and_concurrency, case_auth, case_mapping, case_faults_items,
          case_faults_requests, case_down_and_refuse, case_control, case_no_store_source,
-         case_tls, case_cli]
+         case_tls, case_cli, case_filter_path]
 
 
 def main():

@@ -39,8 +39,12 @@ How strict `_bulk` is (each rule is what Elasticsearch 8 does, unless marked "te
     for delete/update (action_request_validation_exception "Validation Failed: 1: index is
     missing;"), an index/create action with no source line, an empty request ("no requests
     added"; no body at all: 400 parse_exception "request body is required").  Unknown query
-    parameters: 400 "request [/_bulk] contains unrecognized parameter: [P]".  filter_path is
-    refused the same way (test server: not implemented, so never silently wrong).
+    parameters: 400 "request [/_bulk] contains unrecognized parameter: [P]".
+  * filter_path (any endpoint, as Elasticsearch's response filtering): comma-separated dotted
+    paths; `*` matches any part of a field name, `**` any number of levels; arrays are
+    transparent; objects left empty are dropped ({} when nothing matches).  Error answers (a body
+    with "error" and "status") are never filtered, as Elasticsearch renders them unfiltered.
+    Exclusions (a leading "-"): 400 (test server: not implemented, so never silently wrong).
   * Source lines are parsed per item, as Elasticsearch parses them on the shard: a source that is
     not a JSON object fails that item only (400 mapper_parsing_exception "failed to parse"), not
     the request.  (Elasticsearch 8.8+ names this type document_parsing_exception; a client
@@ -325,7 +329,67 @@ ACTION_KEYS = frozenset((
 BULK_PARAMS = frozenset((
     "refresh", "routing", "timeout", "wait_for_active_shards", "pipeline", "require_alias",
     "require_data_stream", "_source", "_source_includes", "_source_excludes",
-    "list_executed_pipelines", "include_source_on_error", "pretty", "human", "error_trace"))
+    "list_executed_pipelines", "include_source_on_error", "pretty", "human", "error_trace",
+    "filter_path"))
+
+# ------------------------------------------------------------------------------------------
+# Response filtering (filter_path), as Elasticsearch's common option.
+
+_MISSING = object()
+
+
+def compile_filter_path(text):
+    """filter_path=a.b,c.*.d -> a list of paths, each a list of "**" or compiled name patterns.
+    Raises EsError(400) for what the test server does not implement (exclusions)."""
+    paths = []
+    for f in text.split(","):
+        f = f.strip()
+        if not f:
+            continue
+        if f.startswith("-"):
+            raise bad_request("test server: filter_path exclusions [%s] are not implemented" % f)
+        parts = []
+        for part in f.split("."):
+            parts.append("**" if part == "**" else
+                         re.compile("".join(".*" if c == "*" else re.escape(c) for c in part)
+                                    + r"\Z"))
+        paths.append(parts)
+    return paths
+
+
+def _filter(value, paths):
+    if any(not p for p in paths):  # a path ends here: the whole value is kept
+        return value
+    if isinstance(value, list):
+        out = [v for v in (_filter(e, paths) for e in value) if v is not _MISSING]
+        return out if out else _MISSING
+    if not isinstance(value, dict):
+        return _MISSING
+    out = {}
+    for key, v in value.items():
+        nexts = []
+        for p in paths:
+            if p[0] == "**":
+                nexts.append(p)  # ** goes on below this field
+                if len(p) == 1:
+                    nexts.append([])
+                elif p[1] != "**" and p[1].match(key):
+                    nexts.append(p[2:])
+            elif p[0].match(key):
+                nexts.append(p[1:])
+        if nexts:
+            r = _filter(v, nexts)
+            if r is not _MISSING:
+                out[key] = r
+    return out if out else _MISSING
+
+
+def apply_filter_path(obj, paths):
+    """The answer `obj` (parsed JSON) filtered as Elasticsearch's filter_path does."""
+    if not paths:
+        return obj
+    r = _filter(obj, paths)
+    return {} if r is _MISSING else r
 
 
 def bad_request(reason, etype="illegal_argument_exception"):
@@ -1036,6 +1100,12 @@ class Handler(BaseHTTPRequestHandler):
     def reply(self, status, obj, headers=()):
         """Answers with `obj` as JSON (pre-encoded bytes pass through), in one write."""
         body = obj if isinstance(obj, bytes) else dumps(obj).encode()
+        fp = getattr(self, "query", {}).get("filter_path")
+        if fp and body and not self.path.startswith("/_test/"):  # checked by dispatch
+            parsed = json.loads(body)
+            if not (isinstance(parsed, dict) and "error" in parsed and "status" in parsed):
+                body = dumps(apply_filter_path(parsed, compile_filter_path(",".join(fp))))
+                body = body.encode()
         if "pretty" in getattr(self, "query", {}) and body:
             body = json.dumps(json.loads(body), indent=2).encode() + b"\n"
         lines = ["HTTP/1.1 %d %s" % (status, self.responses.get(status, ("",))[0]),
@@ -1107,6 +1177,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.drop()
         self.core.stats.add(requests=1)
         try:
+            if "filter_path" in self.query:  # an exclusion: 400 before anything is done
+                compile_filter_path(",".join(self.query["filter_path"]))
             self.route(parts, url.path)
         except BodyTooLarge:
             self.close_connection = True
