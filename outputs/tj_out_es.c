@@ -1306,7 +1306,7 @@ static int opts_parse(struct es_opts *eo, const char *const *opts, size_t nopts,
 /* Reads the first line of a secret's file. Returns it (owned) or NULL with err filled. */
 static char *read_secret(const char *opt, const char *path, char *err, size_t errlen)
 {
-    char buf[PASSWORD_MAX + 2];
+    char buf[PASSWORD_MAX + 2], *copy = NULL;
     FILE *f = fopen(path, "re");
     size_t n;
 
@@ -1318,12 +1318,13 @@ static char *read_secret(const char *opt, const char *path, char *err, size_t er
     fclose(f);
     buf[n] = '\0';
     buf[strcspn(buf, "\r\n")] = '\0';
-    if (!buf[0] || n > PASSWORD_MAX) {
+    if (!buf[0] || n > PASSWORD_MAX)
         snprintf(err, errlen, "--es-opt %s=%s: %s", opt, path,
                  buf[0] ? "longer than 4096 bytes" : "its first line is empty");
-        return NULL;
-    }
-    return strdup(buf);
+    else if (!(copy = strdup(buf)))
+        snprintf(err, errlen, "out of memory");
+    explicit_bzero(buf, sizeof(buf));
+    return copy;
 }
 
 static char *base64(const char *s)
