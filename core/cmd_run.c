@@ -2,6 +2,7 @@
  * patterns), creates the output and the engine, and runs it on the main thread until a signal
  * (or, with --exit-on-eof, until every file is shipped). */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@ struct run_cfg {
     const char *label_prefix;
     const char *output;
     struct tj_strv output_opts;
+    struct tj_strv es_opts;
+    bool es_data_stream;
     const char *state_dir;
     unsigned workers;
     const char *start_at;
@@ -68,11 +71,18 @@ static const struct tj_opt run_opts[] = {
     {"multiline", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "REGEX",
      "for the --watch before it: a line matching REGEX starts an event, other lines join it", NULL},
     {"output", TJ_OPT_STRING, offsetof(struct run_cfg, output), "stdout", "TAILJET_OUTPUT", "URI",
-     "where records go: stdout, file:PATH (NDJSON appended; reopened on SIGHUP), or "
-     "kafka://HOST:PORT[,HOST:PORT...]/TOPIC",
+     "where records go: stdout, file:PATH (NDJSON appended; reopened on SIGHUP), "
+     "kafka://HOST:PORT[,HOST:PORT...]/TOPIC, or elasticsearch://HOST:PORT[,HOST:PORT...][/INDEX] "
+     "(also http:// and https://)",
      NULL},
     {"kafka-opt", TJ_OPT_STRINGS, offsetof(struct run_cfg, output_opts), NULL, NULL, "NAME=VALUE",
      "a librdkafka property for the kafka:// output (repeatable; TLS, SASL, ...)", NULL},
+    {"es-opt", TJ_OPT_STRINGS, offsetof(struct run_cfg, es_opts), NULL, NULL, "NAME=VALUE",
+     "an option of the elasticsearch output (repeatable; listed below)", NULL},
+    {"es-data-stream", TJ_OPT_FLAG, offsetof(struct run_cfg, es_data_stream), NULL, NULL, NULL,
+     "the elasticsearch output writes to data streams: create actions (a 409 conflict counts "
+     "as delivered), default index logs-%{service}-default",
+     NULL},
     {"state-dir", TJ_OPT_STRING, offsetof(struct run_cfg, state_dir), "/var/lib/tailjet",
      "TAILJET_STATE_DIR", "DIR", "where checkpoints are kept (DIR/checkpoints)", NULL},
     {"workers", TJ_OPT_UINT, offsetof(struct run_cfg, workers), "0", NULL, "N",
@@ -250,7 +260,43 @@ struct endpoint {
     struct tj_engine *e;
     struct tj_discover *disc;
     struct tj_labels *labels;
+    struct tj_output *out;
 };
+
+/* The options of the output the URI names: --kafka-opt for kafka://, --es-opt (with the
+ * dead-letter file in the state directory first, so that one given overrides it, and
+ * --es-data-stream last) for the elasticsearch output. Returns 0 or 2 (a usage error, printed).
+ * dl holds the default dead-letter option's text. */
+static int output_opts(struct run_cfg *cfg, struct tj_strv *v, char *dl, size_t dln)
+{
+    bool es = tj_output_matches(&tj_output_es, cfg->output);
+
+    if (!es && (cfg->es_opts.n || cfg->es_data_stream)) {
+        fprintf(stderr, "tailjet run: --es-opt and --es-data-stream apply to the elasticsearch "
+                        "output only (--output elasticsearch://HOST:PORT)\n");
+        return 2;
+    }
+    if (es && cfg->output_opts.n) {
+        fprintf(stderr, "tailjet run: --kafka-opt applies to the kafka:// output only (the "
+                        "elasticsearch output takes --es-opt)\n");
+        return 2;
+    }
+    if (!es) {
+        *v = cfg->output_opts;
+        cfg->output_opts = (struct tj_strv){0};
+        return 0;
+    }
+    snprintf(dl, dln, "dead_letter_file=%s/es-dead-letters.ndjson", cfg->state_dir);
+    if (tj_strv_push(v, dl) || (cfg->es_data_stream && tj_strv_push(v, "data_stream=true")))
+        goto nomem;
+    for (size_t i = 0; i < cfg->es_opts.n; i++)
+        if (tj_strv_push(v, cfg->es_opts.v[i]))
+            goto nomem;
+    return 0;
+nomem:
+    fprintf(stderr, "tailjet run: out of memory\n");
+    return 2;
+}
 
 /* /metrics and /health (the HTTP server's thread). */
 static void render(void *arg, const struct tj_http_req *req, const char *path, struct tj_buf *body,
@@ -273,6 +319,8 @@ static void render(void *arg, const struct tj_http_req *req, const char *path, s
         tj_buf_append(body, build, sizeof(build) - 1);
         tj_engine_metrics(ep->e, body);
         tj_labels_metrics(ep->labels, body);
+        if (ep->out && ep->out->ops && ep->out->ops->metrics)
+            ep->out->ops->metrics(ep->out->state, body);
         if (ep->disc) {
             tj_discover_get_stats(ep->disc, &ds);
             tj_discover_metrics(ep->disc, body);
@@ -359,7 +407,7 @@ static void log_summary(struct tj_engine *e)
 static int run_main(int argc, char **argv)
 {
     struct run_cfg cfg = {0};
-    struct tj_strv rest = {0};
+    struct tj_strv rest = {0}, oopts = {0};
     struct tj_engine_cfg ec = {0};
     struct tj_grok_lib *lib = NULL;
     struct tj_engine *e = NULL;
@@ -370,7 +418,7 @@ static int run_main(int argc, char **argv)
     struct tj_labels *labels = NULL;
     char *token = NULL;
     struct endpoint ep = {0};
-    char err[1024], host[256];
+    char err[1024], host[256], dl[PATH_MAX + 64];
     bool abandoned = false;
     int status = 2, rc;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -381,6 +429,7 @@ static int run_main(int argc, char **argv)
     }
     if (cfg.help) {
         tj_cmd_help(stdout, &tj_cmd_run);
+        tj_output_help(stdout);
         status = 0;
         goto out;
     }
@@ -437,8 +486,11 @@ static int run_main(int argc, char **argv)
         host[sizeof(host) - 1] = '\0';
         ec.host_name = host;
     }
-    if ((rc = tj_output_create(&out, cfg.output, cfg.output_opts.v, cfg.output_opts.n, forward_ack,
-                               &e, err, sizeof(err)))) {
+    if ((status = output_opts(&cfg, &oopts, dl, sizeof(dl))) != 0)
+        goto out;
+    status = 2;
+    if ((rc = tj_output_create(&out, cfg.output, oopts.v, oopts.n, forward_ack, &e, err,
+                               sizeof(err)))) {
         fprintf(stderr, "tailjet run: %s\n", err);
         status = rc == TJ_EINVAL ? 2 : 1;
         out.ops = NULL; /* nothing was created */
@@ -484,6 +536,7 @@ static int run_main(int argc, char **argv)
     ep.e = e;
     ep.disc = disc;
     ep.labels = labels;
+    ep.out = &out;
     if (strcmp(cfg.metrics_addr, "off") != 0) {
         struct tj_http_tls tls = {cfg.tls_cert, cfg.tls_key};
         bool bad_addr = false;
@@ -529,6 +582,8 @@ out:
     tj_strv_fini(&rest);
     tj_strv_fini(&cfg.seq);
     tj_strv_fini(&cfg.output_opts);
+    tj_strv_fini(&cfg.es_opts);
+    tj_strv_fini(&oopts);
     tj_strv_fini(&cfg.dirs);
     return status;
 }

@@ -10,6 +10,7 @@
 #define TJ_OUTPUT_H
 
 #include "tj_buf.h"
+#include "tj_opt.h"
 
 /* A batch of records: NDJSON lines from one file, in file order. Owned by the engine; an output
  * borrows it from submit until it acknowledges it. */
@@ -50,6 +51,15 @@ struct tj_output_ops {
     /* Writes why the output refuses records now ("" when it does not). Any thread. May be NULL. */
     void (*problem)(void *state, char *buf, size_t n);
     void (*destroy)(void *state);
+    /* Appends the output's own Prometheus metrics (tailjet_output_*) to b. Any thread. May be
+     * NULL. */
+    void (*metrics)(void *state, struct tj_buf *b);
+    const char *aliases; /* other schemes it answers to, "a|b", or NULL */
+    /* Its NAME=VALUE options (given with --OPT_FLAG), for --help and the documentation test, or
+     * NULL. */
+    const struct tj_opt *opts;
+    size_t nopts;
+    const char *opt_flag;
 };
 
 struct tj_output {
@@ -63,6 +73,12 @@ int tj_output_create(struct tj_output *out, const char *uri, const char *const *
                      tj_ack_fn ack, void *ack_arg, char *err, size_t errlen);
 void tj_output_destroy(struct tj_output *out);
 
+/* Whether uri names this output (its scheme or an alias, before ':'). */
+bool tj_output_matches(const struct tj_output_ops *ops, const char *uri);
+
+/* Writes each output's NAME=VALUE options, for tailjet run --help. */
+void tj_output_help(FILE *f);
+
 /* The registry, for --help. */
 extern const struct tj_output_ops *const tj_outputs[];
 extern const size_t tj_noutputs;
@@ -71,5 +87,6 @@ extern const size_t tj_noutputs;
 extern const struct tj_output_ops tj_output_stdout;
 extern const struct tj_output_ops tj_output_file;
 extern const struct tj_output_ops tj_output_kafka;
+extern const struct tj_output_ops tj_output_es;
 
 #endif

@@ -1,9 +1,10 @@
-/* test_options.c: every option of every command has help text and is documented in README.md,
- * and the option parser handles the forms users type. */
+/* test_options.c: every option of every command (and of every output) has help text and is
+ * documented in README.md, and the option parser handles the forms users type. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tj_cmd.h"
+#include "tj_output.h"
 #include "tj_test.h"
 
 static void test_every_option_documented(void)
@@ -26,6 +27,20 @@ static void test_every_option_documented(void)
             if (!strstr(doc, needle)) {
                 fprintf(stderr, "README.md does not document %s of 'tailjet %s'\n", needle,
                         tj_cmds[c]->name);
+                tj_test_failures++;
+            }
+        }
+    }
+    /* each output's NAME=VALUE options (--es-opt ...) */
+    for (size_t i = 0; doc && i < tj_noutputs; i++) {
+        for (size_t k = 0; k < tj_outputs[i]->nopts; k++) {
+            const struct tj_opt *o = &tj_outputs[i]->opts[k];
+            char needle[128];
+            CHECK(o->help && strlen(o->help) > 10);
+            snprintf(needle, sizeof(needle), "`%s=", o->name);
+            if (!strstr(doc, needle)) {
+                fprintf(stderr, "README.md does not document --%s %s=\n", tj_outputs[i]->opt_flag,
+                        o->name);
                 tj_test_failures++;
             }
         }
