@@ -1,6 +1,8 @@
 /* tj_buf.c: capped growable buffers. No thread affinity: a buffer belongs to its owner. */
 #include "tj_buf.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 void tj_buf_init(struct tj_buf *b, size_t max)
@@ -39,4 +41,18 @@ int tj_buf_grow(struct tj_buf *b, size_t extra)
     b->data = p;
     b->cap = ncap;
     return 0;
+}
+
+int tj_buf_printf(struct tj_buf *b, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return 0;
+    return tj_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }

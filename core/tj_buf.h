@@ -31,6 +31,10 @@ static inline int tj_buf_reserve(struct tj_buf *b, size_t extra)
     return tj_buf_grow(b, extra + b->slack);
 }
 
+/* Appends printf-style text (metrics lines and the like), at most 1 KiB per call: longer text
+ * is cut there. Returns 0 or the tj_buf_grow error (buffer unchanged then). */
+int tj_buf_printf(struct tj_buf *b, const char *fmt, ...) TJ_PRINTF(2, 3);
+
 /* Appends n bytes. Returns 0 or the tj_buf_grow error (buffer unchanged then). */
 static inline int tj_buf_append(struct tj_buf *b, const void *p, size_t n)
 {

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -771,20 +770,6 @@ void tj_labels_destroy(struct tj_labels *h)
 
 /* ---- metrics and health ---- */
 
-static void appendf(struct tj_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void appendf(struct tj_buf *b, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        tj_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 /* A Prometheus label value: the characters it must escape are never in our URLs or versions
  * but '"' and '\\', which are dropped. */
 static void label_value(char *out, size_t n, const char *s)
@@ -801,45 +786,46 @@ void tj_labels_metrics(struct tj_labels *h, struct tj_buf *b)
     char src[400], ver[17];
 
     pthread_mutex_lock(&h->lock);
-    appendf(b,
-            "# HELP tailjet_label_table_requests_total Requests for this node's label table "
-            "(/v1/services), by result.\n# TYPE tailjet_label_table_requests_total counter\n"
-            "tailjet_label_table_requests_total{result=\"served\"} %llu\n"
-            "tailjet_label_table_requests_total{result=\"unchanged\"} %llu\n"
-            "tailjet_label_table_requests_total{result=\"refused\"} %llu\n"
-            "tailjet_label_table_requests_total{result=\"unavailable\"} %llu\n",
-            (unsigned long long)h->served, (unsigned long long)h->unchanged,
-            (unsigned long long)h->refused, (unsigned long long)h->unavailable);
+    tj_buf_printf(b,
+                  "# HELP tailjet_label_table_requests_total Requests for this node's label table "
+                  "(/v1/services), by result.\n# TYPE tailjet_label_table_requests_total counter\n"
+                  "tailjet_label_table_requests_total{result=\"served\"} %llu\n"
+                  "tailjet_label_table_requests_total{result=\"unchanged\"} %llu\n"
+                  "tailjet_label_table_requests_total{result=\"refused\"} %llu\n"
+                  "tailjet_label_table_requests_total{result=\"unavailable\"} %llu\n",
+                  (unsigned long long)h->served, (unsigned long long)h->unchanged,
+                  (unsigned long long)h->refused, (unsigned long long)h->unavailable);
     if (h->nsrcs) {
         label_value(src, sizeof(src), h->source);
         label_value(ver, sizeof(ver), h->tversion);
-        appendf(b,
-                "# HELP tailjet_label_source_connected 1 when a manager's tailjet serves this "
-                "worker its label table.\n# TYPE tailjet_label_source_connected gauge\n"
-                "tailjet_label_source_connected %d\n"
-                "# HELP tailjet_label_source_errors_total Label source requests that failed.\n"
-                "# TYPE tailjet_label_source_errors_total counter\n"
-                "tailjet_label_source_errors_total %llu\n"
-                "# HELP tailjet_label_source_updates_total New label tables received.\n"
-                "# TYPE tailjet_label_source_updates_total counter\n"
-                "tailjet_label_source_updates_total %llu\n",
-                h->connected ? 1 : 0, (unsigned long long)h->errors,
-                (unsigned long long)h->updates);
+        tj_buf_printf(
+            b,
+            "# HELP tailjet_label_source_connected 1 when a manager's tailjet serves this "
+            "worker its label table.\n# TYPE tailjet_label_source_connected gauge\n"
+            "tailjet_label_source_connected %d\n"
+            "# HELP tailjet_label_source_errors_total Label source requests that failed.\n"
+            "# TYPE tailjet_label_source_errors_total counter\n"
+            "tailjet_label_source_errors_total %llu\n"
+            "# HELP tailjet_label_source_updates_total New label tables received.\n"
+            "# TYPE tailjet_label_source_updates_total counter\n"
+            "tailjet_label_source_updates_total %llu\n",
+            h->connected ? 1 : 0, (unsigned long long)h->errors, (unsigned long long)h->updates);
         if (h->services)
-            appendf(b,
-                    "# HELP tailjet_label_source_table_info The label table in use.\n"
-                    "# TYPE tailjet_label_source_table_info gauge\n"
-                    "tailjet_label_source_table_info{version=\"%s\",source=\"%s\",cached=\"%s\"} "
-                    "1\n"
-                    "# HELP tailjet_label_source_services Services in the label table in use.\n"
-                    "# TYPE tailjet_label_source_services gauge\n"
-                    "tailjet_label_source_services %d\n"
-                    "# HELP tailjet_label_source_table_age_seconds Since a label source last "
-                    "confirmed the table in use.\n"
-                    "# TYPE tailjet_label_source_table_age_seconds gauge\n"
-                    "tailjet_label_source_table_age_seconds %.3f\n",
-                    ver, h->cached ? "cache" : src, h->cached ? "true" : "false",
-                    cJSON_GetArraySize(h->services), (double)(wall_ms() - h->table_ms) / 1000.0);
+            tj_buf_printf(
+                b,
+                "# HELP tailjet_label_source_table_info The label table in use.\n"
+                "# TYPE tailjet_label_source_table_info gauge\n"
+                "tailjet_label_source_table_info{version=\"%s\",source=\"%s\",cached=\"%s\"} "
+                "1\n"
+                "# HELP tailjet_label_source_services Services in the label table in use.\n"
+                "# TYPE tailjet_label_source_services gauge\n"
+                "tailjet_label_source_services %d\n"
+                "# HELP tailjet_label_source_table_age_seconds Since a label source last "
+                "confirmed the table in use.\n"
+                "# TYPE tailjet_label_source_table_age_seconds gauge\n"
+                "tailjet_label_source_table_age_seconds %.3f\n",
+                ver, h->cached ? "cache" : src, h->cached ? "true" : "false",
+                cJSON_GetArraySize(h->services), (double)(wall_ms() - h->table_ms) / 1000.0);
     }
     pthread_mutex_unlock(&h->lock);
 }
@@ -856,15 +842,16 @@ size_t tj_labels_health(struct tj_labels *h, struct tj_buf *b)
     if (h->manager) {
         /* it reads service labels itself: nothing to say */
     } else if (h->connected) {
-        appendf(b, "label source: connected to %s, table version %s, %.0fs old\n", h->source,
-                h->tversion, age);
+        tj_buf_printf(b, "label source: connected to %s, table version %s, %.0fs old\n", h->source,
+                      h->tversion, age);
     } else if (h->services) {
-        appendf(b, "label source: not connected (%s); using the %s table version %s, %.0fs old\n",
-                h->why[0] ? h->why : "connecting", h->cached ? "cached" : "last received",
-                h->tversion, age);
+        tj_buf_printf(
+            b, "label source: not connected (%s); using the %s table version %s, %.0fs old\n",
+            h->why[0] ? h->why : "connecting", h->cached ? "cached" : "last received", h->tversion,
+            age);
     } else {
-        appendf(b, "label source: not connected (%s) and no label table yet\n",
-                h->why[0] ? h->why : "connecting");
+        tj_buf_printf(b, "label source: not connected (%s) and no label table yet\n",
+                      h->why[0] ? h->why : "connecting");
         problem = 1;
     }
     pthread_mutex_unlock(&h->lock);

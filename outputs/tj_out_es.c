@@ -1816,20 +1816,6 @@ static void es_problem(void *state, char *buf, size_t n)
                  held);
 }
 
-static void prom(struct tj_buf *b, const char *fmt, ...) TJ_PRINTF(2, 3);
-static void prom(struct tj_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    int k;
-
-    va_start(ap, fmt);
-    k = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (k > 0)
-        tj_buf_append(b, line, (size_t)k < sizeof(line) ? (size_t)k : sizeof(line) - 1);
-}
-
 #define LOAD(x) ((unsigned long long)__atomic_load_n(&(x), __ATOMIC_RELAXED))
 #define OUT     "output=\"elasticsearch\""
 
@@ -1837,42 +1823,49 @@ static void es_metrics(void *state, struct tj_buf *b)
 {
     struct out_es *o = state;
 
-    prom(b, "# HELP tailjet_output_documents_total Documents Elasticsearch took, by result "
-            "(indexed: 2xx; conflict: 409 to a create, already there).\n"
-            "# TYPE tailjet_output_documents_total counter\n");
-    prom(b, "tailjet_output_documents_total{" OUT ",result=\"indexed\"} %llu\n",
-         LOAD(o->n.indexed));
-    prom(b, "tailjet_output_documents_total{" OUT ",result=\"conflict\"} %llu\n",
-         LOAD(o->n.conflicts));
-    prom(b, "# HELP tailjet_output_dead_letters_total Documents rejected for good, written to "
-            "the dead-letter file.\n# TYPE tailjet_output_dead_letters_total counter\n");
-    prom(b, "tailjet_output_dead_letters_total{" OUT "} %llu\n", LOAD(o->n.dead));
-    prom(b, "# HELP tailjet_output_documents_sent_total Documents sent in bulk requests, "
-            "retries included.\n# TYPE tailjet_output_documents_sent_total counter\n");
-    prom(b, "tailjet_output_documents_sent_total{" OUT "} %llu\n", LOAD(o->n.sent));
-    prom(b, "# HELP tailjet_output_documents_retried_total Documents scheduled again after a "
-            "failure (429, 5xx, no answer, ...).\n"
-            "# TYPE tailjet_output_documents_retried_total counter\n");
-    prom(b, "tailjet_output_documents_retried_total{" OUT "} %llu\n", LOAD(o->n.retried));
-    prom(b, "# HELP tailjet_output_requests_total Bulk requests by outcome (ok; item_errors: "
-            "some items failed; http_error: the whole request was refused; transport_error: "
-            "no answer).\n# TYPE tailjet_output_requests_total counter\n");
+    tj_buf_printf(b,
+                  "# HELP tailjet_output_documents_total Documents Elasticsearch took, by result "
+                  "(indexed: 2xx; conflict: 409 to a create, already there).\n"
+                  "# TYPE tailjet_output_documents_total counter\n");
+    tj_buf_printf(b, "tailjet_output_documents_total{" OUT ",result=\"indexed\"} %llu\n",
+                  LOAD(o->n.indexed));
+    tj_buf_printf(b, "tailjet_output_documents_total{" OUT ",result=\"conflict\"} %llu\n",
+                  LOAD(o->n.conflicts));
+    tj_buf_printf(
+        b, "# HELP tailjet_output_dead_letters_total Documents rejected for good, written to "
+           "the dead-letter file.\n# TYPE tailjet_output_dead_letters_total counter\n");
+    tj_buf_printf(b, "tailjet_output_dead_letters_total{" OUT "} %llu\n", LOAD(o->n.dead));
+    tj_buf_printf(b, "# HELP tailjet_output_documents_sent_total Documents sent in bulk requests, "
+                     "retries included.\n# TYPE tailjet_output_documents_sent_total counter\n");
+    tj_buf_printf(b, "tailjet_output_documents_sent_total{" OUT "} %llu\n", LOAD(o->n.sent));
+    tj_buf_printf(b,
+                  "# HELP tailjet_output_documents_retried_total Documents scheduled again after a "
+                  "failure (429, 5xx, no answer, ...).\n"
+                  "# TYPE tailjet_output_documents_retried_total counter\n");
+    tj_buf_printf(b, "tailjet_output_documents_retried_total{" OUT "} %llu\n", LOAD(o->n.retried));
+    tj_buf_printf(b,
+                  "# HELP tailjet_output_requests_total Bulk requests by outcome (ok; item_errors: "
+                  "some items failed; http_error: the whole request was refused; transport_error: "
+                  "no answer).\n# TYPE tailjet_output_requests_total counter\n");
     for (int k = 0; k < REQ_N; k++)
-        prom(b, "tailjet_output_requests_total{" OUT ",outcome=\"%s\"} %llu\n", req_outcomes[k],
-             LOAD(o->n.requests[k]));
-    prom(b, "# HELP tailjet_output_request_bytes_total Bytes of bulk request bodies, before "
-            "compression (uncompressed) and as sent (sent).\n"
-            "# TYPE tailjet_output_request_bytes_total counter\n");
-    prom(b, "tailjet_output_request_bytes_total{" OUT ",stage=\"uncompressed\"} %llu\n",
-         LOAD(o->n.bytes_raw));
-    prom(b, "tailjet_output_request_bytes_total{" OUT ",stage=\"sent\"} %llu\n",
-         LOAD(o->n.bytes_sent));
-    prom(b, "# HELP tailjet_output_requests_in_flight Bulk requests waiting for an answer.\n"
-            "# TYPE tailjet_output_requests_in_flight gauge\n");
-    prom(b, "tailjet_output_requests_in_flight{" OUT "} %llu\n", LOAD(o->busy_gauge));
-    prom(b, "# HELP tailjet_output_buffered_bytes Bytes of records the output holds, not yet "
-            "acknowledged.\n# TYPE tailjet_output_buffered_bytes gauge\n");
-    prom(b, "tailjet_output_buffered_bytes{" OUT "} %llu\n", LOAD(o->held));
+        tj_buf_printf(b, "tailjet_output_requests_total{" OUT ",outcome=\"%s\"} %llu\n",
+                      req_outcomes[k], LOAD(o->n.requests[k]));
+    tj_buf_printf(b,
+                  "# HELP tailjet_output_request_bytes_total Bytes of bulk request bodies, before "
+                  "compression (uncompressed) and as sent (sent).\n"
+                  "# TYPE tailjet_output_request_bytes_total counter\n");
+    tj_buf_printf(b, "tailjet_output_request_bytes_total{" OUT ",stage=\"uncompressed\"} %llu\n",
+                  LOAD(o->n.bytes_raw));
+    tj_buf_printf(b, "tailjet_output_request_bytes_total{" OUT ",stage=\"sent\"} %llu\n",
+                  LOAD(o->n.bytes_sent));
+    tj_buf_printf(b,
+                  "# HELP tailjet_output_requests_in_flight Bulk requests waiting for an answer.\n"
+                  "# TYPE tailjet_output_requests_in_flight gauge\n");
+    tj_buf_printf(b, "tailjet_output_requests_in_flight{" OUT "} %llu\n", LOAD(o->busy_gauge));
+    tj_buf_printf(b,
+                  "# HELP tailjet_output_buffered_bytes Bytes of records the output holds, not yet "
+                  "acknowledged.\n# TYPE tailjet_output_buffered_bytes gauge\n");
+    tj_buf_printf(b, "tailjet_output_buffered_bytes{" OUT "} %llu\n", LOAD(o->held));
 }
 
 #undef LOAD

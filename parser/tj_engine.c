@@ -36,7 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
-#include <stdarg.h>
 
 #include "tj_assemble.h"
 #include "tj_json.h"
@@ -1176,23 +1175,9 @@ static void prom_label(struct tj_buf *b, const char *v)
     }
 }
 
-static void prom_printf(struct tj_buf *b, const char *fmt, ...) TJ_PRINTF(2, 3);
-static void prom_printf(struct tj_buf *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        tj_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 static void prom_head(struct tj_buf *b, const char *name, const char *type, const char *help)
 {
-    prom_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    tj_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
@@ -1205,9 +1190,9 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
     pthread_mutex_lock(&e->lock);
     st = e->st;
     prom_head(b, "tailjet_up_seconds", "gauge", "Seconds since tailjet started.");
-    prom_printf(b, "tailjet_up_seconds %.3f\n", (double)(now - e->start_ms) / 1000.0);
+    tj_buf_printf(b, "tailjet_up_seconds %.3f\n", (double)(now - e->start_ms) / 1000.0);
     prom_head(b, "tailjet_read_bytes_total", "counter", "Bytes read from log files.");
-    prom_printf(b, "tailjet_read_bytes_total %llu\n", (unsigned long long)st.bytes_read);
+    tj_buf_printf(b, "tailjet_read_bytes_total %llu\n", (unsigned long long)st.bytes_read);
     prom_head(b, "tailjet_records_total", "counter",
               "Records parsed, by service and result (matched, unmatched: _grokparsefailure, "
               "json_error: _jsonparsefailure, unparsed: no pattern or _patternerror).");
@@ -1217,9 +1202,9 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
                          __atomic_load_n(&c->json_error, __ATOMIC_RELAXED),
                          __atomic_load_n(&c->unparsed, __ATOMIC_RELAXED)};
         for (int k = 0; k < 4; k++) {
-            prom_printf(b, "tailjet_records_total{service=\"");
+            tj_buf_printf(b, "tailjet_records_total{service=\"");
             prom_label(b, c->name);
-            prom_printf(b, "\",result=\"%s\"} %llu\n", results[k], (unsigned long long)v[k]);
+            tj_buf_printf(b, "\",result=\"%s\"} %llu\n", results[k], (unsigned long long)v[k]);
         }
     }
     prom_head(b, "tailjet_records_truncated_total", "counter",
@@ -1228,20 +1213,20 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
         uint64_t t = 0;
         for (struct svc_counters *c = e->counters; c; c = c->next)
             t += __atomic_load_n(&c->truncated, __ATOMIC_RELAXED);
-        prom_printf(b, "tailjet_records_truncated_total %llu\n", (unsigned long long)t);
+        tj_buf_printf(b, "tailjet_records_truncated_total %llu\n", (unsigned long long)t);
     }
     prom_head(b, "tailjet_output_records_acked_total", "counter",
               "Records the output acknowledged (delivered).");
-    prom_printf(b, "tailjet_output_records_acked_total{output=\"%s\"} %llu\n",
-                e->out ? e->out->ops->scheme : "none", (unsigned long long)st.records_acked);
+    tj_buf_printf(b, "tailjet_output_records_acked_total{output=\"%s\"} %llu\n",
+                  e->out ? e->out->ops->scheme : "none", (unsigned long long)st.records_acked);
     prom_head(b, "tailjet_output_submit_retries_total", "counter",
               "Times the output refused a batch (it is retried, never dropped).");
-    prom_printf(b, "tailjet_output_submit_retries_total %llu\n",
-                (unsigned long long)st.submit_retries);
+    tj_buf_printf(b, "tailjet_output_submit_retries_total %llu\n",
+                  (unsigned long long)st.submit_retries);
     prom_head(b, "tailjet_inflight_bytes", "gauge", "Input read but not yet acknowledged.");
-    prom_printf(b, "tailjet_inflight_bytes %zu\n", e->inflight_bytes);
+    tj_buf_printf(b, "tailjet_inflight_bytes %zu\n", e->inflight_bytes);
     prom_head(b, "tailjet_inflight_chunks", "gauge", "Chunks read but not yet acknowledged.");
-    prom_printf(b, "tailjet_inflight_chunks %zu\n", e->inflight_chunks);
+    tj_buf_printf(b, "tailjet_inflight_chunks %zu\n", e->inflight_chunks);
     prom_head(b, "tailjet_file_lag_bytes", "gauge",
               "Bytes of a followed file not yet acknowledged (its size minus its checkpoint).");
     for (struct path *p = e->paths; p; p = p->next) {
@@ -1250,20 +1235,20 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
             lag += g->size_seen > g->acked_off ? g->size_seen - g->acked_off : 0;
         }
         files += p->gens != NULL;
-        prom_printf(b, "tailjet_file_lag_bytes{path=\"");
+        tj_buf_printf(b, "tailjet_file_lag_bytes{path=\"");
         prom_label(b, p->name);
-        prom_printf(b, "\"} %lld\n", (long long)lag);
+        tj_buf_printf(b, "\"} %lld\n", (long long)lag);
     }
     prom_head(b, "tailjet_files_followed", "gauge", "Paths with an open file.");
-    prom_printf(b, "tailjet_files_followed %zu\n", files);
+    tj_buf_printf(b, "tailjet_files_followed %zu\n", files);
     prom_head(b, "tailjet_checkpoint_age_seconds", "gauge",
               "Seconds since checkpoints were last written (since start when never).");
-    prom_printf(b, "tailjet_checkpoint_age_seconds %.3f\n",
-                (double)(now - (e->ckpt_ok_ms ? e->ckpt_ok_ms : e->start_ms)) / 1000.0);
+    tj_buf_printf(b, "tailjet_checkpoint_age_seconds %.3f\n",
+                  (double)(now - (e->ckpt_ok_ms ? e->ckpt_ok_ms : e->start_ms)) / 1000.0);
     prom_head(b, "tailjet_rotations_total", "counter", "Files rotated away (renamed, unlinked).");
-    prom_printf(b, "tailjet_rotations_total %llu\n", (unsigned long long)st.rotations);
+    tj_buf_printf(b, "tailjet_rotations_total %llu\n", (unsigned long long)st.rotations);
     prom_head(b, "tailjet_truncations_total", "counter", "Files truncated (copytruncate).");
-    prom_printf(b, "tailjet_truncations_total %llu\n", (unsigned long long)st.truncations);
+    tj_buf_printf(b, "tailjet_truncations_total %llu\n", (unsigned long long)st.truncations);
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -1279,19 +1264,19 @@ size_t tj_engine_health(struct tj_engine *e, struct tj_buf *b)
     pthread_mutex_lock(&e->lock);
     for (struct path *p = e->paths; p; p = p->next) {
         if (p->retry_at && p->backoff_ms >= 1000) { /* refused for a while, not a blip */
-            prom_printf(b, "output: refusing records: %s (retrying every %u ms)\n",
-                        why[0] ? why : "see the log", p->backoff_ms);
+            tj_buf_printf(b, "output: refusing records: %s (retrying every %u ms)\n",
+                          why[0] ? why : "see the log", p->backoff_ms);
             problems++;
             break;
         }
     }
     if (!problems && why[0]) { /* e.g. brokers down while nothing is waiting yet */
-        prom_printf(b, "output: %s\n", why);
+        tj_buf_printf(b, "output: %s\n", why);
         problems++;
     }
     if (e->ckpt_ok_ms && now - e->ckpt_ok_ms > 10 * (int64_t)e->cfg.checkpoint_ms + 10000) {
-        prom_printf(b, "checkpoints: not written for %lld s\n",
-                    (long long)(now - e->ckpt_ok_ms) / 1000);
+        tj_buf_printf(b, "checkpoints: not written for %lld s\n",
+                      (long long)(now - e->ckpt_ok_ms) / 1000);
         problems++;
     }
     pthread_mutex_unlock(&e->lock);
