@@ -31,7 +31,6 @@ keeps the temp dirs.
 """
 
 import base64
-import hashlib
 import http.client
 import json
 import os
@@ -42,7 +41,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,6 +48,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 sys.path.insert(0, HERE)
 from tj_engine_util import (Env, TestFailure, check, fail, log, main_wrapper,  # noqa: E402
                             tail_text, wait_until)
+from tj_fake_docker import Container as FakeContainer, Feeder  # noqa: E402
+from tj_fake_docker import fake_root as fake_root_of  # noqa: E402
 from tj_es_server import make_test_ca  # noqa: E402
 
 SERVER = os.path.join(HERE, "tj_es_server.py")
@@ -151,48 +151,12 @@ class Es:
 # Fake containers (--docker-root) and the lines they write
 
 
-class Container:
-    """D/containers/<id>/config.v2.json and its json-file log."""
+class Container(FakeContainer):
+    """A fake container that knows which index each of its lines belongs in."""
 
     def __init__(self, root, name, labels=None, line_bytes=200):
-        self.name = name
-        self.id = hashlib.sha256(("%s %s" % (root, name)).encode()).hexdigest()
-        d = os.path.join(root, "containers", self.id)
-        os.makedirs(d)
-        self.log = os.path.join(d, "%s-json.log" % self.id)
-        open(self.log, "wb").close()
-        self.labels = labels or {}
+        super().__init__(root, name, labels, line_bytes)
         self.default = "logs-%{service}-%Y.%m.%d"
-        self.line_bytes = line_bytes
-        self.seq = 0
-        self.lines = []  # (message, time) by seq
-        cfg = {"ID": self.id, "Name": "/" + name, "Created": "2026-11-25T10:00:00Z",
-               "Config": {"Image": "bb:1", "Labels": self.labels},
-               "LogPath": self.log, "State": {"Running": True}}
-        tmp = os.path.join(d, "config.v2.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(cfg, f)
-        os.rename(tmp, os.path.join(d, "config.v2.json"))
-
-    def text(self, seq):
-        head = "seq=%06d c=%s " % (seq, self.name)
-        return head + "x" * max(1, self.line_bytes - len(head))
-
-    def write(self, n, day="2026-11-25", text=None):
-        out = []
-        for _ in range(n):
-            msg = (text or self.text)(self.seq)
-            t = "%sT10:00:00.%09dZ" % (day, self.seq + 1)
-            out.append(json.dumps({"log": msg + "\n", "stream": "stdout", "time": t},
-                                  separators=(",", ":")) + "\n")
-            self.lines.append((msg, t))
-            self.seq += 1
-        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND)
-        try:
-            data = "".join(out).encode()
-            check(os.write(fd, data) == len(data), "short write to %s" % self.log)
-        finally:
-            os.close(fd)
 
     def index_of(self, seq):
         """The index the line belongs in: the logIndex label, else logs-<name>-<UTC date> (or
@@ -203,50 +167,8 @@ class Container:
                 .replace("%m", day[5:7]).replace("%d", day[8:10]))
 
 
-class Feeder(threading.Thread):
-    """Appends `total` lines to each container at `rate` lines/s each, in chunks of `chunk`."""
-
-    def __init__(self, ctrs, total, rate, chunk=50):
-        super().__init__(daemon=True)
-        self.ctrs, self.total, self.rate, self.chunk = ctrs, total, rate, chunk
-        self.halt = threading.Event()
-        self.error = None
-
-    def run(self):
-        try:
-            t0 = time.monotonic()
-            done = 0
-            while done < self.total and not self.halt.is_set():
-                n = min(self.chunk, self.total - done)
-                for c in self.ctrs:
-                    c.write(n)
-                done += n
-                ahead = done / self.rate - (time.monotonic() - t0)
-                if ahead > 0:
-                    self.halt.wait(ahead)
-        except Exception as e:  # reported by finish()
-            self.error = e
-
-    def written(self):
-        return min(c.seq for c in self.ctrs)
-
-    def wait_written(self, n, timeout=60.0):
-        wait_until(lambda: self.written() >= n or self.error or not self.is_alive(), timeout,
-                   "the feeder to write %d lines" % n)
-
-    def finish(self, timeout=120.0):
-        self.join(timeout)
-        check(not self.is_alive(), "the feeder did not finish within %.0f s" % timeout)
-        if self.error:
-            fail("the feeder failed: %r" % self.error)
-
-    def stop(self):
-        self.halt.set()
-
-
 def fake_root(env, *specs):
-    root = env.mkdir("docker")
-    return root, [Container(root, name, labels) for name, labels in specs]
+    return fake_root_of(env, *specs, cls=Container)
 
 
 # ------------------------------------------------------------------------------------------

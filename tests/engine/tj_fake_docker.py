@@ -1,0 +1,114 @@
+"""Fake Docker containers for the output tests (Python 3 stdlib only): a --docker-root tree of
+D/containers/<id>/config.v2.json files with their json-file logs, as DESIGN.md describes them,
+and a thread that writes their lines at a steady rate. The Kafka and Elasticsearch tests use
+them; discovery's docker-root mode reads them like a real engine's.
+
+    root, ctrs = fake_root(env, ("web", {}), ("api", {"logTopic": "other"}))
+    feeder = Feeder(ctrs, 2000, rate=1000)
+    feeder.start(); ...; feeder.finish()
+    ctrs[0].lines[seq]           # (message, json-file time) of each line written
+"""
+
+import hashlib
+import json
+import os
+import threading
+import time
+
+from tj_engine_util import check, fail, wait_until
+
+
+class Container:
+    """D/containers/<id>/config.v2.json and its json-file log. Lines are numbered by `seq`; a
+    line's json-file time grows with it (day given, 10:00:00 plus seq+1 ns)."""
+
+    def __init__(self, root, name, labels=None, line_bytes=200):
+        self.name = name
+        self.id = hashlib.sha256(("%s %s" % (root, name)).encode()).hexdigest()
+        d = os.path.join(root, "containers", self.id)
+        os.makedirs(d)
+        self.log = os.path.join(d, "%s-json.log" % self.id)
+        open(self.log, "wb").close()
+        self.labels = labels or {}
+        self.line_bytes = line_bytes
+        self.seq = 0          # lines written so far
+        self.lines = []       # (message, time) of each line, by seq
+        cfg = {"ID": self.id, "Name": "/" + name, "Created": "2026-11-25T10:00:00Z",
+               "Config": {"Image": "bb:1", "Labels": self.labels},
+               "LogPath": self.log, "State": {"Running": True}}
+        tmp = os.path.join(d, "config.v2.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(cfg, f)
+        os.rename(tmp, os.path.join(d, "config.v2.json"))
+
+    def text(self, seq):
+        head = "seq=%06d c=%s " % (seq, self.name)
+        return head + "x" * max(1, self.line_bytes - len(head))
+
+    def write(self, n, day="2026-11-25", text=None):
+        """Appends n json-file lines in one write (text(seq) makes each message)."""
+        out = []
+        for _ in range(n):
+            msg = (text or self.text)(self.seq)
+            t = "%sT10:00:00.%09dZ" % (day, self.seq + 1)  # strictly increasing
+            out.append(json.dumps({"log": msg + "\n", "stream": "stdout", "time": t},
+                                  separators=(",", ":")) + "\n")
+            self.lines.append((msg, t))
+            self.seq += 1
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND)
+        try:
+            data = "".join(out).encode()
+            check(os.write(fd, data) == len(data), "short write to %s" % self.log)
+        finally:
+            os.close(fd)
+
+
+def fake_root(env, *specs, cls=Container):
+    """Containers (name, labels) of class cls under a new --docker-root."""
+    root = env.mkdir("docker")
+    return root, [cls(root, name, labels) for name, labels in specs]
+
+
+class Feeder(threading.Thread):
+    """Appends `total` lines to each container at `rate` lines/s each, in chunks of `chunk`."""
+
+    def __init__(self, ctrs, total, rate, chunk=50):
+        super().__init__(daemon=True)
+        self.ctrs, self.total, self.rate, self.chunk = ctrs, total, rate, chunk
+        self.halt = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            t0 = time.monotonic()
+            done = 0
+            while done < self.total and not self.halt.is_set():
+                n = min(self.chunk, self.total - done)
+                for c in self.ctrs:
+                    c.write(n)
+                done += n
+                ahead = done / self.rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    self.halt.wait(ahead)
+        except Exception as e:  # reported by finish()
+            self.error = e
+
+    def written(self):
+        return min(c.seq for c in self.ctrs)
+
+    def wait_written(self, n, timeout=60.0):
+        wait_until(lambda: self.written() >= n or self.error or not self.is_alive(), timeout,
+                   "the feeder to write %d lines" % n)
+
+    def finish(self, timeout=120.0):
+        """Waits for the end; unless stop() was called, every line must have been written."""
+        self.join(timeout)
+        check(not self.is_alive(), "the feeder did not finish within %.0f s" % timeout)
+        if self.error:
+            fail("the feeder failed: %r" % self.error)
+        if not self.halt.is_set():
+            check(self.written() == self.total, "the feeder wrote %d of %d lines" %
+                  (self.written(), self.total))
+
+    def stop(self):
+        self.halt.set()
