@@ -21,8 +21,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
-from tj_engine_util import (Env, OutputTail, TestFailure, check, fail, log,  # noqa: E402
-                            main_wrapper, tail_text, wait_until)
+from tj_engine_util import (check, fail, log, main_wrapper, OutputTail, run_cases,  # noqa: E402
+                            tail_text, TestFailure, wait_until)
 from tj_docker import IMAGE, Dockerd, DockerError  # noqa: E402
 
 PAT = "%{WORD:word} %{INT:n:int}"
@@ -704,14 +704,6 @@ CASES = [  # (case, time bound in seconds)
 ]
 
 
-class CaseTimeout(TestFailure):
-    pass
-
-
-def _on_alarm(signum, frame):
-    raise CaseTimeout("the case did not finish within its time bound")
-
-
 def cleanup(d):
     """Between cases: services, containers, swarm membership of the case go away."""
     try:
@@ -724,11 +716,15 @@ def cleanup(d):
         log("    warning: cleanup: %s" % e)
 
 
+def run_case(case, binary, env, d):
+    try:
+        case(binary, env, d)
+    except DockerError as e:
+        raise TestFailure("docker: %s" % e)
+
+
 def main(binary):
     os.environ.pop("DOCKER_HOST", None)
-    only = os.environ.get("TJ_CASES")
-    signal.signal(signal.SIGALRM, _on_alarm)
-    failed = []
     t0 = time.monotonic()
     try:
         d = Dockerd("d")
@@ -737,39 +733,10 @@ def main(binary):
     try:
         log("dockerd %s (pid %d) at %s, started in %.1f s, image %s ready in %.1f s" %
             (d.version, d.pid, d.dir, d.started_in, IMAGE, time.monotonic() - t0))
-        for case, bound in CASES:
-            name = case.__name__[len("case_"):]
-            if only and name not in only.split(","):
-                continue
-            c0 = time.monotonic()
-            try:
-                with Env("dk-" + name) as env:
-                    try:
-                        signal.setitimer(signal.ITIMER_REAL, bound)
-                        try:
-                            case(binary, env, d)
-                        finally:
-                            signal.setitimer(signal.ITIMER_REAL, 0)
-                    except DockerError as e:
-                        raise TestFailure("docker: %s" % e)
-                log("ok   %-28s %5.1f s" % (name, time.monotonic() - c0))
-            except CaseTimeout as e:
-                log("FAIL %-28s %5.1f s: %s (%d s)" % (name, time.monotonic() - c0, e, bound))
-                failed.append(name)
-            except TestFailure as e:
-                log("FAIL %-28s %5.1f s: %s" % (name, time.monotonic() - c0, e))
-                failed.append(name)
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                cleanup(d)
+        run_cases(CASES, "dk-", lambda case, env: run_case(case, binary, env, d),
+                  between=lambda: cleanup(d), figures=FIGURES, width=28)
     finally:
         d.stop()
-    if FIGURES:
-        log("figures:")
-        for what, text in FIGURES:
-            log("    %s: %s" % (what, text))
-    if failed:
-        fail("%d case(s) failed: %s" % (len(failed), ", ".join(failed)))
 
 
 if __name__ == "__main__":

@@ -717,6 +717,57 @@ def writer_main(spec_path):
 # ------------------------------------------------------------------------------------------
 
 
+class CaseTimeout(TestFailure):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise CaseTimeout("the case did not finish within its time bound")
+
+
+def run_cases(cases, prefix, call, between=None, figures=(), width=16):
+    """Runs a test's cases: `cases` is a list of (case function, time bound in seconds);
+    call(case, env) runs one in its own Env(prefix + name) within its bound (SIGALRM), and
+    between() (if given) runs after each, passed or not. TJ_CASES=name,name runs some only (an
+    unknown name fails). A failed case is reported and the others still run; at the end the
+    figures (what, text) are printed and the run fails naming the failed cases."""
+    only = os.environ.get("TJ_CASES")
+    names = [c.__name__[len("case_"):] for c, _ in cases]
+    if only:
+        unknown = [n for n in only.split(",") if n not in names]
+        check(not unknown, "TJ_CASES names unknown cases %s (cases: %s)" % (unknown, names))
+    signal.signal(signal.SIGALRM, _on_alarm)
+    failed = []
+    for (case, bound), name in zip(cases, names):
+        if only and name not in only.split(","):
+            continue
+        c0 = time.monotonic()
+        try:
+            with Env(prefix + name) as env:
+                signal.setitimer(signal.ITIMER_REAL, bound)
+                try:
+                    call(case, env)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            log("ok   %-*s %5.1f s" % (width, name, time.monotonic() - c0))
+        except CaseTimeout as e:
+            log("FAIL %-*s %5.1f s: %s (%d s)" % (width, name, time.monotonic() - c0, e, bound))
+            failed.append(name)
+        except TestFailure as e:
+            log("FAIL %-*s %5.1f s: %s" % (width, name, time.monotonic() - c0, e))
+            failed.append(name)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if between:
+                between()
+    if figures:
+        log("figures:")
+        for what, text in figures:
+            log("    %s: %s" % (what, text))
+    if failed:
+        fail("%d case(s) failed: %s" % (len(failed), ", ".join(failed)))
+
+
 def main_wrapper(fn, usage=("PATH/TO/tailjet",)):
     """Runs a test's main(binary, ...) with one executable per word of `usage` given on the
     command line; exit 0 on success, 1 with a clear FAIL line otherwise."""

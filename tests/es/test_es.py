@@ -46,8 +46,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 sys.path.insert(0, HERE)
-from tj_engine_util import (Env, TestFailure, check, fail, log, main_wrapper,  # noqa: E402
-                            tail_text, wait_until)
+from tj_engine_util import (check, fail, log, main_wrapper, run_cases, tail_text,  # noqa: E402
+                            wait_until)
 from tj_fake_docker import Container as FakeContainer, Feeder  # noqa: E402
 from tj_fake_docker import fake_root as fake_root_of  # noqa: E402
 from tj_es_server import make_test_ca  # noqa: E402
@@ -766,51 +766,10 @@ CASES = [  # (case, time bound in seconds)
 ]
 
 
-class CaseTimeout(TestFailure):
-    pass
-
-
-def _on_alarm(signum, frame):
-    raise CaseTimeout("the case did not finish within its time bound")
-
-
 def main(binary):
-    only = os.environ.get("TJ_CASES")
-    signal.signal(signal.SIGALRM, _on_alarm)
     for k in ("TAILJET_ES_PASSWORD", "TAILJET_ES_API_KEY", "TAILJET_ES_USER", "TAILJET_OUTPUT"):
         os.environ.pop(k, None)
-    failed = []
-    names = [c.__name__[len("case_"):] for c, _ in CASES]
-    if only:
-        unknown = [n for n in only.split(",") if n not in names]
-        check(not unknown, "TJ_CASES names unknown cases %s (cases: %s)" % (unknown, names))
-    for case, bound in CASES:
-        name = case.__name__[len("case_"):]
-        if only and name not in only.split(","):
-            continue
-        c0 = time.monotonic()
-        try:
-            with Env("es-" + name) as env:
-                signal.setitimer(signal.ITIMER_REAL, bound)
-                try:
-                    case(binary, env)
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-            log("ok   %-16s %5.1f s" % (name, time.monotonic() - c0))
-        except CaseTimeout as e:
-            log("FAIL %-16s %5.1f s: %s (%d s)" % (name, time.monotonic() - c0, e, bound))
-            failed.append(name)
-        except TestFailure as e:
-            log("FAIL %-16s %5.1f s: %s" % (name, time.monotonic() - c0, e))
-            failed.append(name)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    if FIGURES:
-        log("figures:")
-        for what, text in FIGURES:
-            log("    %s: %s" % (what, text))
-    if failed:
-        fail("%d case(s) failed: %s" % (len(failed), ", ".join(failed)))
+    run_cases(CASES, "es-", lambda case, env: case(binary, env), figures=FIGURES)
 
 
 if __name__ == "__main__":

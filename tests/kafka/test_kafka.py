@@ -35,7 +35,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
-from tj_engine_util import (Env, TestFailure, check, fail, log, main_wrapper,  # noqa: E402
+from tj_engine_util import (check, Env, fail, log, main_wrapper, run_cases,  # noqa: E402
                             tail_text, wait_until)
 from tj_fake_docker import Container as FakeContainer, Feeder  # noqa: E402
 from tj_fake_docker import fake_root as fake_root_of  # noqa: E402
@@ -682,51 +682,10 @@ CASES = [  # (case, time bound in seconds)
 ]
 
 
-class CaseTimeout(TestFailure):
-    pass
-
-
-def _on_alarm(signum, frame):
-    raise CaseTimeout("the case did not finish within its time bound")
-
-
 def main(binary, mockbin):
-    only = os.environ.get("TJ_CASES")
     os.environ.setdefault("TAILJET_METRICS_ADDR", "off")  # no /metrics port shared by the runs
     check(shutil.which("kcat"), "kcat is missing: apt-get install kcat (scripts/setup.sh)")
-    signal.signal(signal.SIGALRM, _on_alarm)
-    failed = []
-    names = [c.__name__[len("case_"):] for c, _ in CASES]
-    if only:
-        unknown = [n for n in only.split(",") if n not in names]
-        check(not unknown, "TJ_CASES names unknown cases %s (cases: %s)" % (unknown, names))
-    for case, bound in CASES:
-        name = case.__name__[len("case_"):]
-        if only and name not in only.split(","):
-            continue
-        c0 = time.monotonic()
-        try:
-            with Env("kafka-" + name) as env:
-                signal.setitimer(signal.ITIMER_REAL, bound)
-                try:
-                    case(binary, mockbin, env)
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-            log("ok   %-16s %5.1f s" % (name, time.monotonic() - c0))
-        except CaseTimeout as e:
-            log("FAIL %-16s %5.1f s: %s (%d s)" % (name, time.monotonic() - c0, e, bound))
-            failed.append(name)
-        except TestFailure as e:
-            log("FAIL %-16s %5.1f s: %s" % (name, time.monotonic() - c0, e))
-            failed.append(name)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    if FIGURES:
-        log("figures:")
-        for what, text in FIGURES:
-            log("    %s: %s" % (what, text))
-    if failed:
-        fail("%d case(s) failed: %s" % (len(failed), ", ".join(failed)))
+    run_cases(CASES, "kafka-", lambda case, env: case(binary, mockbin, env), figures=FIGURES)
 
 
 if __name__ == "__main__":
