@@ -25,8 +25,9 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTJ_WERROR=OFF \
  && /tailjet --version
 
 FROM ${BASE}
-# The runtime libraries (libpcre2-8-0 and zlib1g come with every Debian base; xxHash is inlined), curl for the stack's health
-# check (about 0.5 MB over the libcurl4 tailjet needs anyway), CA certificates for TLS peers.
+# The runtime libraries (libpcre2-8-0 and zlib1g come with every Debian base; xxHash is
+# inlined), curl for the stack's health check (about 0.5 MB over the libcurl4 tailjet needs
+# anyway), CA certificates for TLS peers.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       libpcre2-8-0 librdkafka1 libcjson1 libcurl4 libmicrohttpd12 curl ca-certificates \
