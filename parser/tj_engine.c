@@ -56,7 +56,8 @@ struct gen {
     bool eof;             /* reader: retired and read to its end */
     bool truncated;       /* reader: its descriptor shows other content now */
     int64_t linger_until; /* reader: a rotated file is watched for late writes until then */
-    int64_t torn_since;   /* reader: when it was first seen rotated with a line cut short */
+    int64_t torn_since;   /* reader: since when a rotated file read to its end waits (a line
+                             cut short, or 16 KiB pieces whose next file is not there yet) */
     int refs;             /* lock: chunks in flight with data of this generation */
     struct gen *next;     /* newer */
     /* reader: its first bytes as read, while they are fewer than a fingerprint: the
@@ -1026,6 +1027,17 @@ static bool path_read_once(struct tj_engine *e, struct path *p, struct tj_cut *c
             /* A line of this rotated file is cut short: its writer may still finish it (it
              * has not reopened its log yet). Wait for that, --rotate-wait at most, before the
              * files after it are read. */
+            if (!g->torn_since)
+                g->torn_since = now;
+            if (now - g->torn_since < (int64_t)e->cfg.rotate_wait_ms)
+                return false;
+        }
+        if (g->retired && n == 0 && !g->next && p->carry.len && p->fmt == TJ_FORMAT_JSONFILE &&
+            p->ncseg < MAX_SEGS && carry_uses(p, g) &&
+            tj_assemble_cut(cut, p->carry.data, p->carry.len, 0) != p->carry.len) {
+            /* A line still in 16 KiB pieces continues in the next file, which Docker creates
+             * just after the rename: it may not exist yet. Wait for it, --rotate-wait at most,
+             * before the pieces are shipped on their own. */
             if (!g->torn_since)
                 g->torn_since = now;
             if (now - g->torn_since < (int64_t)e->cfg.rotate_wait_ms)

@@ -348,6 +348,25 @@ def case_jsonfile_partials_rotated(binary, env):
     check_big(read_records(out), "json-file partials with a rotation before the last piece")
 
 
+def case_jsonfile_partials_late_file(binary, env):
+    """The rotation renames the log; the next file appears 1.5 s later (a busy writer): pieces
+    of a line open at the rename still join the pieces in the next file (--rotate-wait 5 s)."""
+    d, out, state = setup(env)
+    p = os.path.join(d, "c0ffee-json.log")
+    pieces = big_pieces()
+    append(p, pieces[0] + pieces[1])
+    t = follow(env, binary, [d + "/*-json.log"], out, state, "--multiline-timeout", "10s")
+    t.wait_open(p)
+    time.sleep(1.0)
+    os.rename(p, p + ".1")
+    time.sleep(1.5)  # longer than --poll-interval: the reader surely finds no file at the path
+    append(p, pieces[2] + pieces[3])
+    wait_records(out, 2, t, what="the joined record and 'after' after a late new file")
+    time.sleep(0.5)
+    t.stop()
+    check_big(read_records(out), "json-file partials with the next file created 1.5 s late")
+
+
 CKPT_WARN = re.compile(r"^\S+ tailjet\[\d+\] (warn|error): .*checkpoint", re.M | re.I)
 
 
@@ -462,6 +481,7 @@ CASES = [
     case_old_file_written_after_rename,
     case_jsonfile_partials,
     case_jsonfile_partials_rotated,
+    case_jsonfile_partials_late_file,
     case_corrupt_state,
     case_sigterm,
     case_bad_flags,
