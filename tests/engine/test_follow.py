@@ -25,8 +25,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tj_engine_util import (Env, TestFailure, append, check, fail, log, main_wrapper,  # noqa
-                            messages, read_records, rec_path, tj_args, wait_until)
+from tj_engine_util import (append, check, fail, log, main_wrapper, messages,  # noqa: E402
+                            read_records, rec_path, tj_args, wait_until, run_cases)
 
 EOF_TIMEOUT = 15.0      # an --exit-on-eof run over a few small files
 APPEAR_TIMEOUT = 10.0   # a line appended while following must be shipped within this
@@ -329,7 +329,9 @@ def case_jsonfile_partials(binary, env):
     check_big(read_records(out), "json-file 16 KiB partial entries")
 
 
-def case_jsonfile_partials_rotated(binary, env):
+def partials_across_rotation(binary, env, gap, what):
+    """Two 16 KiB pieces of a line, then a rotation, then `gap` seconds, then the last pieces
+    in the new file: one joined record, then 'after'."""
     d, out, state = setup(env)
     p = os.path.join(d, "c0ffee-json.log")
     pieces = big_pieces()
@@ -341,30 +343,24 @@ def case_jsonfile_partials_rotated(binary, env):
     t.wait_open(p)
     time.sleep(1.0)
     os.rename(p, p + ".1")
+    time.sleep(gap)
     append(p, pieces[2] + pieces[3])
     wait_records(out, 2, t, what="the joined record and 'after' after a rotation")
     time.sleep(0.5)
     t.stop()
-    check_big(read_records(out), "json-file partials with a rotation before the last piece")
+    check_big(read_records(out), what)
+
+
+def case_jsonfile_partials_rotated(binary, env):
+    partials_across_rotation(binary, env, 0,
+                             "json-file partials with a rotation before the last piece")
 
 
 def case_jsonfile_partials_late_file(binary, env):
-    """The rotation renames the log; the next file appears 1.5 s later (a busy writer): pieces
-    of a line open at the rename still join the pieces in the next file (--rotate-wait 5 s)."""
-    d, out, state = setup(env)
-    p = os.path.join(d, "c0ffee-json.log")
-    pieces = big_pieces()
-    append(p, pieces[0] + pieces[1])
-    t = follow(env, binary, [d + "/*-json.log"], out, state, "--multiline-timeout", "10s")
-    t.wait_open(p)
-    time.sleep(1.0)
-    os.rename(p, p + ".1")
-    time.sleep(1.5)  # longer than --poll-interval: the reader surely finds no file at the path
-    append(p, pieces[2] + pieces[3])
-    wait_records(out, 2, t, what="the joined record and 'after' after a late new file")
-    time.sleep(0.5)
-    t.stop()
-    check_big(read_records(out), "json-file partials with the next file created 1.5 s late")
+    """The next file appears 1.5 s after the rename (longer than --poll-interval: the reader
+    surely finds no file at the path): the pieces wait for it (--rotate-wait, 5 s)."""
+    partials_across_rotation(binary, env, 1.5,
+                             "json-file partials with the next file created 1.5 s late")
 
 
 CKPT_WARN = re.compile(r"^\S+ tailjet\[\d+\] (warn|error): .*checkpoint", re.M | re.I)
@@ -489,23 +485,7 @@ CASES = [
 
 
 def main(binary):
-    only = os.environ.get("TJ_CASES")  # e.g. TJ_CASES=truncate,inode_reuse
-    failed = []
-    for case in CASES:
-        name = case.__name__[len("case_"):]
-        if only and name not in only.split(","):
-            continue
-        t0 = time.monotonic()
-        try:
-            with Env("follow-" + name) as env:
-                case(binary, env)
-            log("ok   %-28s %5.1f s" % (name, time.monotonic() - t0))
-        except TestFailure as e:
-            log("FAIL %-28s %5.1f s: %s" % (name, time.monotonic() - t0, e))
-            failed.append(name)
-    if failed:
-        fail("%d case(s) failed: %s" % (len(failed), ", ".join(failed)))
-
+    run_cases(CASES, "follow-", lambda case, env: case(binary, env), width=28)
 
 if __name__ == "__main__":
     main_wrapper(main)

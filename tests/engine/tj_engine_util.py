@@ -726,11 +726,13 @@ def _on_alarm(signum, frame):
 
 
 def run_cases(cases, prefix, call, between=None, figures=(), width=16):
-    """Runs a test's cases: `cases` is a list of (case function, time bound in seconds);
-    call(case, env) runs one in its own Env(prefix + name) within its bound (SIGALRM), and
-    between() (if given) runs after each, passed or not. TJ_CASES=name,name runs some only (an
-    unknown name fails). A failed case is reported and the others still run; at the end the
+    """Runs a test's cases: `cases` lists case functions, or (case function, time bound in
+    seconds) pairs; call(case, env) runs one in its own Env(prefix + name), within its bound if
+    it has one (SIGALRM), and between() (if given) runs after each, passed or not.
+    TJ_CASES=name,name runs some only (an unknown name fails). A failed case is reported and the
+    others still run, unless the run itself was interrupted (ctest's timeout); at the end the
     figures (what, text) are printed and the run fails naming the failed cases."""
+    cases = [c if isinstance(c, tuple) else (c, None) for c in cases]
     only = os.environ.get("TJ_CASES")
     names = [c.__name__[len("case_"):] for c, _ in cases]
     if only:
@@ -744,7 +746,8 @@ def run_cases(cases, prefix, call, between=None, figures=(), width=16):
         c0 = time.monotonic()
         try:
             with Env(prefix + name) as env:
-                signal.setitimer(signal.ITIMER_REAL, bound)
+                if bound:
+                    signal.setitimer(signal.ITIMER_REAL, bound)
                 try:
                     call(case, env)
                 finally:
@@ -756,6 +759,8 @@ def run_cases(cases, prefix, call, between=None, figures=(), width=16):
         except TestFailure as e:
             log("FAIL %-*s %5.1f s: %s" % (width, name, time.monotonic() - c0, e))
             failed.append(name)
+            if str(e).startswith("interrupted by signal"):  # ctest's timeout: no more cases
+                break
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             if between:

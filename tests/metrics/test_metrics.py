@@ -51,8 +51,9 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
-from tj_engine_util import (Env, TestFailure, append, check, fail, log,  # noqa: E402
-                            main_wrapper, read_records, read_text, tail_text, wait_until)
+from tj_engine_util import (Env, TestFailure, append, check, fail, log, main_wrapper,  # noqa: E402
+                            read_records, read_text, tail_text, wait_until,
+                            run_cases)
 
 ALERTS = os.path.join(REPO, "deploy", "prometheus", "alerts.yml")
 ALERTS_TEST = os.path.join(HERE, "alerts_test.yml")
@@ -895,25 +896,7 @@ def main(binary):
                    for d in os.environ.get("PATH", "").split(os.pathsep)):
             fail("%s is not on PATH: install Debian's prometheus package (scripts/setup.sh)"
                  % tool)
-    only = os.environ.get("TJ_CASES")
-    failed = []
-    for case in CASES:
-        name = case.__name__[len("case_"):]
-        if only and name not in only.split(","):
-            continue
-        t0 = time.monotonic()
-        try:
-            with Env("metrics-" + name) as env:
-                case(binary, env)
-            log("ok   %-12s %5.1f s" % (name, time.monotonic() - t0))
-        except TestFailure as e:
-            log("FAIL %-12s %5.1f s: %s" % (name, time.monotonic() - t0, e))
-            failed.append(name)
-            if str(e).startswith("interrupted by signal"):  # ctest's timeout: no more cases
-                break
-    if failed:
-        fail("%d case(s) failed: %s" % (len(failed), ", ".join(failed)))
-
+    run_cases(CASES, "metrics-", lambda case, env: case(binary, env), width=12)
 
 if __name__ == "__main__":
     main_wrapper(main)
