@@ -93,30 +93,6 @@ check_tools() {
 	[ -x /usr/bin/time ] || die "/usr/bin/time is missing: apt-get install time"
 }
 
-# The binary: built with scripts/build.sh if it is the default one and missing (never rebuilt if
-# it exists), then copied into BENCH_DIR so that a rebuild during the run cannot change it
-# between runs (it carries its pattern library inside).
-resolve_tailjet() {
-	local given=$TAILJET
-	case $TAILJET in
-	/*) ;;
-	*) if [ -x "$TAILJET" ]; then TAILJET="$PWD/$TAILJET"; else TAILJET="$repo/$TAILJET"; fi ;;
-	esac
-	if [ ! -x "$TAILJET" ] && [ "$given" = build/tailjet ]; then
-		say "no $TAILJET: building it (bash scripts/build.sh build)"
-		(cd "$repo" && bash scripts/build.sh build) >&2 || die "the build failed"
-	fi
-	[ -x "$TAILJET" ] || die "no tailjet binary at $TAILJET: build it (bash scripts/build.sh build) or set TAILJET=path"
-	mkdir -p "$BENCH_DIR/bin"
-	cp "$TAILJET" "$BENCH_DIR/bin/tailjet"
-	TJ="$BENCH_DIR/bin/tailjet"
-	TJ_VERSION=$("$TJ" --version 2>&1 | head -1) || die "$TAILJET --version failed: $TJ_VERSION"
-	TJ_ID="$(sha256sum "$TJ" | cut -c1-12), built $(date -r "$TAILJET" '+%F %T')"
-}
-
-
-
-
 # ---- disk --------------------------------------------------------------------------------------
 # About 268 bytes a json-file line; a record is about 700 bytes, 850 with a long Docker path.
 check_disk() {

@@ -101,27 +101,6 @@ check_tools() {
 	[ -f "$SERVER" ] || die "no $SERVER"
 }
 
-# The binary: built with scripts/build.sh if it is the default one and missing (never rebuilt if
-# it exists), then copied into BENCH_DIR so that a rebuild during the run cannot change it.
-resolve_tailjet() {
-	local given=$TAILJET
-	case $TAILJET in
-	/*) ;;
-	*) if [ -x "$TAILJET" ]; then TAILJET="$PWD/$TAILJET"; else TAILJET="$repo/$TAILJET"; fi ;;
-	esac
-	if [ ! -x "$TAILJET" ] && [ "$given" = build/tailjet ]; then
-		say "no $TAILJET: building it (bash scripts/build.sh build)"
-		(cd "$repo" && bash scripts/build.sh build) >&2 || die "the build failed"
-	fi
-	[ -x "$TAILJET" ] || die "no tailjet binary at $TAILJET: build it (bash scripts/build.sh build) or set TAILJET=path"
-	mkdir -p "$BENCH_DIR/bin"
-	cp "$TAILJET" "$BENCH_DIR/bin/tailjet"
-	TJ="$BENCH_DIR/bin/tailjet"
-	TJ_VERSION=$("$TJ" --version 2>&1 | head -1) || die "$TAILJET --version failed: $TJ_VERSION"
-	TJ_ID="$(sha256sum "$TJ" | cut -c1-12), built $(date -r "$TAILJET" '+%F %T')"
-	"$TJ" run --help 2>&1 | grep -q -- '--es-opt' || die "$TAILJET has no Elasticsearch output (no --es-opt in 'tailjet run --help')"
-}
-
 # json-file ~270 B a line, records ~450 B (once, for the curl bodies), bodies ~1/8 of that.
 check_disk() {
 	local avail need
@@ -370,6 +349,7 @@ main() {
 	machine_state "at the start"
 	check_disk
 	resolve_tailjet
+	[[ $("$TJ" run --help 2>&1) == *--es-opt* ]] || die "$TAILJET has no Elasticsearch output (no --es-opt in 'tailjet run --help')"
 	say "tailjet: $TJ_VERSION ($TAILJET, copied to $TJ)"
 	start_server
 	say "generating the corpus into $BENCH_DIR/corpus ($LINES lines)"

@@ -105,27 +105,6 @@ check_tools() {
 	pkg-config --exists rdkafka || die "librdkafka's headers are missing: apt-get install librdkafka-dev"
 }
 
-# The binary: built with scripts/build.sh if it is the default one and missing (never rebuilt if
-# it exists), then copied into BENCH_DIR so that a rebuild during the run cannot change it.
-resolve_tailjet() {
-	local given=$TAILJET
-	case $TAILJET in
-	/*) ;;
-	*) if [ -x "$TAILJET" ]; then TAILJET="$PWD/$TAILJET"; else TAILJET="$repo/$TAILJET"; fi ;;
-	esac
-	if [ ! -x "$TAILJET" ] && [ "$given" = build/tailjet ]; then
-		say "no $TAILJET: building it (bash scripts/build.sh build)"
-		(cd "$repo" && bash scripts/build.sh build) >&2 || die "the build failed"
-	fi
-	[ -x "$TAILJET" ] || die "no tailjet binary at $TAILJET: build it (bash scripts/build.sh build) or set TAILJET=path"
-	mkdir -p "$BENCH_DIR/bin"
-	cp "$TAILJET" "$BENCH_DIR/bin/tailjet"
-	TJ="$BENCH_DIR/bin/tailjet"
-	TJ_VERSION=$("$TJ" --version 2>&1 | head -1) || die "$TAILJET --version failed: $TJ_VERSION"
-	TJ_ID="$(sha256sum "$TJ" | cut -c1-12), built $(date -r "$TAILJET" '+%F %T')"
-	"$TJ" run --help 2>&1 | grep -q -- '--kafka-opt' || die "$TAILJET has no Kafka output (no --kafka-opt in 'tailjet run --help')"
-}
-
 # The mock cluster: MOCK if given, else built from the test helper's source.
 resolve_mock() {
 	if [ -n "$MOCK" ]; then
@@ -377,6 +356,7 @@ main() {
 	machine_state "at the start"
 	check_disk
 	resolve_tailjet
+	[[ $("$TJ" run --help 2>&1) == *--kafka-opt* ]] || die "$TAILJET has no Kafka output (no --kafka-opt in 'tailjet run --help')"
 	resolve_mock
 	say "tailjet: $TJ_VERSION ($TAILJET, copied to $TJ)"
 	for r in $(seq 1 "$RUNS"); do topics+=("tj-w1-r$r" "tj-w2-r$r" "kcat-r$r"); done

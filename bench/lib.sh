@@ -1,6 +1,6 @@
-# bench/lib.sh: process handling shared by the benchmark scripts (sourced, not run).
-# A script appends every pid it starts to PIDS and calls stop_started from its EXIT trap; it
-# defines say() before sourcing this.
+# bench/lib.sh: process handling and the binary under test, shared by the benchmark scripts
+# (sourced, not run). A script appends every pid it starts to PIDS and calls stop_started from
+# its EXIT trap; it defines say() and die(), repo, TAILJET and BENCH_DIR before it calls these.
 
 PIDS=()
 
@@ -98,4 +98,25 @@ wait_for_quiet() {
 		say "1-minute load average $load >= $LOAD_MAX: waiting ($((SECONDS - start)) of $LOAD_WAIT s)"
 		sleep 5
 	done
+}
+
+# The binary: built with scripts/build.sh if it is the default one and missing (never rebuilt if
+# it exists), then copied into BENCH_DIR so that a rebuild during the run cannot change it
+# between runs (it carries its pattern library inside). Sets TJ, TJ_VERSION and TJ_ID.
+resolve_tailjet() {
+	local given=$TAILJET
+	case $TAILJET in
+	/*) ;;
+	*) if [ -x "$TAILJET" ]; then TAILJET="$PWD/$TAILJET"; else TAILJET="$repo/$TAILJET"; fi ;;
+	esac
+	if [ ! -x "$TAILJET" ] && [ "$given" = build/tailjet ]; then
+		say "no $TAILJET: building it (bash scripts/build.sh build)"
+		(cd "$repo" && bash scripts/build.sh build) >&2 || die "the build failed"
+	fi
+	[ -x "$TAILJET" ] || die "no tailjet binary at $TAILJET: build it (bash scripts/build.sh build) or set TAILJET=path"
+	mkdir -p "$BENCH_DIR/bin"
+	cp "$TAILJET" "$BENCH_DIR/bin/tailjet"
+	TJ="$BENCH_DIR/bin/tailjet"
+	TJ_VERSION=$("$TJ" --version 2>&1 | head -1) || die "$TAILJET --version failed: $TJ_VERSION"
+	TJ_ID="$(sha256sum "$TJ" | cut -c1-12), built $(date -r "$TAILJET" '+%F %T')"
 }
