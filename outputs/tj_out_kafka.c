@@ -24,13 +24,13 @@
 #include "tj_log.h"
 #include "tj_output.h"
 
-#define MAX_TOPICS   256
 #define RETRY_MS     2000
 #define LARGE_RECORD (64 * 1024) /* a refused record this large is cut; smaller ones are not */
 #define POLL_MS      100
 
 struct topic {
     char *name;
+    size_t len;
     rd_kafka_topic_t *rkt;
     int last_err; /* the last error logged for this topic (logged again when it changes) */
 };
@@ -52,9 +52,9 @@ struct out_kafka {
     char *topic; /* the URI's */
     tj_ack_fn ack;
     void *ack_arg;
-    pthread_mutex_t lock; /* topics, held */
-    struct topic topics[MAX_TOPICS];
-    size_t ntopics;
+    pthread_mutex_t lock;  /* topics, held */
+    struct topic **topics; /* every topic used so far (a logTopic label each): no cap */
+    size_t ntopics, cap_topics;
     struct held *held, *held_tail; /* in the order the records were produced */
     pthread_t poller;
     bool stop; /* atomic */
@@ -110,26 +110,36 @@ static void batch_release(struct out_kafka *o, struct tj_batch *b)
         o->ack(o->ack_arg, b, 0);
 }
 
+/* The topic named name[0..n), made on first use. NULL when out of memory. */
 static struct topic *topic_get(struct out_kafka *o, const char *name, size_t n)
 {
     struct topic *t = NULL;
 
     pthread_mutex_lock(&o->lock);
     for (size_t i = 0; i < o->ntopics; i++) {
-        if (strlen(o->topics[i].name) == n && memcmp(o->topics[i].name, name, n) == 0) {
-            t = &o->topics[i];
+        if (o->topics[i]->len == n && memcmp(o->topics[i]->name, name, n) == 0) {
+            t = o->topics[i];
             break;
         }
     }
-    if (!t && o->ntopics < MAX_TOPICS) {
-        char *copy = strndup(name, n);
-        rd_kafka_topic_t *rkt = copy ? rd_kafka_topic_new(o->rk, copy, NULL) : NULL;
-        if (rkt) {
-            t = &o->topics[o->ntopics++];
-            t->name = copy;
-            t->rkt = rkt;
+    if (!t && o->ntopics == o->cap_topics) {
+        size_t cap = o->cap_topics ? 2 * o->cap_topics : 16;
+        struct topic **grown = realloc(o->topics, cap * sizeof(*grown));
+        if (grown) {
+            o->topics = grown;
+            o->cap_topics = cap;
+        }
+    }
+    if (!t && o->ntopics < o->cap_topics && (t = calloc(1, sizeof(*t)))) {
+        t->name = strndup(name, n);
+        t->len = n;
+        t->rkt = t->name ? rd_kafka_topic_new(o->rk, t->name, NULL) : NULL;
+        if (t->rkt) {
+            o->topics[o->ntopics++] = t;
         } else {
-            free(copy);
+            free(t->name);
+            free(t);
+            t = NULL;
         }
     }
     pthread_mutex_unlock(&o->lock);
@@ -155,7 +165,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     h = calloc(1, sizeof(*h));
     pthread_mutex_lock(&o->lock);
     for (size_t i = 0; i < o->ntopics; i++) {
-        struct topic *t = &o->topics[i];
+        struct topic *t = o->topics[i];
         bool too_large = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
         if (t->rkt != m->rkt)
             continue;
@@ -487,9 +497,11 @@ static void kafka_destroy(void *state)
         free(h);
     }
     for (size_t i = 0; i < o->ntopics; i++) {
-        rd_kafka_topic_destroy(o->topics[i].rkt);
-        free(o->topics[i].name);
+        rd_kafka_topic_destroy(o->topics[i]->rkt);
+        free(o->topics[i]->name);
+        free(o->topics[i]);
     }
+    free(o->topics);
     rd_kafka_destroy(o->rk);
     pthread_mutex_destroy(&o->lock);
     free(o->topic);

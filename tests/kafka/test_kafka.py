@@ -18,7 +18,8 @@ refused and resumed), permanent_error (TOPIC_AUTHORIZATION_FAILED: held and prod
 their order), batch_too_large (MESSAGE_TOO_LARGE for a batch of small records: nothing cut or
 dropped), kill9 (kill -9 and restart with the same state dir: at-least-once, duplicates
 counted), bad_options (unknown or invalid --kafka-opt, a URI without a topic, an unreachable
-broker: held, then shipped by the next run). A case that fails is reported and the others still
+broker: held, then shipped by the next run), many_topics (300 containers with a logTopic
+each: all 300 topics get their lines). A case that fails is reported and the others still
 run; each has a time bound; every process is stopped by its pid. TJ_CASES=name,name runs some
 cases only; TJ_KEEP_TMP=1 keeps the temp dirs.
 """
@@ -670,6 +671,44 @@ def case_bad_options(binary, mockbin, env):
     t2.stop(STOP_BOUND)
 
 
+def case_many_topics(binary, mockbin, env):
+    """300 containers, each with its own logTopic label: every topic gets its container's
+    lines (there is no cap on the number of topics one tailjet produces to)."""
+    n, per = 300, 2
+    names = ["t%03d" % i for i in range(n)]
+    mock = Mock(env, mockbin, [TOPIC] + names, partitions=1)
+    root, ctrs = fake_root(env, *[("c%03d" % i, {"logTopic": names[i]}) for i in range(n)])
+    for c in ctrs:
+        c.write(per)
+    t = tj_kafka(env, binary, mock, root)
+
+    def ends():
+        args = ["-Q", "-b", mock.bootstrap]
+        for name in names:
+            args += ["-t", "%s:0:-1" % name]
+        got = {tp: int(o) for tp, o in re.findall(r"(t\d{3}) \[0\] offset (-?\d+)", kcat(args))}
+        short = [name for name in names if got.get(name, 0) < per]
+        return None if short else got
+    t0 = time.monotonic()
+    got = None
+    try:
+        got = wait_until(ends, DELIVER, "%d lines in each of %d topics" % (per, n), procs=[t])
+    finally:
+        if got is None:
+            log("    stderr tail: %s" % tail_text(t.stderr_text()))
+    figure("%d topics, %d lines each: all delivered" % (n, per), "%.1f s" % (time.monotonic() - t0))
+    time.sleep(SETTLE)
+    for i in (0, 255, 256, n - 1):  # exact records on both sides of the old 256-topic cap
+        msgs = read_topic(mock, names[i])
+        seqs = [int(LINE_RE.match(json.loads(m.value)["message"]).group(1)) for m in msgs]
+        check(seqs == list(range(per)) and all(m.key == ctrs[i].id for m in msgs),
+              "topic %s holds %s (keys %s), expected lines 0..%d of %s" %
+              (names[i], seqs, sorted({m.key for m in msgs}), per - 1, ctrs[i].name))
+    errs = error_lines(t)
+    check(not errs, "error lines on stderr: %s" % errs[:3])
+    t.stop(STOP_BOUND)
+
+
 CASES = [  # (case, time bound in seconds)
     (case_delivery, 60),
     (case_broker_down, 90),
@@ -679,6 +718,7 @@ CASES = [  # (case, time bound in seconds)
     (case_batch_too_large, 60),
     (case_kill9, 90),
     (case_bad_options, 90),
+    (case_many_topics, 90),
 ]
 
 
