@@ -74,10 +74,13 @@ struct seg {
     size_t len;
 };
 
-/* Per-service record counters for /metrics (service name, container name, or "file"). Live as
- * long as the engine; workers add to them atomically, once per chunk. */
+/* Per-service record counters for /metrics (service name, container name, or "file"). Every
+ * source holds a reference (atomic); once none does (the service's containers are gone and read
+ * to their end), the next scrape or new service drops them, so the series of services that come
+ * and go do not pile up. Workers add to them atomically, once per chunk. */
 struct svc_counters {
     char *name;
+    int refs;
     uint64_t matched, unmatched, json_error, unparsed, truncated;
     struct svc_counters *next;
 };
@@ -91,13 +94,14 @@ struct source {
     struct svc_counters *ctr;  /* the engine's, for metrics (or NULL) */
 };
 
+/* Takes ctr's reference (dropped when the source goes, or at once on failure). */
 static struct source *source_create(struct tj_ruleset *rs, const char *topic, const char *index,
                                     const char *key, struct svc_counters *ctr)
 {
     struct source *src = calloc(1, sizeof(*src));
 
     if (!src)
-        return NULL;
+        goto fail;
     src->refs = 1;
     src->ctr = ctr;
     src->rs = tj_ruleset_ref(rs);
@@ -107,9 +111,13 @@ static struct source *source_create(struct tj_ruleset *rs, const char *topic, co
         free(src->topic);
         free(src->index);
         free(src);
-        return NULL;
+        goto fail;
     }
     return src;
+fail:
+    if (ctr)
+        __atomic_sub_fetch(&ctr->refs, 1, __ATOMIC_RELEASE);
+    return NULL;
 }
 
 static struct source *source_ref(struct source *src)
@@ -123,6 +131,8 @@ static void source_unref(struct source *src)
     if (!src || __atomic_sub_fetch(&src->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     tj_ruleset_unref(src->rs);
+    if (src->ctr)
+        __atomic_sub_fetch(&src->ctr->refs, 1, __ATOMIC_RELEASE);
     free(src->topic);
     free(src->index);
     free(src->key);
@@ -223,6 +233,7 @@ struct tj_engine {
     size_t pool_keep; /* buffers kept per pool: enough for the workers, no more */
     struct tj_engine_stats st;
     struct svc_counters *counters; /* lock for the list; values atomic */
+    uint64_t truncated_gone;       /* lock: the truncated counts of dropped counters */
     int64_t ckpt_ok_ms;            /* lock: when checkpoints were last written (0: never) */
     bool ckpt_failing;             /* main thread: the last write failed (logged once) */
     int64_t start_ms;
@@ -1135,12 +1146,30 @@ static bool path_read(struct tj_engine *e, struct path *p, struct tj_cut *cut, i
 
 /* ---- metrics ---- */
 
-/* The counters of a service, created on first use. Any thread. NULL when out of memory. */
+/* Drops the counters no source holds any more. Called with the lock held: counters_for, the
+ * only place that takes a new reference to listed counters, holds it too. */
+static void counters_sweep(struct tj_engine *e)
+{
+    for (struct svc_counters **pp = &e->counters, *c; (c = *pp);) {
+        if (__atomic_load_n(&c->refs, __ATOMIC_ACQUIRE) > 0) {
+            pp = &c->next;
+            continue;
+        }
+        *pp = c->next;
+        e->truncated_gone += c->truncated;
+        free(c->name);
+        free(c);
+    }
+}
+
+/* A reference to the counters of a service (created on first use), for a source about to be
+ * made, which owns it from then on. Any thread. NULL when out of memory. */
 static struct svc_counters *counters_for(struct tj_engine *e, const char *name)
 {
     struct svc_counters *c;
 
     pthread_mutex_lock(&e->lock);
+    counters_sweep(e);
     for (c = e->counters; c && strcmp(c->name, name) != 0; c = c->next)
         ;
     if (!c && (c = calloc(1, sizeof(*c)))) {
@@ -1152,6 +1181,8 @@ static struct svc_counters *counters_for(struct tj_engine *e, const char *name)
             c = NULL;
         }
     }
+    if (c)
+        __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&e->lock);
     return c;
 }
@@ -1200,6 +1231,7 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
     size_t files = 0;
 
     pthread_mutex_lock(&e->lock);
+    counters_sweep(e);
     st = e->st;
     prom_head(b, "tailjet_up_seconds", "gauge", "Seconds since tailjet started.");
     tj_buf_printf(b, "tailjet_up_seconds %.3f\n", (double)(now - e->start_ms) / 1000.0);
@@ -1222,7 +1254,7 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
     prom_head(b, "tailjet_records_truncated_total", "counter",
               "Records cut at the line cap (tagged _truncated).");
     {
-        uint64_t t = 0;
+        uint64_t t = e->truncated_gone;
         for (struct svc_counters *c = e->counters; c; c = c->next)
             t += __atomic_load_n(&c->truncated, __ATOMIC_RELAXED);
         tj_buf_printf(b, "tailjet_records_truncated_total %llu\n", (unsigned long long)t);

@@ -31,6 +31,10 @@ Cases:
   tailjet_records_total returns the exact counts with job/instance labels, every rule is loaded
   and evaluates without error, and a healthy tailjet raises no alert. Prometheus is stopped by
   its pid.
+- services_gone: two fake containers (--docker-root); once one is removed and its file read
+  to its end, its tailjet_records_total series go from /metrics (series of containers that
+  come and go do not pile up), the other's stay with their values, and
+  tailjet_records_truncated_total keeps the removed one's truncated record.
 - rules: `promtool check rules deploy/prometheus/alerts.yml` and `promtool test rules
   tests/metrics/alerts_test.yml` pass, and the file defines each alert of the runbook.
 """
@@ -39,6 +43,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -54,6 +59,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 from tj_engine_util import (Env, TestFailure, append, check, fail, log, main_wrapper,  # noqa: E402
                             read_records, read_text, tail_text, wait_until,
                             run_cases)
+from tj_fake_docker import fake_root  # noqa: E402
 
 ALERTS = os.path.join(REPO, "deploy", "prometheus", "alerts.yml")
 ALERTS_TEST = os.path.join(HERE, "alerts_test.yml")
@@ -286,13 +292,16 @@ def check_families(ex, with_discovery):
 COUNTERS_RE = re.compile(r"_total$")
 
 
-def check_monotonic(prev, cur, what):
-    """No counter sample of prev is lower (or gone) in cur; up_seconds does not go back."""
+def check_monotonic(prev, cur, what, may_go=lambda name, labels: False):
+    """No counter sample of prev is lower (or gone, unless may_go says it may) in cur;
+    up_seconds does not go back."""
     if prev is None:
         return
     for n, ls, v in prev.samples:
         if COUNTERS_RE.search(n) or n == "tailjet_up_seconds":
             w = cur.get(n, **ls)
+            if w is None and may_go(n, ls):
+                continue
             check(w is not None, "%s: %s disappeared between two scrapes" % (what, fmt(n, ls)))
             check(w >= v, "%s: %s went down from %s to %s between two scrapes" %
                   (what, fmt(n, ls), num(v), num(w)))
@@ -337,15 +346,16 @@ def wait_output(env, t, n):
     return recs
 
 
-def wait_metrics(port, t, cond, what, prev=None):
-    """Scrapes until cond(Exposition) holds (counters checked monotonic on the way); fails with
-    the last scrape's relevant samples after METRICS_TIMEOUT. Returns (Exposition, Resp)."""
+def wait_metrics(port, t, cond, what, prev=None, may_go=lambda name, labels: False):
+    """Scrapes until cond(Exposition) holds (counters checked monotonic on the way, but those
+    may_go allows may disappear); fails with the last scrape's relevant samples after
+    METRICS_TIMEOUT. Returns (Exposition, Resp)."""
     state = {"ex": None, "resp": None, "prev": prev}
 
     def once():
         r = scrape(port, t)
         ex = Exposition(r.body)
-        check_monotonic(state["prev"], ex, "/metrics")
+        check_monotonic(state["prev"], ex, "/metrics", may_go)
         state.update(ex=ex, resp=r, prev=ex)
         return cond(ex)
 
@@ -886,8 +896,41 @@ def case_rules(binary, env):
     run_promtool(["test", "rules", ALERTS_TEST], "unit tests of the alerting rules")
 
 
+def case_services_gone(binary, env):
+    root, (keep, gone) = fake_root(env, ("keep", {}), ("gone", {}))
+    keep.line_bytes = gone.line_bytes = 40
+    keep.write(5)
+    gone.write(3)
+    gone.write(1, text=lambda seq: "x" * 200)  # longer than --max-line-bytes: _truncated
+    port = free_port()
+    t = env.tailjet(binary, ["--docker-root", root, "--output", "file:" + env.path("out.ndjson"),
+                             "--state-dir", env.path("state"), "--poll-interval", "200ms",
+                             "--max-line-bytes", "100", "--metrics-addr", "127.0.0.1:%d" % port],
+                    name="tj")
+    wait_http("http://127.0.0.1:%d/metrics" % port, t)
+
+    def counts(ex, name):
+        return ex.get("tailjet_records_total", service=name, result="unparsed")
+    ex, _ = wait_metrics(port, t, lambda ex: counts(ex, "keep") == 5 and counts(ex, "gone") == 4,
+                         "records of keep (5) and gone (4) counted")
+    ex.expect("tailjet_records_truncated_total", 1)
+    shutil.rmtree(os.path.dirname(gone.log))  # `docker rm`: its config and log go
+
+    def went(ex):
+        return not [ls for ls, _ in ex.all("tailjet_records_total") if ls.get("service") == "gone"]
+    ex, r = wait_metrics(port, t, went, "the series of the removed container gone", prev=ex,
+                         may_go=lambda n, ls: ls.get("service") == "gone")
+    check(counts(ex, "keep") == 5, "keep's records: %s, expected 5" % counts(ex, "keep"))
+    ex.expect("tailjet_records_truncated_total", 1)
+    promtool_check_metrics(r.body, "after a container went")
+    keep.write(2)
+    wait_metrics(port, t, lambda ex: counts(ex, "keep") == 7, "keep's 2 new records counted",
+                 prev=ex)
+    t.stop(STOP_BOUND)
+
+
 CASES = [case_exposition, case_health, case_stalled, case_rotation, case_checkpoint,
-         case_prometheus, case_rules]
+         case_prometheus, case_services_gone, case_rules]
 
 
 def main(binary):
