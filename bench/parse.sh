@@ -47,26 +47,15 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- small helpers ---------------------------------------------------------------------------
-now_ns() { date +%s%N; }
 
 # tv FILE LABEL: the value after LABEL in a `/usr/bin/time -v` report.
 tv() { awk -v k="$2" 'index($0, k) { sub(/.*: /, ""); print; exit }' "$1"; }
-
-# secs NS_FROM NS_TO
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 
 # Results, one row per tool.
 ROWS=()   # "tool|input file|lines|wall s|cpu s|peak rss KiB|note"
 NOTES=()
 add_row() { ROWS+=("$1|$2|$3|$4|$5|$6|$7"); }
 
-resolve_tailjet() {
-	case $TAILJET in
-	/*) ;;
-	*) if [ -x "$TAILJET" ]; then TAILJET="$PWD/$TAILJET"; else TAILJET="$repo/$TAILJET"; fi ;;
-	esac
-	[ -x "$TAILJET" ] || die "no tailjet binary at $TAILJET: build it first (cmake -B build && cmake --build build) or set TAILJET=path"
-}
 
 check_tools() {
 	local t
@@ -109,7 +98,7 @@ generate() {
 
 get_regex() {
 	REGEX="$BENCH_DIR/regex.txt"
-	"$TAILJET" patterns --regex "$PATTERN" >"$REGEX" ||
+	"$TJ" patterns --regex "$PATTERN" >"$REGEX" ||
 		die "'tailjet patterns --regex $PATTERN' failed"
 	if [ ! -s "$REGEX" ] || [ "$(wc -l <"$REGEX")" -gt 1 ]; then
 		die "'tailjet patterns --regex' should print one line, got $(wc -l <"$REGEX") (see $REGEX)"
@@ -130,7 +119,7 @@ run_tailjet() {
 		sync # earlier outputs' dirty pages are written back now, not during the run
 		t0=$(now_ns)
 		if ! taskset -c "$CPU" /usr/bin/time -v -o "$d/$label.time" \
-			"$TAILJET" parse --pattern "$PATTERN" "$input" >"$out" 2>"$d/$label.stderr"; then
+			"$TJ" parse --pattern "$PATTERN" "$input" >"$out" 2>"$d/$label.stderr"; then
 			say "tailjet parse failed on $input (exit $(tv "$d/$label.time" 'Exit status')), see $d/$label.stderr:"
 			tail -5 "$d/$label.stderr" >&2
 			add_row "$label" "$input" "$LINES" - - - "FAILED"
@@ -444,6 +433,7 @@ print_table() {
 	[ -n "${FLOOR_SECS:-}" ] && floor_lps=$(awk -v n="$LINES" -v s="$FLOOR_SECS" 'BEGIN { if (s > 0) print n / s }')
 	echo
 	echo "parse benchmark: $LINES Apache combined lines, pattern $PATTERN, pinned to CPU $CPU"
+	echo "  tailjet: $TJ_VERSION ($TJ_ID)"
 	echo "  command: TAILJET=$TAILJET LINES=$LINES SEED=$SEED RUNS=$RUNS CPU=$CPU BENCH_DIR=$BENCH_DIR bench/parse.sh"
 	echo "  json-file corpus $JSON_BYTES bytes, plain corpus $PLAIN_BYTES bytes; MB = 10^6 bytes of each tool's own input"
 	printf '%-16s %-9s %12s %9s %9s %9s %10s %8s  %s\n' tool input lines/s MB/s wall_s cpu_s peak_RSS x_floor note
