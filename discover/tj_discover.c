@@ -25,6 +25,7 @@
 #define MAX_ALTS     TJ_RULESET_MAX_ALTS
 #define MAX_EVENTS   1024
 #define LABEL_PREFIX "com.docker.swarm."
+#define ROLE_CHECK_S 10 /* a manager asks /info this often whether it still is one */
 
 struct ctr {
     char *id;
@@ -563,6 +564,8 @@ static void publish_table(struct tj_discover *d)
     cJSON_Delete(arr);
 }
 
+static void check_still_manager(struct tj_discover *d, bool now);
+
 /* Reads one service's labels (GET /services/ID). Returns 0, TJ_ENOENT (gone) or TJ_EIO. */
 static int svc_fetch(struct tj_discover *d, const char *id)
 {
@@ -582,6 +585,8 @@ static int svc_fetch(struct tj_discover *d, const char *id)
         publish_table(d);
     } else {
         tj_log(TJ_LOG_WARN, "docker: %s", err);
+        if (status == 503)
+            check_still_manager(d, true); /* "This node is not a swarm manager" */
     }
     return rc;
 }
@@ -594,6 +599,8 @@ static void svcs_fetch_all(struct tj_discover *d)
 
     if (tj_docker_get(d->dk, "/services", &j, &status, err, sizeof(err)) != 0) {
         tj_log(TJ_LOG_WARN, "docker: %s", err);
+        if (status == 503)
+            check_still_manager(d, true);
         return;
     }
     svcs_unsee(d);
@@ -656,7 +663,7 @@ static void wake_discovery(void *arg)
 
 /* ---- Docker mode ---- */
 
-static void read_swarm_role(struct tj_discover *d, char *role, size_t n);
+static bool read_swarm_role(struct tj_discover *d, char *role, size_t n, bool keep);
 
 /* A Swarm task on a node that did not look like a manager: the node may have joined or been
  * promoted since (swarm init after tailjet started); ask again, at most every few seconds. */
@@ -669,7 +676,7 @@ static void recheck_role(struct tj_discover *d)
     if (d->manager || ts.tv_sec < d->role_checked + 5)
         return;
     d->role_checked = ts.tv_sec;
-    read_swarm_role(d, role, sizeof(role));
+    read_swarm_role(d, role, sizeof(role), false);
     if (d->manager) {
         tj_log(TJ_LOG_INFO, "docker: this node is now a Swarm manager: service labels are read");
         svcs_fetch_all(d);
@@ -677,6 +684,31 @@ static void recheck_role(struct tj_discover *d)
             if (c->svc_id)
                 ctr_apply(d, c, false);
     }
+}
+
+/* On a manager, asks again every ROLE_CHECK_S seconds (or at once, after the engine refused a
+ * services request) whether it still is one: a demoted node gets no more service events, so
+ * from then on its service labels come from the label sources, like any worker's. */
+static void check_still_manager(struct tj_discover *d, bool now)
+{
+    struct timespec ts;
+    char role[64];
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (!d->manager || (!now && ts.tv_sec < d->role_checked + ROLE_CHECK_S))
+        return;
+    d->role_checked = ts.tv_sec;
+    d->swarm_said = true; /* a demotion is said below, in its own words */
+    if (!read_swarm_role(d, role, sizeof(role), true) || d->manager)
+        return; /* /info did not answer (nothing learned), or still a manager */
+    tj_log(TJ_LOG_WARN, "docker: this node is no longer a Swarm manager (%s): %s", role,
+           tj_labels_following(d->cfg.labels)
+               ? "service labels now come from the managers' tailjets (--label-source)"
+               : "service labels can no longer be read here; the last ones known stay in use "
+                 "(give --label-source to follow the managers' tailjets)");
+    for (struct ctr *c = d->ctrs; c; c = c->next)
+        if (c->svc_id)
+            ctr_apply(d, c, false);
 }
 
 /* Inspects a container and follows it (or applies new rules). */
@@ -806,20 +838,25 @@ static void handle_events(struct tj_discover *d)
     d->nev = 0;
 }
 
-/* Asks /info whether this node is a Swarm manager; says once when it is a worker. */
-static void read_swarm_role(struct tj_discover *d, char *role, size_t n)
+/* Asks /info whether this node is a Swarm manager; says once when it is a worker. Returns
+ * false when /info did not answer: the node is then taken for a worker, unless `keep` says to
+ * leave the role as it was. */
+static bool read_swarm_role(struct tj_discover *d, char *role, size_t n, bool keep)
 {
     char err[512];
     cJSON *j;
     long status;
 
-    d->manager = false;
     snprintf(role, n, "swarm inactive");
     if (tj_docker_get(d->dk, "/info", &j, &status, err, sizeof(err)) != 0) {
+        if (keep)
+            return false;
+        d->manager = false;
         if (d->cfg.labels)
             tj_labels_set_role(d->cfg.labels, false);
-        return;
+        return false;
     }
+    d->manager = false;
     {
         const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "Swarm");
         const char *state = str_at(sw, "LocalNodeState", NULL);
@@ -843,6 +880,7 @@ static void read_swarm_role(struct tj_discover *d, char *role, size_t n)
     cJSON_Delete(j);
     if (d->cfg.labels)
         tj_labels_set_role(d->cfg.labels, d->manager);
+    return true;
 }
 
 static void set_state(struct tj_discover *d, bool connected, const char *why)
@@ -870,7 +908,7 @@ static void docker_loop(struct tj_discover *d)
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             continue;
         }
-        read_swarm_role(d, role, sizeof(role));
+        read_swarm_role(d, role, sizeof(role), false);
         tj_log(TJ_LOG_INFO, "docker: connected to %s (API %s, engine %s, %s)", d->cfg.docker_host,
                api, version, role);
         labels_sync(d);
@@ -888,6 +926,7 @@ static void docker_loop(struct tj_discover *d)
             unsigned wait = pending_check(d, 1000);
             int rc = tj_docker_events_poll(d->dk, wait, on_event, d, err, sizeof(err));
             handle_events(d);
+            check_still_manager(d, false);
             labels_sync(d);
             if (rc) {
                 set_state(d, false, err);

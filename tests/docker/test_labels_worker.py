@@ -24,6 +24,9 @@ token file. The cases run in order, on the same swarm, and each builds on the on
                      --label-wait, then ship tagged _labelsmissing and counted.
   failover           a worker given three sources, the first with nothing listening and the
                      second a worker's tailjet (which answers 503), follows the third.
+  manager_demoted    the worker is promoted and the first manager demoted: a tailjet on the
+                     demoted node (started while it was a manager, with --label-source) says
+                     so and parses with the labels it now follows from the other's tailjet.
   tls                a manager's tailjet serving HTTPS (--tls-cert/--tls-key, a CA made with
                      openssl): a worker with --label-ca-file follows it; one without the CA
                      says the certificate is not trusted.
@@ -445,8 +448,45 @@ def case_tls(wd):
         t.stop()
 
 
+def swarm_info(engine):
+    return json.loads(engine.docker("info", "--format", "{{json .Swarm}}"))
+
+
+def case_manager_demoted(wd):
+    mnode, wnode = swarm_info(wd.m)["NodeID"], swarm_info(wd.w)["NodeID"]
+    port = free_port()
+    D = wd.env.tailjet(wd.binary, [
+        "--docker-host", wd.m.host, "--output", "file:" + wd.env.path("d.ndjson"),
+        "--state-dir", wd.env.path("dstate"), "--metrics-addr", "127.0.0.1:%d" % port,
+        "--label-source", "http://127.0.0.1:%d" % wd.pw, "--label-token-file", wd.token],
+        name="demoted")
+    out = Out(wd.env.path("d.ndjson"))
+    wait_until(lambda: any(pattern_of(r) == wd.label for r in out.of(wd.cm)), APPEAR,
+               "the tailjet on the manager node to parse its task", procs=[D])
+    wd.m.docker("node", "promote", wnode)
+    wait_until(lambda: swarm_info(wd.w).get("ControlAvailable"), 60,
+               "the second engine to become a manager")
+    wd.w.docker("node", "demote", mnode)
+    wait_until(lambda: not swarm_info(wd.m).get("ControlAvailable"), 60,
+               "the first engine to stop being a manager")
+    t0 = time.monotonic()
+    wait_until(lambda: "no longer a Swarm manager" in D.stderr_text(), 30,
+               "the tailjet on the demoted node to say it is no longer a manager", procs=[D])
+    log("    demotion noticed after %.1f s" % (time.monotonic() - t0))
+    i = (wd.label + 1) % len(PATS)
+    after = int(time.time() * 1e9)
+    wd.w.docker("service", "update", "--detach", "--label-add", "logPattern=" + PATS[i], SVC)
+    wd.label = i
+    wait_pattern(wd, out, wd.cm, i, after + GRACE_NS, "a record of the demoted node's task "
+                 "parsed with the pattern set on the new manager", [D, wd.W])
+    line = wd.metric(port, "tailjet_label_source_connected")
+    check(line and line.endswith(" 1"), "the demoted node's tailjet does not follow its label "
+          "source: %s" % line)
+    D.stop()
+
+
 CASES = [case_worker_parsed, case_live_update, case_manager_restart, case_worker_cached,
-         case_token_mismatch, case_failover, case_tls]
+         case_token_mismatch, case_failover, case_tls, case_manager_demoted]
 
 
 def main(binary):
