@@ -433,6 +433,8 @@ static int decode_log(const char **pp, const char *end, struct tj_buf *scratch,
     }
     if (clean) /* the raw form, line end included: trimmed where the text is (see below) */
         e->log_json = (struct tj_slice){raw, (size_t)(*pp - 1 - raw)};
+    else /* not an earlier "log" key's, when a line repeats it */
+        e->log_json = (struct tj_slice){NULL, 0};
     return 0;
 }
 
