@@ -824,7 +824,7 @@ int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
     const char *p = line, *end = line + len;
     bool have_log = false;
 
-    memset(e, 0, sizeof(*e));
+    *e = (struct tj_jsonfile_entry){0}; /* a few stores, where memset became a rep stos */
     scratch->len = 0;
     if (decode_docker(p, end, scratch, e))
         goto done;
