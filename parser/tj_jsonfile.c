@@ -31,6 +31,18 @@ static inline unsigned block_stops(__m128i v, const char *p, const char *end, un
 static bool printable_plain(const char *p, const char *end)
 {
 #if defined(__SSE2__)
+    if (end - p >= 16 && end - p <= 32) { /* a timestamp: two blocks that may overlap */
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i u = _mm_loadu_si128((const __m128i *)(end - 16));
+        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                   _mm_or_si128(_mm_cmpeq_epi8(u, _mm_set1_epi8('"')),
+                                                _mm_cmpeq_epi8(u, _mm_set1_epi8('\\'))));
+        /* Signed compare: control characters and bytes >= 0x80 both test below 0x20. */
+        bad = _mm_or_si128(bad, _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        bad = _mm_or_si128(bad, _mm_cmplt_epi8(u, _mm_set1_epi8(0x20)));
+        return _mm_movemask_epi8(bad) == 0;
+    }
     while (p < end && tj_block_readable(p, (size_t)(end - p))) {
         unsigned odd, stops = block_stops(_mm_loadu_si128((const __m128i *)p), p, end, &odd);
         if (odd || (end - p < 16 ? stops != 1u << (end - p) : stops != 0))
