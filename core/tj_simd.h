@@ -28,4 +28,10 @@ static inline bool tj_block_readable(const void *p, size_t left)
     return left >= 16 || (TJ_OVERREAD_OK && left > 0 && ((uintptr_t)p & 4095) <= 4096 - 16);
 }
 
+/* The same for a 64-byte window (four 16-byte loads). */
+static inline bool tj_window_readable(const void *p, size_t left)
+{
+    return left >= 64 || (TJ_OVERREAD_OK && left > 0 && ((uintptr_t)p & 4095) <= 4096 - 64);
+}
+
 #endif

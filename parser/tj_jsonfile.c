@@ -31,6 +31,18 @@ static inline unsigned block_stops(__m128i v, const char *p, const char *end, un
 static bool printable_plain(const char *p, const char *end)
 {
 #if defined(__SSE2__)
+    if (end - p >= 16 && end - p <= 32) { /* a timestamp: two blocks that may overlap */
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i u = _mm_loadu_si128((const __m128i *)(end - 16));
+        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                   _mm_or_si128(_mm_cmpeq_epi8(u, _mm_set1_epi8('"')),
+                                                _mm_cmpeq_epi8(u, _mm_set1_epi8('\\'))));
+        /* Signed compare: control characters and bytes >= 0x80 both test below 0x20. */
+        bad = _mm_or_si128(bad, _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        bad = _mm_or_si128(bad, _mm_cmplt_epi8(u, _mm_set1_epi8(0x20)));
+        return _mm_movemask_epi8(bad) == 0;
+    }
     while (p < end && tj_block_readable(p, (size_t)(end - p))) {
         unsigned odd, stops = block_stops(_mm_loadu_si128((const __m128i *)p), p, end, &odd);
         if (odd || (end - p < 16 ? stops != 1u << (end - p) : stops != 0))
@@ -67,26 +79,28 @@ static inline const char *scan_quote_or_bslash(const char *p, const char *end)
     return p;
 }
 
-static int hex4(const char *p, const char *end, unsigned *v)
+/* 0x10 | the value of each hex digit, 0 for the other bytes. */
+static const unsigned char hex_digit[256] = {
+    ['0'] = 0x10, ['1'] = 0x11, ['2'] = 0x12, ['3'] = 0x13, ['4'] = 0x14, ['5'] = 0x15,
+    ['6'] = 0x16, ['7'] = 0x17, ['8'] = 0x18, ['9'] = 0x19, ['a'] = 0x1a, ['b'] = 0x1b,
+    ['c'] = 0x1c, ['d'] = 0x1d, ['e'] = 0x1e, ['f'] = 0x1f, ['A'] = 0x1a, ['B'] = 0x1b,
+    ['C'] = 0x1c, ['D'] = 0x1d, ['E'] = 0x1e, ['F'] = 0x1f,
+};
+
+static inline int hex4(const char *p, const char *end, unsigned *v)
 {
-    unsigned r = 0;
-    int i;
+    const unsigned char *u = (const unsigned char *)p;
+    unsigned a, b, c, d;
 
     if (end - p < 4)
         return -1;
-    for (i = 0; i < 4; i++) {
-        char c = p[i];
-        r <<= 4;
-        if (c >= '0' && c <= '9')
-            r |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            r |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            r |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *v = r;
+    a = hex_digit[u[0]];
+    b = hex_digit[u[1]];
+    c = hex_digit[u[2]];
+    d = hex_digit[u[3]];
+    if (!(a & b & c & d & 0x10))
+        return -1;
+    *v = (a & 15) << 12 | (b & 15) << 8 | (c & 15) << 4 | (d & 15);
     return 0;
 }
 
@@ -177,40 +191,286 @@ static const char *unescape_one(const char *p, const char *end, char *w, size_t 
     return p + 1;
 }
 
+/* The output byte of each one-character escape ("\n" gives '\n'), 0 for the others. */
+static const char simple_escape[256] = {
+    ['"'] = '"',  ['\\'] = '\\', ['/'] = '/',  ['b'] = '\b',
+    ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t',
+};
+
+#if defined(__SSE2__)
+/* The window scanners below find, for the 64 bytes at b, the stops (bit i set where b[i] is '"'
+ * or '\\') and the odd bytes (bit i set where b[i] < 0x20 or >= 0x80). Bits at and past `end` are
+ * cleared. Bytes past end are loaded only where tj_window_readable allows it; otherwise the
+ * string's tail is copied to a local window first. Odd bytes are rare, so their exact mask is
+ * computed only when there is one. */
+struct window {
+    uint64_t stops, odd;
+};
+
+typedef struct window window_fn(const char *b, const char *end);
+
+/* Copies n bytes from s to w in whole blocks (16 or 32 bytes), so it reads and writes up to a
+ * block less one past s + n and w + n. */
+typedef void copy_fn(char *w, const char *s, size_t n);
+
+static inline struct window window_clip(size_t left, struct window m)
+{
+    if (left < 64) {
+        uint64_t live = ((uint64_t)1 << left) - 1;
+        m.stops &= live;
+        m.odd &= live;
+    }
+    return m;
+}
+
+static inline unsigned stops16(__m128i v)
+{
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                    _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+}
+
+/* Signed compare: control characters and bytes >= 0x80 both test below 0x20. */
+static inline __m128i odd16(__m128i v)
+{
+    return _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+}
+
+static inline __attribute__((always_inline)) struct window window_sse2_at(const char *s)
+{
+    struct window m;
+    __m128i v0 = _mm_loadu_si128((const __m128i *)s);
+    __m128i v1 = _mm_loadu_si128((const __m128i *)(s + 16));
+    __m128i v2 = _mm_loadu_si128((const __m128i *)(s + 32));
+    __m128i v3 = _mm_loadu_si128((const __m128i *)(s + 48));
+    __m128i o =
+        _mm_or_si128(_mm_or_si128(odd16(v0), odd16(v1)), _mm_or_si128(odd16(v2), odd16(v3)));
+
+    m.stops = (uint64_t)stops16(v0) | (uint64_t)stops16(v1) << 16 | (uint64_t)stops16(v2) << 32 |
+              (uint64_t)stops16(v3) << 48;
+    m.odd = 0;
+    if (TJ_UNLIKELY(_mm_movemask_epi8(o)))
+        m.odd = (uint64_t)(unsigned)_mm_movemask_epi8(odd16(v0)) |
+                (uint64_t)(unsigned)_mm_movemask_epi8(odd16(v1)) << 16 |
+                (uint64_t)(unsigned)_mm_movemask_epi8(odd16(v2)) << 32 |
+                (uint64_t)(unsigned)_mm_movemask_epi8(odd16(v3)) << 48;
+    return m;
+}
+
+/* The string's last bytes, too close to a page end to be loaded 64 at a time. */
+static __attribute__((noinline)) struct window window_sse2_tail(const char *b, size_t left)
+{
+    char tmp[64] = {0};
+
+    memcpy(tmp, b, left);
+    return window_sse2_at(tmp);
+}
+
+static inline __attribute__((always_inline)) struct window window_sse2(const char *b,
+                                                                       const char *end)
+{
+    size_t left = (size_t)(end - b);
+
+    return window_clip(left, TJ_LIKELY(tj_window_readable(b, left)) ? window_sse2_at(b)
+                                                                    : window_sse2_tail(b, left));
+}
+
+static inline __attribute__((always_inline)) void copy_sse2(char *w, const char *s, size_t n)
+{
+    size_t i = 0;
+
+    do /* at least one block, even for n == 0: the caller allows it */
+        _mm_storeu_si128((__m128i *)(w + i), _mm_loadu_si128((const __m128i *)(s + i)));
+    while ((i += 16) < n);
+}
+
 /* The string whose opening quote is at *cursor, unescaped into out[0..out_end) (room for its
- * raw length; 16-byte block stores are used only where 16 bytes of room are left). *clean is
- * cleared when the raw text holds a control character or a byte >= 0x80; *escaped is set when it
- * held an escape (else out holds a copy of the raw text). */
-static int unescape_str(const char **cursor, const char *end, char *out, const char *out_end,
-                        size_t *outlen, bool *clean, bool *escaped, const char **why)
+ * raw length); returns the unescaped length, which is less than the raw length exactly when the
+ * string held an escape (else out holds a copy of the raw text), and moves *cursor past the
+ * closing quote. *clean is cleared when the raw text holds a control character or a byte >= 0x80,
+ * or a \u escape had to be replaced (lone surrogate). Returns TJ_EPARSE and sets *why when the
+ * string is not valid.
+ *
+ * The stop masks are computed for a 64-byte window at once; their set bits are then walked, each
+ * plain run copied in blocks of `blk` bytes and each escape decoded. The stop mask is kept
+ * shifted so that its bit 0 is p, so the bits an escape consumed are shifted out with it. The
+ * bytes of an escape that decodes are printable ASCII, so the odd bits of a window all belong to
+ * raw text up to the closing quote. Inlined into one function per instruction set, with `masks`
+ * and `copy` known. */
+static inline __attribute__((always_inline)) ptrdiff_t
+unescape_windows(const char **cursor, const char *end, char *out, const char *out_end,
+                 bool *clean_out, const char **why, window_fn *masks, copy_fn *copy, size_t blk)
+{
+    const char *start = *cursor + 1, *p = start, *b = p, *q;
+    char *w = out;
+    bool clean = true;
+    /* Output never runs ahead of input, so when out has room for the raw text, block copies of
+     * runs ending at or before block_lim stay within both the input and out. Else (0) runs are
+     * copied with memcpy. */
+    uintptr_t block_lim =
+        out_end - out >= end - p && (size_t)(end - p) >= blk ? (uintptr_t)(end - blk) : 0;
+    struct window m;
+    size_t k;
+    char c;
+
+    m = masks(b, end);
+    for (;;) {
+        while (m.stops) { /* bit i: a stop at p + i */
+            k = (size_t)__builtin_ctzll(m.stops);
+            q = p + k;
+            if (TJ_LIKELY((uintptr_t)q <= block_lim))
+                copy(w, p, k);
+            else
+                memcpy(w, p, k);
+            w += k;
+            m.stops >>= k;
+            if (*q == '"') {
+                clean &= (m.odd & (((uint64_t)1 << (q - b)) - 1)) == 0;
+                *clean_out &= clean;
+                *cursor = q + 1;
+                return w - out;
+            }
+            if (TJ_LIKELY(q + 1 < end) && (c = simple_escape[(unsigned char)q[1]]) != 0) {
+                *w++ = c;
+                p = q + 2;
+                m.stops >>= 2; /* the backslash and the byte it escapes */
+                continue;
+            }
+            unsigned cp;
+            if (q + 1 < end && q[1] == 'u' && hex4(q + 2, end, &cp) == 0 &&
+                (cp < 0xD800 || cp > 0xDFFF)) { /* no surrogate: this escape alone */
+                w += put_utf8(w, cp);
+                p = q + 6;
+                m.stops >>= 6;
+                continue;
+            }
+            size_t wn;
+            bool lossy = false;
+            p = unescape_one(q + 1, end, w, &wn, &lossy, why);
+            clean &= !lossy; /* a lone surrogate escape is not copied into records as is */
+            if (!p)
+                return TJ_EPARSE;
+            w += wn;
+            m.stops >>= p - q; /* at most 12: the escape's own bytes */
+        }
+        /* No stop left in the window: the string is unterminated if it was the last one, else
+         * copy the rest of it (unless the last escape ran past it) and go on from there. */
+        if (end - b <= 64) {
+            *why = "unterminated string";
+            return TJ_EPARSE;
+        }
+        q = b + 64;
+        if (p < q) {
+            if (TJ_LIKELY((uintptr_t)q <= block_lim))
+                copy(w, p, (size_t)(q - p));
+            else
+                memcpy(w, p, (size_t)(q - p));
+            w += q - p;
+            p = q;
+        }
+        clean &= m.odd == 0;
+        b = p;
+        m = masks(b, end);
+    }
+}
+
+static ptrdiff_t unescape_sse2(const char **cursor, const char *end, char *out, const char *out_end,
+                               bool *clean, const char **why)
+{
+    return unescape_windows(cursor, end, out, out_end, clean, why, window_sse2, copy_sse2, 16);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(TJ_NO_AVX2)
+#define TJ_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+
+static inline __attribute__((always_inline, target("avx2"))) struct window
+window_avx2_at(const char *s)
+{
+    struct window m;
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)s);
+    __m256i v1 = _mm256_loadu_si256((const __m256i *)(s + 32));
+    __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\');
+    __m256i sp = _mm256_set1_epi8(0x20);
+    /* Signed compare: control characters and bytes >= 0x80 both test below 0x20. */
+    __m256i o0 = _mm256_cmpgt_epi8(sp, v0), o1 = _mm256_cmpgt_epi8(sp, v1);
+    __m256i o = _mm256_or_si256(o0, o1);
+
+    m.stops = (uint64_t)(uint32_t)_mm256_movemask_epi8(
+                  _mm256_or_si256(_mm256_cmpeq_epi8(v0, quote), _mm256_cmpeq_epi8(v0, bslash))) |
+              (uint64_t)(uint32_t)_mm256_movemask_epi8(
+                  _mm256_or_si256(_mm256_cmpeq_epi8(v1, quote), _mm256_cmpeq_epi8(v1, bslash)))
+                  << 32;
+    m.odd = 0;
+    if (TJ_UNLIKELY(!_mm256_testz_si256(o, o)))
+        m.odd = (uint64_t)(uint32_t)_mm256_movemask_epi8(o0) |
+                (uint64_t)(uint32_t)_mm256_movemask_epi8(o1) << 32;
+    return m;
+}
+
+static __attribute__((noinline, target("avx2"))) struct window window_avx2_tail(const char *b,
+                                                                                size_t left)
+{
+    char tmp[64] = {0};
+
+    memcpy(tmp, b, left);
+    return window_avx2_at(tmp);
+}
+
+static inline __attribute__((always_inline, target("avx2"))) struct window
+window_avx2(const char *b, const char *end)
+{
+    size_t left = (size_t)(end - b);
+
+    return window_clip(left, TJ_LIKELY(tj_window_readable(b, left)) ? window_avx2_at(b)
+                                                                    : window_avx2_tail(b, left));
+}
+
+static inline __attribute__((always_inline, target("avx2"))) void copy_avx2(char *w, const char *s,
+                                                                            size_t n)
+{
+    size_t i = 0;
+
+    do /* at least one block, even for n == 0: the caller allows it */
+        _mm256_storeu_si256((__m256i *)(w + i), _mm256_loadu_si256((const __m256i *)(s + i)));
+    while ((i += 32) < n);
+}
+
+__attribute__((target("avx2"))) static ptrdiff_t unescape_avx2(const char **cursor, const char *end,
+                                                               char *out, const char *out_end,
+                                                               bool *clean, const char **why)
+{
+    return unescape_windows(cursor, end, out, out_end, clean, why, window_avx2, copy_avx2, 32);
+}
+#endif
+
+static ptrdiff_t unescape_str(const char **cursor, const char *end, char *out, const char *out_end,
+                              bool *clean, const char **why)
+{
+#if defined(TJ_HAVE_AVX2_PATH)
+    if (__builtin_cpu_supports("avx2"))
+        return unescape_avx2(cursor, end, out, out_end, clean, why);
+#endif
+    return unescape_sse2(cursor, end, out, out_end, clean, why);
+}
+#else
+/* The string whose opening quote is at *cursor, unescaped into out[0..out_end) (room for its
+ * raw length); returns the unescaped length, which is less than the raw length exactly when the
+ * string held an escape (else out holds a copy of the raw text), and moves *cursor past the
+ * closing quote. *clean is cleared when the raw text holds a control character or a byte >= 0x80,
+ * or a \u escape had to be replaced (lone surrogate). Returns TJ_EPARSE and sets *why when the
+ * string is not valid. */
+static ptrdiff_t unescape_str(const char **cursor, const char *end, char *out, const char *out_end,
+                              bool *clean, const char **why)
 {
     const char *p = *cursor + 1;
     char *w = out;
 
+    (void)out_end;
     for (;;) {
-        const char *q;
-#if defined(__SSE2__)
-        if (tj_block_readable(p, (size_t)(end - p)) && out_end - w >= 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)p);
-            unsigned odd, stops = block_stops(v, p, end, &odd);
-            _mm_storeu_si128((__m128i *)w, v);
-            if (!stops) {
-                *clean &= odd == 0;
-                p += 16;
-                w += 16;
-                continue;
-            }
-            unsigned k = (unsigned)__builtin_ctz(stops);
-            *clean &= (odd & ((1u << k) - 1)) == 0;
-            q = p + k;
-        } else
-#endif
-        {
-            q = scan_quote_or_bslash(p, end);
-            memcpy(w, p, (size_t)(q - p));
-            for (const char *c = p; c < q; c++)
-                *clean &= (unsigned char)*c >= 0x20 && (unsigned char)*c < 0x80;
-        }
+        const char *q = scan_quote_or_bslash(p, end);
+        memcpy(w, p, (size_t)(q - p));
+        for (const char *c = p; c < q; c++)
+            *clean &= (unsigned char)*c >= 0x20 && (unsigned char)*c < 0x80;
         w += q - p;
         if (q >= end) {
             *why = "unterminated string";
@@ -218,31 +478,35 @@ static int unescape_str(const char **cursor, const char *end, char *out, const c
         }
         if (*q == '"') {
             *cursor = q + 1;
-            *outlen = (size_t)(w - out);
-            return 0;
+            return w - out;
         }
-        size_t wn;
-        bool lossy = false;
-        *escaped = true;
-        if (TJ_LIKELY(q + 1 < end) && (q[1] == '"' || q[1] == '\\' || q[1] == '/')) {
-            *w++ = q[1]; /* the escapes an access log is full of, without a call */
+        if (TJ_LIKELY(q + 1 < end) && simple_escape[(unsigned char)q[1]]) {
+            *w++ = simple_escape[(unsigned char)q[1]];
             p = q + 2;
-            continue;
+        } else {
+            size_t wn;
+            bool lossy = false;
+            p = unescape_one(q + 1, end, w, &wn, &lossy, why);
+            *clean &= !lossy; /* a lone surrogate escape is not copied into records as is */
+            if (!p)
+                return TJ_EPARSE;
+            w += wn;
         }
-        p = unescape_one(q + 1, end, w, &wn, &lossy, why);
-        *clean &= !lossy; /* a lone surrogate escape is not copied into records as is */
-        if (!p)
-            return TJ_EPARSE;
-        w += wn;
     }
 }
+#endif
 
 int tj_jsonfile_unescape(const char **cursor, const char *end, char *out, size_t *outlen,
                          const char **why)
 {
-    bool clean = true, escaped = false;
+    bool clean = true;
     /* out holds the raw length only: a block store past it is not allowed. */
-    return unescape_str(cursor, end, out, out + (end - *cursor), outlen, &clean, &escaped, why);
+    ptrdiff_t n = unescape_str(cursor, end, out, out + (end - *cursor), &clean, why);
+
+    if (n < 0)
+        return TJ_EPARSE;
+    *outlen = (size_t)n;
+    return 0;
 }
 
 /* True if the raw bytes [s, e) of a string are JSON's: no control character, valid UTF-8 (as
@@ -415,17 +679,19 @@ static int decode_log(const char **pp, const char *end, struct tj_buf *scratch,
                       struct tj_jsonfile_entry *e, const char **why)
 {
     const char *raw = *pp + 1;
-    bool clean = true, escaped = false;
+    bool clean = true;
+    ptrdiff_t got;
     size_t n;
 
     if (scratch->max < (size_t)(end - *pp) + 16) /* unescaped never exceeds raw */
         return TJ_ENOSPC;
     if (tj_buf_reserve(scratch, (size_t)(end - *pp) + 16))
         return TJ_ENOSPC;
-    if (unescape_str(pp, end, scratch->data, scratch->data + (end - *pp) + 16, &n, &clean, &escaped,
-                     why))
+    got = unescape_str(pp, end, scratch->data, scratch->data + (end - *pp) + 16, &clean, why);
+    if (got < 0)
         return TJ_EPARSE;
-    if (escaped) {
+    n = (size_t)got;
+    if (n != (size_t)(*pp - 1 - raw)) { /* every escape shrinks the text */
         scratch->len = n;
         e->log = (struct tj_slice){scratch->data, n};
     } else {
@@ -433,6 +699,8 @@ static int decode_log(const char **pp, const char *end, struct tj_buf *scratch,
     }
     if (clean) /* the raw form, line end included: trimmed where the text is (see below) */
         e->log_json = (struct tj_slice){raw, (size_t)(*pp - 1 - raw)};
+    else /* not an earlier "log" key's, when a line repeats it */
+        e->log_json = (struct tj_slice){NULL, 0};
     return 0;
 }
 
@@ -568,7 +836,7 @@ int tj_jsonfile_decode(const char *line, size_t len, struct tj_buf *scratch,
     const char *p = line, *end = line + len;
     bool have_log = false;
 
-    memset(e, 0, sizeof(*e));
+    *e = (struct tj_jsonfile_entry){0}; /* a few stores, where memset became a rep stos */
     scratch->len = 0;
     if (decode_docker(p, end, scratch, e))
         goto done;

@@ -4,6 +4,7 @@
  * lines). Every event is encoded as a record, and the record must be one line of strict JSON:
  * the encoder is what stands between outside bytes and Kafka or Elasticsearch. Any violated
  * property aborts. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,180 @@ static void check_json_form(struct tj_slice json, struct tj_slice text)
     }
     free(out);
     free(q);
+}
+
+/* ---- a plain reference for the string unescaper ---- */
+
+static int ref_hex4(const char *p, const char *end, unsigned *v)
+{
+    *v = 0;
+    if (end - p < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16;
+        if (d == 16)
+            return -1;
+        *v = *v << 4 | d;
+    }
+    return 0;
+}
+
+static size_t ref_utf8(char *w, unsigned cp)
+{
+    if (cp < 0x80) {
+        w[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        w[0] = (char)(0xC0 | cp >> 6);
+        w[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        w[0] = (char)(0xE0 | cp >> 12);
+        w[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        w[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    w[0] = (char)(0xF0 | cp >> 18);
+    w[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    w[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    w[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* One byte at a time, the rules tj_jsonfile_unescape documents: the same result, the same
+ * error text. *clean as the decoder computes it (no raw control or non-ASCII byte, no lone
+ * surrogate). */
+static int ref_unescape(const char **cursor, const char *end, char *out, size_t *outlen,
+                        bool *clean, const char **why)
+{
+    const char *p = *cursor + 1;
+    size_t n = 0;
+    unsigned cp, lo;
+
+    *clean = true;
+    for (;;) {
+        if (p >= end) {
+            *why = "unterminated string";
+            return -1;
+        }
+        char ch = *p++;
+        if (ch == '"') {
+            *cursor = p;
+            *outlen = n;
+            return 0;
+        }
+        if (ch != '\\') {
+            if ((unsigned char)ch < 0x20 || (unsigned char)ch >= 0x80)
+                *clean = false;
+            out[n++] = ch;
+            continue;
+        }
+        if (p >= end) {
+            *why = "string ends inside an escape";
+            return -1;
+        }
+        switch (ch = *p++) {
+        case '"':
+        case '\\':
+        case '/':
+            out[n++] = ch;
+            break;
+        case 'b':
+            out[n++] = '\b';
+            break;
+        case 'f':
+            out[n++] = '\f';
+            break;
+        case 'n':
+            out[n++] = '\n';
+            break;
+        case 'r':
+            out[n++] = '\r';
+            break;
+        case 't':
+            out[n++] = '\t';
+            break;
+        case 'u':
+            if (ref_hex4(p, end, &cp)) {
+                *why = "bad \\u escape";
+                return -1;
+            }
+            p += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+                ref_hex4(p + 2, end, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                p += 6;
+            } else if (cp >= 0xD800 && cp <= 0xDFFF) {
+                cp = 0xFFFD;
+                *clean = false;
+            }
+            n += ref_utf8(out + n, cp);
+            break;
+        default:
+            *why = "unknown escape";
+            return -1;
+        }
+    }
+}
+
+/* The unescaper against the reference, on the string at s (its opening quote). */
+static void check_unescape(const char *s, const char *end)
+{
+    size_t cap = (size_t)(end - s), n = 0, rn = 0;
+    char *w = malloc(cap ? cap : 1), *r = malloc(cap ? cap : 1);
+    const char *cur = s, *rcur = s, *why = NULL, *rwhy = NULL;
+    bool clean;
+    int rc = tj_jsonfile_unescape(&cur, end, w, &n, &why);
+    int rrc = ref_unescape(&rcur, end, r, &rn, &clean, &rwhy);
+
+    if ((rc == 0) != (rrc == 0) || (rc && strcmp(why, rwhy) != 0) ||
+        (rc == 0 && (cur != rcur || n != rn || memcmp(w, r, n) != 0))) {
+        fprintf(stderr, "unescape differs from the reference: rc %d/%d why %s/%s n %zu/%zu\n", rc,
+                rrc, rc ? why : "-", rrc ? rwhy : "-", n, rn);
+        abort();
+    }
+    free(r);
+    free(w);
+}
+
+/* The decoded "log" text and whether its escaped form was kept, against the reference, for a
+ * line that starts {"log":" and names "log" once (so that string is the one decoded). */
+static void check_log(const char *line, size_t size, const struct tj_jsonfile_entry *e)
+{
+    static const char head[] = "{\"log\":\"";
+    const char *cur = line + sizeof(head) - 2;
+    char *r;
+    size_t rn = 0;
+    bool clean;
+    const char *why;
+
+    if (size < sizeof(head) - 1 || memcmp(line, head, sizeof(head) - 1) != 0)
+        return;
+    for (size_t i = 1; i + 5 <= size; i++)
+        if (memcmp(line + i, "\"log\"", 5) == 0 && i != 1)
+            return;
+    r = malloc(size);
+    if (ref_unescape(&cur, line + size, r, &rn, &clean, &why) != 0) {
+        fprintf(stderr, "decoded a log string the reference rejects: %s\n", why);
+        abort();
+    }
+    bool nl = rn && r[rn - 1] == '\n';
+    if (nl)
+        rn--;
+    if (nl && rn && r[rn - 1] == '\r')
+        rn--;
+    if (e->log.len != rn || memcmp(e->log.ptr, r, rn) != 0 || e->partial == nl ||
+        (e->log_json.len && !clean)) {
+        fprintf(stderr, "decoded log differs from the reference\n");
+        abort();
+    }
+    free(r);
 }
 
 /* ---- state built once ---- */
@@ -185,11 +360,14 @@ static void decode_whole(const uint8_t *data, size_t size)
         if (e.attrs.len && (e.attrs.ptr[0] != '{' || e.attrs.ptr[e.attrs.len - 1] != '}'))
             abort();
         check_json_form(e.log_json, e.log);
+        check_log(line, size, &e);
         encode_checked(&out, &ev, memchr(line, '\n', size) == NULL);
     } else if (rc != TJ_ENOSPC) {
         abort();
     }
     /* The string unescaper on its own, when the input starts like a string. */
+    if (size && line[0] == '"')
+        check_unescape(line, line + size);
     if (size && line[0] == '"') {
         const char *cur = line;
         size_t n = 0;

@@ -254,6 +254,24 @@ static void test_escaped_stream_and_time_dropped(void)
     done(&d);
 }
 
+/* A repeated "log" key: the last one is the text, and the escaped form is its own or none, never
+ * the earlier one's (here the second holds a control character, so it has none). */
+static void test_repeated_log_key(void)
+{
+    struct dec d;
+
+    CHECK(decode(&d, "{\"log\":\"first\\n\",\"log\":\"sec\x01"
+                     "nd\\n\"}") == 0);
+    CHECK(SLICE_IS(d.e.log, "sec\x01"
+                            "nd"));
+    CHECK(d.e.log_json.len == 0);
+    done(&d);
+    CHECK(decode(&d, "{\"log\":\"first\\n\",\"log\":\"second\\n\"}") == 0);
+    CHECK(SLICE_IS(d.e.log, "second"));
+    CHECK(SLICE_IS(d.e.log_json, "second"));
+    done(&d);
+}
+
 static void test_partial_and_slices(void)
 {
     struct dec d;
@@ -691,6 +709,7 @@ static const struct tj_test tests[] = {
     {"escapes", test_escapes},
     {"docker_go_escapes", test_docker_go_escapes},
     {"escaped_stream_and_time_dropped", test_escaped_stream_and_time_dropped},
+    {"repeated_log_key", test_repeated_log_key},
     {"partial_and_slices", test_partial_and_slices},
     {"crlf", test_crlf},
     {"whitespace_tolerated", test_whitespace_tolerated},
