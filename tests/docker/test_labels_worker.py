@@ -38,7 +38,6 @@ import calendar
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,7 +48,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
-from tj_engine_util import (Env, OutputTail, TestFailure, check, fail, log,  # noqa: E402
+from tj_engine_util import (Env, OutputTail, TestFailure, check, fail, free_port, log,  # noqa: E402
                             main_wrapper, tail_text, wait_until)
 from tj_docker import IMAGE, Dockerd, DockerError  # noqa: E402
 
@@ -61,14 +60,6 @@ APPEAR = 30.0
 GRACE_NS = 10**9      # the bound: lines written later than this use the new pattern
 UPDATES = 20
 TOKEN = "tj-test-token-5b1e"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def rfc3339_ns(s):

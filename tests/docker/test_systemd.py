@@ -47,7 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
-from tj_engine_util import (Env, TestFailure, check, fail, log, main_wrapper,  # noqa: E402
+from tj_engine_util import (Env, TestFailure, check, fail, free_port, log, main_wrapper,  # noqa: E402
                             tail_text, wait_until)
 from tj_docker import Dockerd, DockerError  # noqa: E402
 
@@ -142,14 +142,6 @@ def case_settings(tailjet, env):
 
 # ------------------------------------------------------------------------------------------
 # The unit's ExecStart under its credentials
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def dynamic_uid():

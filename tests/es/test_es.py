@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -46,7 +45,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 sys.path.insert(0, HERE)
-from tj_engine_util import (check, fail, log, main_wrapper, run_cases, tail_text,  # noqa: E402
+from tj_engine_util import (check, fail, free_port, log, main_wrapper, run_cases, tail_text,  # noqa: E402
                             wait_until)
 from tj_fake_docker import Container as FakeContainer, Feeder  # noqa: E402
 from tj_fake_docker import fake_root as fake_root_of  # noqa: E402
@@ -64,14 +63,6 @@ FIGURES = []
 def figure(what, text):
     FIGURES.append((what, text))
     log("    figure: %s: %s" % (what, text))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ------------------------------------------------------------------------------------------

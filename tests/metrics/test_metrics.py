@@ -56,7 +56,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
-from tj_engine_util import (Env, TestFailure, append, check, fail, log, main_wrapper,  # noqa: E402
+from tj_engine_util import (Env, TestFailure, append, check, fail, free_port, log,
+                            main_wrapper,  # noqa: E402
                             read_records, read_text, tail_text, wait_until,
                             run_cases)
 from tj_fake_docker import fake_root  # noqa: E402
@@ -106,16 +107,6 @@ OPTIONAL = {"tailjet_read_lines_total": "counter"}  # "not guaranteed" by the co
 
 # ------------------------------------------------------------------------------------------
 # HTTP and the exposition format
-
-
-def free_port():
-    """A TCP port free on 127.0.0.1 right now (the kernel's choice)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 class Resp:
