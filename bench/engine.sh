@@ -42,48 +42,24 @@ S_SMALL=$SMALL_FILES-files
 say() { printf 'engine.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-for v in LINES RUNS SMALL_FILES SMALL_LINES IDLE_SECS LOAD_WAIT; do
-	if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -eq 0 ]; then
-		die "$v must be a positive integer, not '${!v}'"
-	fi
-done
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_positive LINES RUNS SMALL_FILES SMALL_LINES IDLE_SECS LOAD_WAIT
 [[ $LOAD_MAX =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "LOAD_MAX must be a number, not '$LOAD_MAX'"
 [ "$LINES" -ge "$MANY_FILES" ] || die "LINES must be at least $MANY_FILES (one line per file of the 100-file corpus)"
 
-BENCH_DIR_CREATED=0
-if [ -z "${BENCH_DIR:-}" ]; then
-	BENCH_DIR=$(mktemp -d /tmp/tailjet-engine.XXXXXX)
-	BENCH_DIR_CREATED=1
-elif [ ! -d "$BENCH_DIR" ]; then
-	mkdir -p "$BENCH_DIR"
-	BENCH_DIR_CREATED=1
-fi
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+use_bench_dir engine
 
 # ---- processes this script started: stopped on every exit ------------------------------------
-# shellcheck source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Stops, newest first, every process this script started and their children (tailjet runs as the
 # child of /usr/bin/time, which does not pass signals on), reaps them, then removes what the run
 # wrote under BENCH_DIR unless KEEP=1 (and BENCH_DIR itself if this script made it).
 cleanup() {
 	stop_started
-	if [ "$KEEP" = 1 ]; then
-		say "KEEP=1: corpora, binaries and logs left in $BENCH_DIR"
-		return 0
-	fi
-	rm -rf "${BENCH_DIR:?}/bin" "${BENCH_DIR:?}/corpus" "${BENCH_DIR:?}/run"
-	if [ "$BENCH_DIR_CREATED" = 1 ]; then
-		rmdir "$BENCH_DIR" 2>/dev/null || true
-	fi
+	remove_bench_dir "corpora, binaries and logs" bin corpus run
 }
-trap cleanup EXIT
-trap 'say "stopped: line $LINENO failed: $BASH_COMMAND"' ERR
-trap 'say "interrupted: stopping what it started"; exit 130' INT
-trap 'say "terminated: stopping what it started"; exit 143' TERM
-
-
+set_traps
 
 check_tools() {
 	local t

@@ -44,29 +44,17 @@ export TAILJET_METRICS_ADDR=${TAILJET_METRICS_ADDR:-off} # no /metrics server in
 say() { printf 'es.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-for v in LINES RUNS WORKERS LOAD_WAIT; do
-	if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -eq 0 ]; then
-		die "$v must be a positive integer, not '${!v}'"
-	fi
-done
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_positive LINES RUNS WORKERS LOAD_WAIT
 [[ $LOAD_MAX =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "LOAD_MAX must be a number, not '$LOAD_MAX'"
 for c in $CONFIGS; do
 	[[ $c =~ ^[0-9]+:[0-9]+:(gzip|none)$ ]] || die "CONFIGS: '$c' is not EVENTS:CONCURRENCY:gzip|none"
 done
 
-BENCH_DIR_CREATED=0
-if [ -z "${BENCH_DIR:-}" ]; then
-	BENCH_DIR=$(mktemp -d /tmp/tailjet-es.XXXXXX)
-	BENCH_DIR_CREATED=1
-elif [ ! -d "$BENCH_DIR" ]; then
-	mkdir -p "$BENCH_DIR"
-	BENCH_DIR_CREATED=1
-fi
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+use_bench_dir es
 
 # ---- processes this script started: stopped on every exit ------------------------------------
-# shellcheck source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SERVER_PID=
 
 # Stops, newest first, every process this script started and their children (tailjet and curl
@@ -78,19 +66,9 @@ cleanup() {
 		stop_pid "$SERVER_PID"
 		wait "$SERVER_PID" 2>/dev/null || true
 	fi
-	if [ "$KEEP" = 1 ]; then
-		say "KEEP=1: corpus, bodies and logs left in $BENCH_DIR"
-		return 0
-	fi
-	rm -rf "${BENCH_DIR:?}/bin" "${BENCH_DIR:?}/corpus" "${BENCH_DIR:?}/run" "${BENCH_DIR:?}/server"
-	if [ "$BENCH_DIR_CREATED" = 1 ]; then
-		rmdir "$BENCH_DIR" 2>/dev/null || true
-	fi
+	remove_bench_dir "corpus, bodies and logs" bin corpus run server
 }
-trap cleanup EXIT
-trap 'say "stopped: line $LINENO failed: $BASH_COMMAND"' ERR
-trap 'say "interrupted: stopping what it started"; exit 130' INT
-trap 'say "terminated: stopping what it started"; exit 143' TERM
+set_traps
 
 check_tools() {
 	local t

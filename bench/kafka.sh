@@ -40,26 +40,14 @@ export TAILJET_METRICS_ADDR=${TAILJET_METRICS_ADDR:-off} # no /metrics server in
 say() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-for v in LINES RUNS LOAD_WAIT; do
-	if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -eq 0 ]; then
-		die "$v must be a positive integer, not '${!v}'"
-	fi
-done
-[[ $LOAD_MAX =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "LOAD_MAX must be a number, not '$LOAD_MAX'"
-
-BENCH_DIR_CREATED=0
-if [ -z "${BENCH_DIR:-}" ]; then
-	BENCH_DIR=$(mktemp -d /tmp/tailjet-kafka.XXXXXX)
-	BENCH_DIR_CREATED=1
-elif [ ! -d "$BENCH_DIR" ]; then
-	mkdir -p "$BENCH_DIR"
-	BENCH_DIR_CREATED=1
-fi
-BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
-
-# ---- processes this script started: stopped on every exit ------------------------------------
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_positive LINES RUNS LOAD_WAIT
+[[ $LOAD_MAX =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "LOAD_MAX must be a number, not '$LOAD_MAX'"
+
+use_bench_dir kafka
+
+# ---- processes this script started: stopped on every exit ------------------------------------
 MOCK_PID=
 
 # Stops, newest first, every process this script started and their children (tailjet and kcat
@@ -78,22 +66,9 @@ cleanup() {
 		stop_pid "$MOCK_PID"
 		wait "$MOCK_PID" 2>/dev/null || true
 	fi
-	if [ "$KEEP" = 1 ]; then
-		say "KEEP=1: corpus, binaries and logs left in $BENCH_DIR"
-		return 0
-	fi
-	rm -rf "${BENCH_DIR:?}/bin" "${BENCH_DIR:?}/corpus" "${BENCH_DIR:?}/run" "${BENCH_DIR:?}/mock"
-	if [ "$BENCH_DIR_CREATED" = 1 ]; then
-		rmdir "$BENCH_DIR" 2>/dev/null || true
-	fi
+	remove_bench_dir "corpus, binaries and logs" bin corpus run mock
 }
-trap cleanup EXIT
-trap 'say "stopped: line $LINENO failed: $BASH_COMMAND"' ERR
-trap 'say "interrupted: stopping what it started"; exit 130' INT
-trap 'say "terminated: stopping what it started"; exit 143' TERM
-
-
-
+set_traps
 
 check_tools() {
 	local t

@@ -1,8 +1,58 @@
-# bench/lib.sh: process handling and the binary under test, shared by the benchmark scripts
-# (sourced, not run). A script appends every pid it starts to PIDS and calls stop_started from
-# its EXIT trap; it defines say() and die(), repo, TAILJET and BENCH_DIR before it calls these.
+# bench/lib.sh: process handling, the bench directory and the binary under test, shared by the
+# benchmark scripts (sourced, not run). A script appends every pid it starts to PIDS and calls
+# stop_started from its EXIT trap; it defines say() and die(), repo, TAILJET and BENCH_DIR before
+# it calls these.
 
 PIDS=()
+
+# require_positive VAR...: dies unless each named variable holds a positive integer.
+require_positive() {
+	local v
+	for v in "$@"; do
+		if ! [[ ${!v} =~ ^[0-9]+$ ]] || [ "${!v}" -eq 0 ]; then
+			die "$v must be a positive integer, not '${!v}'"
+		fi
+	done
+}
+
+# use_bench_dir NAME: BENCH_DIR as given (made if missing) or a new /tmp/tailjet-NAME.XXXXXX,
+# as an absolute path; BENCH_DIR_CREATED=1 when this script made it.
+use_bench_dir() {
+	BENCH_DIR_CREATED=0
+	if [ -z "${BENCH_DIR:-}" ]; then
+		BENCH_DIR=$(mktemp -d "/tmp/tailjet-$1.XXXXXX")
+		BENCH_DIR_CREATED=1
+	elif [ ! -d "$BENCH_DIR" ]; then
+		mkdir -p "$BENCH_DIR"
+		BENCH_DIR_CREATED=1
+	fi
+	BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+}
+
+# remove_bench_dir WHAT SUBDIR...: unless KEEP=1 (then says that WHAT is left there), removes
+# those subdirectories of BENCH_DIR, and BENCH_DIR itself if use_bench_dir made it.
+remove_bench_dir() {
+	local what=$1 d
+	shift
+	if [ "$KEEP" = 1 ]; then
+		say "KEEP=1: $what left in $BENCH_DIR"
+		return 0
+	fi
+	for d in "$@"; do
+		rm -rf "${BENCH_DIR:?}/$d"
+	done
+	if [ "$BENCH_DIR_CREATED" = 1 ]; then
+		rmdir "$BENCH_DIR" 2>/dev/null || true
+	fi
+}
+
+# set_traps: cleanup (the script's) on exit; a failed command, ^C and SIGTERM say why first.
+set_traps() {
+	trap cleanup EXIT
+	trap 'say "stopped: line $LINENO failed: $BASH_COMMAND"' ERR
+	trap 'say "interrupted: stopping what it started"; exit 130' INT
+	trap 'say "terminated: stopping what it started"; exit 143' TERM
+}
 
 # stop_pid PID: TERM, up to 10 s of grace, then KILL. Only for PIDs this script started.
 stop_pid() {
