@@ -56,3 +56,20 @@ int tj_buf_printf(struct tj_buf *b, const char *fmt, ...)
         return 0;
     return tj_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
+
+void tj_buf_prom_head(struct tj_buf *b, const char *name, const char *type, const char *help)
+{
+    tj_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void tj_buf_prom_label(struct tj_buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            tj_buf_append(b, "\\", 1);
+        if (*v == '\n')
+            tj_buf_append(b, "\\n", 2);
+        else
+            tj_buf_append(b, v, 1);
+    }
+}

@@ -35,6 +35,11 @@ static inline int tj_buf_reserve(struct tj_buf *b, size_t extra)
  * is cut there. Returns 0 or the tj_buf_grow error (buffer unchanged then). */
 int tj_buf_printf(struct tj_buf *b, const char *fmt, ...) TJ_PRINTF(2, 3);
 
+/* Prometheus' text format: the "# HELP" and "# TYPE" lines of a family, and a label value with
+ * its escapes (\\, \", \n). A buffer at its cap gets what fits (metrics are best effort). */
+void tj_buf_prom_head(struct tj_buf *b, const char *name, const char *type, const char *help);
+void tj_buf_prom_label(struct tj_buf *b, const char *v);
+
 /* Appends n bytes. Returns 0 or the tj_buf_grow error (buffer unchanged then). */
 static inline int tj_buf_append(struct tj_buf *b, const void *p, size_t n)
 {

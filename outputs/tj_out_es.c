@@ -1823,48 +1823,40 @@ static void es_metrics(void *state, struct tj_buf *b)
 {
     struct out_es *o = state;
 
-    tj_buf_printf(b,
-                  "# HELP tailjet_output_documents_total Documents Elasticsearch took, by result "
-                  "(indexed: 2xx; conflict: 409 to a create, already there).\n"
-                  "# TYPE tailjet_output_documents_total counter\n");
+    tj_buf_prom_head(b, "tailjet_output_documents_total", "counter",
+                     "Documents Elasticsearch took, by result (indexed: 2xx; conflict: 409 to a "
+                     "create, already there).");
     tj_buf_printf(b, "tailjet_output_documents_total{" OUT ",result=\"indexed\"} %llu\n",
                   LOAD(o->n.indexed));
     tj_buf_printf(b, "tailjet_output_documents_total{" OUT ",result=\"conflict\"} %llu\n",
                   LOAD(o->n.conflicts));
-    tj_buf_printf(
-        b, "# HELP tailjet_output_dead_letters_total Documents rejected for good, written to "
-           "the dead-letter file.\n# TYPE tailjet_output_dead_letters_total counter\n");
+    tj_buf_prom_head(b, "tailjet_output_dead_letters_total", "counter",
+                     "Documents rejected for good, written to the dead-letter file.");
     tj_buf_printf(b, "tailjet_output_dead_letters_total{" OUT "} %llu\n", LOAD(o->n.dead));
-    tj_buf_printf(b, "# HELP tailjet_output_documents_sent_total Documents sent in bulk requests, "
-                     "retries included.\n# TYPE tailjet_output_documents_sent_total counter\n");
+    tj_buf_prom_head(b, "tailjet_output_documents_sent_total", "counter",
+                     "Documents sent in bulk requests, retries included.");
     tj_buf_printf(b, "tailjet_output_documents_sent_total{" OUT "} %llu\n", LOAD(o->n.sent));
-    tj_buf_printf(b,
-                  "# HELP tailjet_output_documents_retried_total Documents scheduled again after a "
-                  "failure (429, 5xx, no answer, ...).\n"
-                  "# TYPE tailjet_output_documents_retried_total counter\n");
+    tj_buf_prom_head(b, "tailjet_output_documents_retried_total", "counter",
+                     "Documents scheduled again after a failure (429, 5xx, no answer, ...).");
     tj_buf_printf(b, "tailjet_output_documents_retried_total{" OUT "} %llu\n", LOAD(o->n.retried));
-    tj_buf_printf(b,
-                  "# HELP tailjet_output_requests_total Bulk requests by outcome (ok; item_errors: "
-                  "some items failed; http_error: the whole request was refused; transport_error: "
-                  "no answer).\n# TYPE tailjet_output_requests_total counter\n");
+    tj_buf_prom_head(b, "tailjet_output_requests_total", "counter",
+                     "Bulk requests by outcome (ok; item_errors: some items failed; http_error: "
+                     "the whole request was refused; transport_error: no answer).");
     for (int k = 0; k < REQ_N; k++)
         tj_buf_printf(b, "tailjet_output_requests_total{" OUT ",outcome=\"%s\"} %llu\n",
                       req_outcomes[k], LOAD(o->n.requests[k]));
-    tj_buf_printf(b,
-                  "# HELP tailjet_output_request_bytes_total Bytes of bulk request bodies, before "
-                  "compression (uncompressed) and as sent (sent).\n"
-                  "# TYPE tailjet_output_request_bytes_total counter\n");
+    tj_buf_prom_head(b, "tailjet_output_request_bytes_total", "counter",
+                     "Bytes of bulk request bodies, before compression (uncompressed) and as sent "
+                     "(sent).");
     tj_buf_printf(b, "tailjet_output_request_bytes_total{" OUT ",stage=\"uncompressed\"} %llu\n",
                   LOAD(o->n.bytes_raw));
     tj_buf_printf(b, "tailjet_output_request_bytes_total{" OUT ",stage=\"sent\"} %llu\n",
                   LOAD(o->n.bytes_sent));
-    tj_buf_printf(b,
-                  "# HELP tailjet_output_requests_in_flight Bulk requests waiting for an answer.\n"
-                  "# TYPE tailjet_output_requests_in_flight gauge\n");
+    tj_buf_prom_head(b, "tailjet_output_requests_in_flight", "gauge",
+                     "Bulk requests waiting for an answer.");
     tj_buf_printf(b, "tailjet_output_requests_in_flight{" OUT "} %llu\n", LOAD(o->busy_gauge));
-    tj_buf_printf(b,
-                  "# HELP tailjet_output_buffered_bytes Bytes of records the output holds, not yet "
-                  "acknowledged.\n# TYPE tailjet_output_buffered_bytes gauge\n");
+    tj_buf_prom_head(b, "tailjet_output_buffered_bytes", "gauge",
+                     "Bytes of records the output holds, not yet acknowledged.");
     tj_buf_printf(b, "tailjet_output_buffered_bytes{" OUT "} %llu\n", LOAD(o->held));
 }
 

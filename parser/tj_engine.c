@@ -1205,24 +1205,6 @@ static void counters_add(struct svc_counters *c, const struct tj_parse_stats *be
     __atomic_add_fetch(&c->truncated, after->truncated - before->truncated, __ATOMIC_RELAXED);
 }
 
-/* Writes a label value with Prometheus' escapes (\, \", \n). */
-static void prom_label(struct tj_buf *b, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            tj_buf_append(b, "\\", 1);
-        if (*v == '\n')
-            tj_buf_append(b, "\\n", 2);
-        else
-            tj_buf_append(b, v, 1);
-    }
-}
-
-static void prom_head(struct tj_buf *b, const char *name, const char *type, const char *help)
-{
-    tj_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
 {
     static const char *const results[] = {"matched", "unmatched", "json_error", "unparsed"};
@@ -1233,13 +1215,14 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
     pthread_mutex_lock(&e->lock);
     counters_sweep(e);
     st = e->st;
-    prom_head(b, "tailjet_up_seconds", "gauge", "Seconds since tailjet started.");
+    tj_buf_prom_head(b, "tailjet_up_seconds", "gauge", "Seconds since tailjet started.");
     tj_buf_printf(b, "tailjet_up_seconds %.3f\n", (double)(now - e->start_ms) / 1000.0);
-    prom_head(b, "tailjet_read_bytes_total", "counter", "Bytes read from log files.");
+    tj_buf_prom_head(b, "tailjet_read_bytes_total", "counter", "Bytes read from log files.");
     tj_buf_printf(b, "tailjet_read_bytes_total %llu\n", (unsigned long long)st.bytes_read);
-    prom_head(b, "tailjet_records_total", "counter",
-              "Records parsed, by service and result (matched, unmatched: _grokparsefailure, "
-              "json_error: _jsonparsefailure, unparsed: no pattern or _patternerror).");
+    tj_buf_prom_head(
+        b, "tailjet_records_total", "counter",
+        "Records parsed, by service and result (matched, unmatched: _grokparsefailure, "
+        "json_error: _jsonparsefailure, unparsed: no pattern or _patternerror).");
     for (struct svc_counters *c = e->counters; c; c = c->next) {
         uint64_t v[4] = {__atomic_load_n(&c->matched, __ATOMIC_RELAXED),
                          __atomic_load_n(&c->unmatched, __ATOMIC_RELAXED),
@@ -1247,32 +1230,34 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
                          __atomic_load_n(&c->unparsed, __ATOMIC_RELAXED)};
         for (int k = 0; k < 4; k++) {
             tj_buf_printf(b, "tailjet_records_total{service=\"");
-            prom_label(b, c->name);
+            tj_buf_prom_label(b, c->name);
             tj_buf_printf(b, "\",result=\"%s\"} %llu\n", results[k], (unsigned long long)v[k]);
         }
     }
-    prom_head(b, "tailjet_records_truncated_total", "counter",
-              "Records cut at the line cap (tagged _truncated).");
+    tj_buf_prom_head(b, "tailjet_records_truncated_total", "counter",
+                     "Records cut at the line cap (tagged _truncated).");
     {
         uint64_t t = e->truncated_gone;
         for (struct svc_counters *c = e->counters; c; c = c->next)
             t += __atomic_load_n(&c->truncated, __ATOMIC_RELAXED);
         tj_buf_printf(b, "tailjet_records_truncated_total %llu\n", (unsigned long long)t);
     }
-    prom_head(b, "tailjet_output_records_acked_total", "counter",
-              "Records the output acknowledged (delivered).");
+    tj_buf_prom_head(b, "tailjet_output_records_acked_total", "counter",
+                     "Records the output acknowledged (delivered).");
     tj_buf_printf(b, "tailjet_output_records_acked_total{output=\"%s\"} %llu\n",
                   e->out ? e->out->ops->scheme : "none", (unsigned long long)st.records_acked);
-    prom_head(b, "tailjet_output_submit_retries_total", "counter",
-              "Times the output refused a batch (it is retried, never dropped).");
+    tj_buf_prom_head(b, "tailjet_output_submit_retries_total", "counter",
+                     "Times the output refused a batch (it is retried, never dropped).");
     tj_buf_printf(b, "tailjet_output_submit_retries_total %llu\n",
                   (unsigned long long)st.submit_retries);
-    prom_head(b, "tailjet_inflight_bytes", "gauge", "Input read but not yet acknowledged.");
+    tj_buf_prom_head(b, "tailjet_inflight_bytes", "gauge", "Input read but not yet acknowledged.");
     tj_buf_printf(b, "tailjet_inflight_bytes %zu\n", e->inflight_bytes);
-    prom_head(b, "tailjet_inflight_chunks", "gauge", "Chunks read but not yet acknowledged.");
+    tj_buf_prom_head(b, "tailjet_inflight_chunks", "gauge",
+                     "Chunks read but not yet acknowledged.");
     tj_buf_printf(b, "tailjet_inflight_chunks %zu\n", e->inflight_chunks);
-    prom_head(b, "tailjet_file_lag_bytes", "gauge",
-              "Bytes of a followed file not yet acknowledged (its size minus its checkpoint).");
+    tj_buf_prom_head(
+        b, "tailjet_file_lag_bytes", "gauge",
+        "Bytes of a followed file not yet acknowledged (its size minus its checkpoint).");
     for (struct path *p = e->paths; p; p = p->next) {
         int64_t lag = 0;
         for (struct gen *g = p->gens; g; g = g->next) {
@@ -1280,18 +1265,19 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
         }
         files += p->gens != NULL;
         tj_buf_printf(b, "tailjet_file_lag_bytes{path=\"");
-        prom_label(b, p->name);
+        tj_buf_prom_label(b, p->name);
         tj_buf_printf(b, "\"} %lld\n", (long long)lag);
     }
-    prom_head(b, "tailjet_files_followed", "gauge", "Paths with an open file.");
+    tj_buf_prom_head(b, "tailjet_files_followed", "gauge", "Paths with an open file.");
     tj_buf_printf(b, "tailjet_files_followed %zu\n", files);
-    prom_head(b, "tailjet_checkpoint_age_seconds", "gauge",
-              "Seconds since checkpoints were last written (since start when never).");
+    tj_buf_prom_head(b, "tailjet_checkpoint_age_seconds", "gauge",
+                     "Seconds since checkpoints were last written (since start when never).");
     tj_buf_printf(b, "tailjet_checkpoint_age_seconds %.3f\n",
                   (double)(now - (e->ckpt_ok_ms ? e->ckpt_ok_ms : e->start_ms)) / 1000.0);
-    prom_head(b, "tailjet_rotations_total", "counter", "Files rotated away (renamed, unlinked).");
+    tj_buf_prom_head(b, "tailjet_rotations_total", "counter",
+                     "Files rotated away (renamed, unlinked).");
     tj_buf_printf(b, "tailjet_rotations_total %llu\n", (unsigned long long)st.rotations);
-    prom_head(b, "tailjet_truncations_total", "counter", "Files truncated (copytruncate).");
+    tj_buf_prom_head(b, "tailjet_truncations_total", "counter", "Files truncated (copytruncate).");
     tj_buf_printf(b, "tailjet_truncations_total %llu\n", (unsigned long long)st.truncations);
     pthread_mutex_unlock(&e->lock);
 }
