@@ -60,7 +60,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
-from tj_engine_util import TestFailure, check, fail, log, main_wrapper, wait_until  # noqa: E402
+from tj_engine_util import (TestFailure, check, fail, log, main_wrapper, sub,  # noqa: E402
+                            wait_until)
 from tj_docker import IMAGE, Dockerd, DockerError  # noqa: E402
 
 STACK = os.path.join(REPO, "deploy", "stack.yml")
@@ -344,14 +345,6 @@ def complete_records(path):
         except ValueError:
             fail("a line of %s is not JSON: %r" % (path, ln[:300]))
     return res
-
-
-def sub(r, *path):
-    for p in path:
-        if not isinstance(r, dict) or p not in r:
-            return None
-        r = r[p]
-    return r
 
 
 def check_records(d, web_cid, lines):

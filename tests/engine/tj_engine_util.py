@@ -447,11 +447,17 @@ def messages(records, path=None):
             if path is None or rec_path(r) == path]
 
 
+def sub(r, *path):
+    """r[path[0]][path[1]]... of a record, or None where a level is missing or not an object."""
+    for p in path:
+        if not isinstance(r, dict) or p not in r:
+            return None
+        r = r[p]
+    return r
+
+
 def rec_path(r):
-    try:
-        return r["log"]["file"]["path"]
-    except (KeyError, TypeError):
-        return None
+    return sub(r, "log", "file", "path")
 
 
 SEQ_RE = re.compile(r"^seq=(\d+) f=(\w+) ")
