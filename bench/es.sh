@@ -194,44 +194,23 @@ declare -A CMDS=()
 timed() {
 	local who=$1 run=$2
 	shift 2
-	local d="$BENCH_DIR/run" pid rc=0 t0 t1 wall cpu rss u s m0 m1 mcpu note="" tck waited=0 c
-	tck=$(getconf CLK_TCK)
+	local d="$BENCH_DIR/run" wall note=""
 	mkdir -p "$d"
 	[ -n "${CMDS[$who]:-}" ] || CMDS[$who]=$(cmdline "$@")
 	api -X POST "$URL/_test/reset" >/dev/null || die "the server does not answer $URL/_test/reset"
 	sync
-	m0=$(ticks "$SERVER_PID")
-	t0=$(now_ns)
-	/usr/bin/time -f '%e %U %S %M' -o "$d/time.txt" "$@" </dev/null >"$d/stdout.txt" 2>"$d/stderr.txt" &
-	pid=$!
-	PIDS+=("$pid")
-	while kill -0 "$pid" 2>/dev/null; do
-		if [ $(($(now_ns) - t0)) -gt $((RUN_TIMEOUT * 1000000000)) ]; then
-			say "$who run $run: still running after $RUN_TIMEOUT s: stopping it"
-			for c in $(pgrep -P "$pid" || true); do stop_pid "$c"; done
-			waited=1
-			break
-		fi
-		sleep 0.05
-	done
-	wait "$pid" || rc=$?
-	t1=$(now_ns)
-	m1=$(ticks "$SERVER_PID")
-	wall=$(secs "$t0" "$t1")
-	mcpu=$(awk -v a="$m0" -v b="$m1" -v t="$tck" 'BEGIN { printf "%.2f", (b - a) / t }')
-	u=0 s=0 rss=-
-	[ ! -s "$d/time.txt" ] || read -r _ u s rss < <(tail -1 "$d/time.txt") || true
-	cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+	run_timed "$d" "$who run $run" "$SERVER_PID" "$@"
+	wall=$T_WALL
 	server_check
-	if [ "$rc" != 0 ] || [ -n "$CHECK_NOTE" ] || [ "$waited" = 1 ]; then
-		note="FAILED: exit $rc ${CHECK_NOTE#FAILED:}"
+	if [ "$T_RC" != 0 ] || [ -n "$CHECK_NOTE" ] || [ "$T_WAITED" = 1 ]; then
+		note="FAILED: exit $T_RC ${CHECK_NOTE#FAILED:}"
 		say "$who run $run: $note; its stderr ends:"
 		tail -5 "$d/stderr.txt" >&2
 		FAILED=1
 		wall=-
 	fi
-	ROWS+=("$who|$run|$wall|$cpu|$mcpu|$rss|$SENT_BYTES|$note")
-	say "$who run $run: ${wall} s, $cpu cpu s, server $mcpu cpu s, peak RSS $rss KiB, $SENT_BYTES bytes sent"
+	ROWS+=("$who|$run|$wall|$T_CPU|$T_PEER_CPU|$T_RSS|$SENT_BYTES|$note")
+	say "$who run $run: ${wall} s, $T_CPU cpu s, server $T_PEER_CPU cpu s, peak RSS $T_RSS KiB, $SENT_BYTES bytes sent"
 }
 
 run_tailjet() {

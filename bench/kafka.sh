@@ -201,43 +201,22 @@ declare -A CMDS=()
 timed() {
 	local who=$1 w=$2 run=$3 topic=$4
 	shift 4
-	local d="$BENCH_DIR/run" pid rc=0 t0 t1 wall cpu rss u s m0 m1 mcpu got note="" tck waited=0 c
-	tck=$(getconf CLK_TCK)
+	local d="$BENCH_DIR/run" wall got note=""
 	mkdir -p "$d"
 	[ -n "${CMDS[$who]:-}" ] || CMDS[$who]=$(cmdline "$@")
 	sync
-	m0=$(ticks "$MOCK_PID")
-	t0=$(now_ns)
-	/usr/bin/time -f '%e %U %S %M' -o "$d/time.txt" "$@" <"${REDIR_IN:-/dev/null}" >"$d/stdout.txt" 2>"$d/stderr.txt" &
-	pid=$!
-	PIDS+=("$pid")
-	while kill -0 "$pid" 2>/dev/null; do
-		if [ $(($(now_ns) - t0)) -gt $((RUN_TIMEOUT * 1000000000)) ]; then
-			say "$who W=$w run $run: still running after $RUN_TIMEOUT s: stopping it"
-			for c in $(pgrep -P "$pid" || true); do stop_pid "$c"; done
-			waited=1
-			break
-		fi
-		sleep 0.05
-	done
-	wait "$pid" || rc=$?
-	t1=$(now_ns)
-	m1=$(ticks "$MOCK_PID")
-	wall=$(secs "$t0" "$t1")
-	mcpu=$(awk -v a="$m0" -v b="$m1" -v t="$tck" 'BEGIN { printf "%.2f", (b - a) / t }')
-	u=0 s=0 rss=-
-	[ ! -s "$d/time.txt" ] || read -r _ u s rss < <(tail -1 "$d/time.txt") || true
-	cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+	run_timed "$d" "$who W=$w run $run" "$MOCK_PID" "$@"
+	wall=$T_WALL
 	got=$(end_offsets "$topic")
-	if [ "$rc" != 0 ] || [ "$got" != "$LINES" ] || [ "$waited" = 1 ]; then
-		note="FAILED: exit $rc, topic $topic took $got of $LINES messages"
+	if [ "$T_RC" != 0 ] || [ "$got" != "$LINES" ] || [ "$T_WAITED" = 1 ]; then
+		note="FAILED: exit $T_RC, topic $topic took $got of $LINES messages"
 		say "$who W=$w run $run: $note; its stderr ends:"
 		tail -5 "$d/stderr.txt" >&2
 		FAILED=1
 		wall=-
 	fi
-	ROWS+=("$who|$w|$run|$wall|$cpu|$mcpu|$rss|$note")
-	say "$who W=$w run $run: ${wall} s, $cpu cpu s, mock $mcpu cpu s, peak RSS $rss KiB"
+	ROWS+=("$who|$w|$run|$wall|$T_CPU|$T_PEER_CPU|$T_RSS|$note")
+	say "$who W=$w run $run: ${wall} s, $T_CPU cpu s, mock $T_PEER_CPU cpu s, peak RSS $T_RSS KiB"
 }
 
 run_tailjet() {

@@ -150,6 +150,39 @@ wait_for_quiet() {
 	done
 }
 
+# run_timed DIR LABEL PEER_PID CMD...: runs CMD under /usr/bin/time (stdin REDIR_IN, else
+# /dev/null; stdout, stderr and the time report in DIR), stopping it (and saying so, as LABEL) if it
+# still runs after RUN_TIMEOUT seconds. Sets T_RC (its exit status), T_WAITED (1 when it was
+# stopped), T_WALL (seconds by the script's clock), T_CPU (user + system seconds), T_RSS (peak KiB,
+# or -) and T_PEER_CPU (the CPU seconds PEER_PID used meanwhile).
+run_timed() {
+	local d=$1 label=$2 peer=$3 pid t0 t1 m0 m1 u=0 s=0 c tck
+	shift 3
+	tck=$(getconf CLK_TCK)
+	T_RC=0 T_WAITED=0 T_RSS=-
+	m0=$(ticks "$peer")
+	t0=$(now_ns)
+	/usr/bin/time -f '%e %U %S %M' -o "$d/time.txt" "$@" <"${REDIR_IN:-/dev/null}" >"$d/stdout.txt" 2>"$d/stderr.txt" &
+	pid=$!
+	PIDS+=("$pid")
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ $(($(now_ns) - t0)) -gt $((RUN_TIMEOUT * 1000000000)) ]; then
+			say "$label: still running after $RUN_TIMEOUT s: stopping it"
+			for c in $(pgrep -P "$pid" || true); do stop_pid "$c"; done
+			T_WAITED=1
+			break
+		fi
+		sleep 0.05
+	done
+	wait "$pid" || T_RC=$?
+	t1=$(now_ns)
+	m1=$(ticks "$peer")
+	T_WALL=$(secs "$t0" "$t1")
+	T_PEER_CPU=$(awk -v a="$m0" -v b="$m1" -v t="$tck" 'BEGIN { printf "%.2f", (b - a) / t }')
+	[ ! -s "$d/time.txt" ] || read -r _ u s T_RSS < <(tail -1 "$d/time.txt") || true
+	T_CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
+}
+
 # The binary: built with scripts/build.sh if it is the default one and missing (never rebuilt if
 # it exists), then copied into BENCH_DIR so that a rebuild during the run cannot change it
 # between runs (it carries its pattern library inside). Sets TJ, TJ_VERSION and TJ_ID.
