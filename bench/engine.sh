@@ -72,15 +72,10 @@ check_tools() {
 # ---- disk --------------------------------------------------------------------------------------
 # About 268 bytes a json-file line; a record is about 700 bytes, 850 with a long Docker path.
 check_disk() {
-	local avail need small=$((SMALL_FILES * SMALL_LINES)) big
+	local need small=$((SMALL_FILES * SMALL_LINES)) big
 	big=$((LINES > small ? LINES : small))
 	need=$((LINES * 280 * 2 + small * 280 + big * 900 + 256 * 1024 * 1024))
-	avail=$(df -B1 --output=avail "$BENCH_DIR" 2>/dev/null | tail -1 | tr -dc '0-9' || true)
-	[ -n "$avail" ] || die "df could not tell the free space of $BENCH_DIR"
-	if [ "$avail" -lt "$need" ]; then
-		die "not enough disk space in $BENCH_DIR: $((avail / 1000000)) MB free, about $((need / 1000000)) MB needed (corpora $((LINES * 280 * 2 / 1000000)) MB, one run's output up to $((big * 900 / 1000000)) MB); set BENCH_DIR elsewhere or LINES lower"
-	fi
-	say "disk: $((avail / 1000000)) MB free in $BENCH_DIR, about $((need / 1000000)) MB needed"
+	require_disk "$need" "corpora $((LINES * 280 * 2 / 1000000)) MB, one run's output up to $((big * 900 / 1000000)) MB"
 }
 
 # ---- corpora -----------------------------------------------------------------------------------

@@ -81,14 +81,9 @@ check_tools() {
 
 # json-file ~270 B a line, records ~450 B (once, for the curl bodies), bodies ~1/8 of that.
 check_disk() {
-	local avail need
+	local need
 	need=$((LINES * (280 + 700) + 256 * 1024 * 1024))
-	avail=$(df -B1 --output=avail "$BENCH_DIR" 2>/dev/null | tail -1 | tr -dc '0-9' || true)
-	[ -n "$avail" ] || die "df could not tell the free space of $BENCH_DIR"
-	if [ "$avail" -lt "$need" ]; then
-		die "not enough disk space in $BENCH_DIR: $((avail / 1000000)) MB free, about $((need / 1000000)) MB needed; set BENCH_DIR elsewhere or LINES lower"
-	fi
-	say "disk: $((avail / 1000000)) MB free in $BENCH_DIR, about $((need / 1000000)) MB needed"
+	require_disk "$need"
 }
 
 # ---- the server --------------------------------------------------------------------------------

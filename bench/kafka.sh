@@ -99,14 +99,9 @@ resolve_mock() {
 # About 270 bytes a json-file line, ~400-450 bytes a record (twice: tailjet's file output, then
 # the keyed copy kcat reads; the first is deleted once the second exists).
 check_disk() {
-	local avail need
+	local need
 	need=$((LINES * (280 + 2 * 900) + 256 * 1024 * 1024))
-	avail=$(df -B1 --output=avail "$BENCH_DIR" 2>/dev/null | tail -1 | tr -dc '0-9' || true)
-	[ -n "$avail" ] || die "df could not tell the free space of $BENCH_DIR"
-	if [ "$avail" -lt "$need" ]; then
-		die "not enough disk space in $BENCH_DIR: $((avail / 1000000)) MB free, about $((need / 1000000)) MB needed; set BENCH_DIR elsewhere or LINES lower"
-	fi
-	say "disk: $((avail / 1000000)) MB free in $BENCH_DIR, about $((need / 1000000)) MB needed"
+	require_disk "$need"
 }
 
 # ---- the mock cluster --------------------------------------------------------------------------

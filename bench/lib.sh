@@ -150,6 +150,18 @@ wait_for_quiet() {
 	done
 }
 
+# require_disk NEED [WHAT]: dies unless BENCH_DIR's file system has NEED bytes free (WHAT, if
+# given, says in the message what they are for); says how much there is.
+require_disk() {
+	local need=$1 what=${2:+ ($2)} avail
+	avail=$(df -B1 --output=avail "$BENCH_DIR" 2>/dev/null | tail -1 | tr -dc '0-9' || true)
+	[ -n "$avail" ] || die "df could not tell the free space of $BENCH_DIR"
+	if [ "$avail" -lt "$need" ]; then
+		die "not enough disk space in $BENCH_DIR: $((avail / 1000000)) MB free, about $((need / 1000000)) MB needed$what; set BENCH_DIR elsewhere or LINES lower"
+	fi
+	say "disk: $((avail / 1000000)) MB free in $BENCH_DIR, about $((need / 1000000)) MB needed"
+}
+
 # run_timed DIR LABEL PEER_PID CMD...: runs CMD under /usr/bin/time (stdin REDIR_IN, else
 # /dev/null; stdout, stderr and the time report in DIR), stopping it (and saying so, as LABEL) if it
 # still runs after RUN_TIMEOUT seconds. Sets T_RC (its exit status), T_WAITED (1 when it was
