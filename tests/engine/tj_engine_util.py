@@ -541,9 +541,16 @@ def append(path, data):
         os.close(fd)
 
 
-def read_text(path):
-    with open(path, "rb") as f:
-        return f.read().decode("utf-8", "replace")
+def read_text(path, default=None):
+    """The file's text (bad UTF-8 replaced); default, when given, for a file that cannot be
+    read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        if default is None:
+            raise
+        return default
 
 
 def free_bytes(path):

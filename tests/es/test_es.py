@@ -45,8 +45,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 sys.path.insert(0, HERE)
-from tj_engine_util import (check, fail, free_port, log, main_wrapper, run_cases, tail_text,  # noqa: E402
-                            wait_until)
+from tj_engine_util import (check, fail, free_port, log, main_wrapper,  # noqa: E402
+                            read_text, run_cases, tail_text, wait_until)
 from tj_fake_docker import Container as FakeContainer, Feeder  # noqa: E402
 from tj_fake_docker import fake_root as fake_root_of  # noqa: E402
 from tj_es_server import make_test_ca  # noqa: E402
@@ -84,7 +84,7 @@ class Es:
         def ready():
             if self.proc.poll() is not None:
                 fail("tj_es_server.py exited (%s): %s" % (self.proc.returncode,
-                                                          tail_text(self._stderr())))
+                                                          tail_text(read_text(self.err_path, ""))))
             try:
                 with open(port_file) as f:
                     return int(f.read().strip() or 0)
@@ -93,13 +93,6 @@ class Es:
         self.port = wait_until(ready, 15.0, "tj_es_server.py to listen")
         self.url = "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
         self.hostport = "127.0.0.1:%d" % self.port
-
-    def _stderr(self):
-        try:
-            with open(self.err_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def call(self, method, path, body=None):
         if self.tls:

@@ -36,7 +36,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
-from tj_engine_util import (check, Env, fail, log, main_wrapper, run_cases,  # noqa: E402
+from tj_engine_util import (check, Env, fail, log, main_wrapper, read_text, run_cases,  # noqa: E402
                             tail_text, wait_until)
 from tj_fake_docker import Container as FakeContainer, Feeder  # noqa: E402
 from tj_fake_docker import fake_root as fake_root_of  # noqa: E402
@@ -88,17 +88,10 @@ class Mock:
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     fail("tj_kafka_mock exited (status %s) before %s; stderr:\n%s" %
-                         (self.proc.wait(), what, tail_text(self._stderr())))
+                         (self.proc.wait(), what, tail_text(read_text(self.err_path, ""))))
                 self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return line.decode()
-
-    def _stderr(self):
-        try:
-            with open(self.err_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def cmd(self, line):
         """Sends one command; fails unless the answer is "ok"."""
