@@ -96,18 +96,6 @@ static inline size_t escape_special(const unsigned char *s, size_t left, char **
     return k;
 }
 
-#if defined(__SSE2__)
-/* Bit i set where byte i of v must be escaped: '"', '\\', a control character, or (signed
- * compare) a byte >= 0x80. */
-static inline uint32_t special_bytes(__m128i v)
-{
-    __m128i m = _mm_or_si128(
-        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-    return (uint32_t)_mm_movemask_epi8(m);
-}
-#endif
-
 /* Escapes s[0..n) to w, which has room for 6n + 16 bytes; returns the end of what it wrote.
  * Plain bytes move 16 at a time: a block is stored whole, then the cursor advances to its first
  * special byte, so a short string costs one or two blocks and no call. */
@@ -173,38 +161,8 @@ int tj_json_string(struct tj_buf *out, const char *s, size_t n)
     char *w;
     int rc;
 
-#if defined(__SSE2__)
-    /* The common case first: 1 to 32 bytes with nothing to escape (most captured fields are
-     * such words, numbers, addresses and times) are one or two block loads, tests and stores.
-     * Not 0: an empty string may sit at the very end of a readable page, where
-     * tj_block_readable's rule does not hold. */
-    if (n - 1 < 32 && tj_buf_reserve(out, 34) == 0) {
-        __m128i v0, v1 = _mm_setzero_si128();
-        uint32_t special;
-        if (n <= 16) {
-            if (!tj_block_readable(s, n))
-                goto general;
-            v0 = _mm_loadu_si128((const __m128i *)s);
-            special = special_bytes(v0);
-        } else {
-            if (!tj_block_readable(s + 16, n - 16))
-                goto general;
-            v0 = _mm_loadu_si128((const __m128i *)s);
-            v1 = _mm_loadu_si128((const __m128i *)(s + 16));
-            special = special_bytes(v0) | special_bytes(v1) << 16;
-        }
-        if ((special & (uint32_t)(((uint64_t)1 << n) - 1)) == 0) {
-            w = out->data + out->len;
-            w[0] = '"';
-            _mm_storeu_si128((__m128i *)(w + 1), v0);
-            _mm_storeu_si128((__m128i *)(w + 17), v1); /* past n when n <= 16: overwritten */
-            w[n + 1] = '"';
-            out->len += n + 2;
-            return 0;
-        }
-    }
-general:
-#endif
+    if (tj_json_string_short(out, s, n))
+        return 0;
 
     if (n > (SIZE_MAX - 64) / 6)
         return TJ_ENOSPC;
@@ -282,26 +240,52 @@ int tj_json_i64(struct tj_buf *out, int64_t v)
                                    "31323334353637383940414243444546474849505152535455565758596061"
                                    "62636465666768697071727374757677787980818283848586878889909192"
                                    "93949596979899";
-    char tmp[24];
-    char *p = tmp + sizeof(tmp);
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    static const uint64_t pow10[20] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull,
+                                       10000000000000000000ull};
+    /* The digits of u: log10(2) ~ 1233 / 4096 gives them from the bit length, to within one. */
+    size_t t = (size_t)(64 - __builtin_clzll(u | 1)) * 1233 >> 12;
+    size_t digits = t + (u >= pow10[t]) + (u == 0);
+    char *p;
+    int rc = tj_buf_reserve(out, 21);
 
-    /* Two digits per division: log offsets run to 10 or more digits. */
+    if (rc)
+        return rc;
+    p = out->data + out->len;
+    if (v < 0)
+        *p++ = '-';
+    out->len = (size_t)(p - out->data) + digits;
+    p += digits;
+    /* Two digits per division, written from the end: log offsets run to 10 or more digits. */
     while (u >= 100) {
         unsigned d = (unsigned)(u % 100) * 2;
         u /= 100;
         p -= 2;
         memcpy(p, pairs + d, 2);
     }
-    if (u >= 10) {
-        p -= 2;
-        memcpy(p, pairs + u * 2, 2);
-    } else {
-        *--p = (char)('0' + u);
-    }
-    if (v < 0)
-        *--p = '-';
-    return tj_buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
+    if (u >= 10)
+        memcpy(p - 2, pairs + u * 2, 2);
+    else
+        p[-1] = (char)('0' + u);
+    return 0;
 }
 
 int tj_json_int_text(struct tj_buf *out, const char *s, size_t n)

@@ -5,6 +5,11 @@
 #define TJ_JSON_H
 
 #include "tj_buf.h"
+#include "tj_simd.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Appends s[0..n) escaped, without surrounding quotes. Returns 0 or a tj_buf error (the
  * buffer may then hold part of the string: callers rewind to a saved length). */
@@ -12,6 +17,62 @@ int tj_json_escape(struct tj_buf *out, const char *s, size_t n);
 
 /* Appends "s" (quoted and escaped). Same errors as tj_json_escape. */
 int tj_json_string(struct tj_buf *out, const char *s, size_t n);
+
+#if defined(__SSE2__)
+/* Bit i set where byte i of v must be escaped: '"', '\\', a control character, or (signed
+ * compare) a byte >= 0x80. */
+static inline uint32_t tj_json_special16(__m128i v)
+{
+    __m128i m = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+        _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    return (uint32_t)_mm_movemask_epi8(m);
+}
+#endif
+
+/* The common case of tj_json_string, inline: appends "s" when s is 1 to 32 bytes with nothing to
+ * escape (most captured fields are such words, numbers, addresses and times), in one or two
+ * block loads, tests and stores. Returns false, having written nothing, for any other string.
+ * Not for n == 0: an empty string may sit at the very end of a readable page, where
+ * tj_block_readable's rule does not hold. */
+static inline __attribute__((always_inline)) bool tj_json_string_short(struct tj_buf *out,
+                                                                       const char *s, size_t n)
+{
+#if defined(__SSE2__)
+    __m128i v0, v1 = _mm_setzero_si128();
+    uint32_t special;
+    char *w;
+
+    if (n - 1 >= 32 || tj_buf_reserve(out, 34) != 0)
+        return false;
+    if (TJ_LIKELY(tj_block_readable(s + 16, n > 16 ? n - 16 : 0) ||
+                  (TJ_OVERREAD_OK && ((uintptr_t)s & 4095) <= 4096 - 32))) {
+        /* Both blocks, whatever n: one path for all short strings. */
+        v0 = _mm_loadu_si128((const __m128i *)s);
+        v1 = _mm_loadu_si128((const __m128i *)(s + 16));
+        special = tj_json_special16(v0) | tj_json_special16(v1) << 16;
+    } else if (n <= 16 && tj_block_readable(s, n)) {
+        v0 = _mm_loadu_si128((const __m128i *)s);
+        special = tj_json_special16(v0);
+    } else {
+        return false;
+    }
+    if (special & (uint32_t)(((uint64_t)1 << n) - 1))
+        return false;
+    w = out->data + out->len;
+    w[0] = '"';
+    _mm_storeu_si128((__m128i *)(w + 1), v0);
+    _mm_storeu_si128((__m128i *)(w + 17), v1); /* past n when n <= 16: overwritten */
+    w[n + 1] = '"';
+    out->len += n + 2;
+    return true;
+#else
+    (void)out;
+    (void)s;
+    (void)n;
+    return false;
+#endif
+}
 
 /* n, moved back (by at most 3 bytes) so that s[0..result) does not end inside a multi-byte
  * sequence: used to cut a long line on a character boundary. It does not validate the rest
