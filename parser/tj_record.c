@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tj_json.h"
+#include "tj_simd.h"
 
 enum node_kind {
     N_OBJECT,
@@ -69,13 +70,26 @@ struct run {
  * grows with the square of the leaves. */
 #define PLAN_MAX_LEAVES 64
 
-/* A leaf as the plan runs it: what decides its presence, copied out of the node. */
+/* How the plan writes a leaf's value. */
+enum leaf_op {
+    L_TEXT,   /* a pattern field with one capture, of type text */
+    L_FIELD,  /* any other pattern field */
+    L_STRING, /* @timestamp or stream: the event's text */
+    L_META,   /* a value of tj_meta, already encoded */
+    L_OFFSET, /* log.offset */
+    L_OTHER,  /* message, event.original, docker.attrs, tags: emit_leaf */
+};
+
+/* A leaf as the plan runs it. */
 struct leaf {
     const struct node *nd;
-    unsigned mask;  /* presence bits (not N_FIELD) */
-    uint32_t group; /* N_FIELD with one group: that group */
-    bool field;     /* N_FIELD */
-    bool one_text;  /* N_FIELD with one group, of type text */
+    uint32_t group; /* L_TEXT: the capture */
+    uint8_t op;     /* enum leaf_op */
+};
+
+/* A pattern field of one capture: leaf k is present when capture `group` is set and not empty. */
+struct one_field {
+    uint32_t leaf, group;
 };
 
 struct tj_shape {
@@ -90,10 +104,18 @@ struct tj_shape {
      * column k leads to leaf k, column nleaves to the record's end. NULL: use run_ops. */
     struct leaf *leaves;
     size_t nleaves;
-    struct run *trans; /* (nleaves + 1) x (nleaves + 1) */
+    struct run *trans;                 /* (nleaves + 1) x (nleaves + 1) */
+    uint64_t bit_leaves[B_ALWAYS + 1]; /* per presence bit: the leaves (bit k: leaf k) it fills */
+    struct one_field *ones;            /* pattern fields with one capture */
+    size_t nones;
+    uint32_t *multis; /* leaves of pattern fields with several captures (pick_group) */
+    size_t nmultis;
     char *plan_text;
     size_t plan_max; /* the longest padded run */
 };
+
+/* Zero bytes kept after each metadata value, so that it is copied in whole 16-byte blocks. */
+#define META_PAD 16
 
 void tj_meta_init(struct tj_meta *m)
 {
@@ -119,10 +141,11 @@ int tj_meta_set(struct tj_meta *m, enum tj_meta_key k, const char *s, size_t n)
         return 0;
     }
     tj_buf_init(&b, SIZE_MAX / 8);
-    if (tj_json_string(&b, s, n)) {
+    if (tj_json_string(&b, s, n) || tj_buf_reserve(&b, META_PAD)) {
         tj_buf_fini(&b);
         return TJ_ENOMEM;
     }
+    memset(b.data + b.len, 0, META_PAD); /* see put_meta */
     free(m->val[k]);
     m->val[k] = b.data;
     m->len[k] = b.len;
@@ -424,8 +447,10 @@ static int build_plan(struct tj_shape *s)
     tj_buf_init(&text, (size_t)UINT32_MAX);
     s->leaves = calloc(rows, sizeof(*s->leaves));
     s->trans = calloc(rows * rows, sizeof(*s->trans));
+    s->ones = calloc(rows, sizeof(*s->ones));
+    s->multis = calloc(rows, sizeof(*s->multis));
     paths = calloc(rows, sizeof(*paths));
-    if (!s->leaves || !s->trans || !paths)
+    if (!s->leaves || !s->trans || !s->ones || !s->multis || !paths)
         goto out;
     for (size_t i = 0; i < s->nops; i++) {
         const struct op *op = &s->ops[i];
@@ -435,10 +460,35 @@ static int build_plan(struct tj_shape *s)
             cur.depth--;
         } else {
             const struct node *nd = op->nd;
-            paths[s->nleaves] = cur;
-            s->leaves[s->nleaves++] = (struct leaf){
-                nd, nd->mask, nd->ngroups ? nd->groups[0] : 0, nd->kind == N_FIELD,
-                nd->kind == N_FIELD && nd->ngroups == 1 && nd->types[0] == TJ_FIELD_STRING};
+            size_t k = s->nleaves++;
+            struct leaf *lf = &s->leaves[k];
+            paths[k] = cur;
+            lf->nd = nd;
+            switch (nd->kind) {
+            case N_FIELD:
+                lf->op = nd->ngroups == 1 && nd->types[0] == TJ_FIELD_STRING ? L_TEXT : L_FIELD;
+                lf->group = nd->groups[0];
+                if (nd->ngroups == 1)
+                    s->ones[s->nones++] = (struct one_field){(uint32_t)k, nd->groups[0]};
+                else
+                    s->multis[s->nmultis++] = (uint32_t)k;
+                break;
+            case N_TIMESTAMP:
+            case N_STREAM:
+                lf->op = L_STRING;
+                break;
+            case N_META:
+                lf->op = L_META;
+                break;
+            case N_OFFSET:
+                lf->op = L_OFFSET;
+                break;
+            default:
+                lf->op = L_OTHER;
+                break;
+            }
+            if (nd->kind != N_FIELD) /* one presence bit each, see set_masks */
+                s->bit_leaves[__builtin_ctz(nd->mask)] |= (uint64_t)1 << k;
         }
     }
     /* Row r follows leaf r - 1 (row 0: the start) and only leads to a later leaf or the end. */
@@ -453,6 +503,13 @@ static int build_plan(struct tj_shape *s)
         }
     }
     s->plan_max = (s->plan_max + KEY_PAD - 1) / KEY_PAD * KEY_PAD;
+    if (s->plan_max < 2 * KEY_PAD)
+        s->plan_max = 2 * KEY_PAD; /* put_run always copies two blocks */
+    {
+        static const char zeros[KEY_PAD];
+        if (tj_buf_append(&text, zeros, KEY_PAD)) /* the last run's second block */
+            goto out;
+    }
     s->plan_text = text.data;
     text.data = NULL;
     rc = 0;
@@ -462,9 +519,14 @@ out:
     if (rc) {
         free(s->leaves);
         free(s->trans);
+        free(s->ones);
+        free(s->multis);
         s->leaves = NULL;
         s->trans = NULL;
-        s->nleaves = 0;
+        s->ones = NULL;
+        s->multis = NULL;
+        s->nleaves = s->nones = s->nmultis = 0;
+        memset(s->bit_leaves, 0, sizeof(s->bit_leaves));
     }
     return rc;
 }
@@ -537,6 +599,8 @@ void tj_shape_destroy(struct tj_shape *s)
     free(s->ops);
     free(s->leaves);
     free(s->trans);
+    free(s->ones);
+    free(s->multis);
     free(s->plan_text);
     free(s);
 }
@@ -608,8 +672,14 @@ static int emit_field(struct ectx *c, const struct node *nd, int gi)
 
     switch (nd->types[gi]) {
     case TJ_FIELD_INT:
-        if (canonical_digits(s, n))
-            return tj_buf_append(c->out, s, n); /* already its own JSON form */
+        if (canonical_digits(s, n)) { /* already its own JSON form */
+            if (n <= 16 && tj_block_readable(s, n) && tj_buf_reserve(c->out, 16) == 0) {
+                memcpy(c->out->data + c->out->len, s, 16); /* one block, the tail overwritten */
+                c->out->len += n;
+                return 0;
+            }
+            return tj_buf_append(c->out, s, n);
+        }
         rc = tj_json_int_text(c->out, s, n);
         break;
     case TJ_FIELD_FLOAT:
@@ -744,55 +814,97 @@ static int run_ops(struct ectx *c, const struct tj_shape *s)
     return 0;
 }
 
+/* Writes metadata value k, in whole blocks (its allocation has META_PAD bytes after it). */
+static inline int put_meta(struct tj_buf *out, const struct tj_meta *meta, int k)
+{
+    const char *v = meta->val[k];
+    size_t n = meta->len[k];
+    int rc = tj_buf_reserve(out, n + META_PAD);
+    char *w;
+
+    if (TJ_UNLIKELY(rc))
+        return rc;
+    w = out->data + out->len;
+    for (size_t i = 0; i < n; i += META_PAD)
+        memcpy(w + i, v + i, META_PAD);
+    out->len += n;
+    return 0;
+}
+
 /* Writes the plan's run r into the room the buffer's slack guarantees, in whole blocks. */
 static inline void put_run(struct tj_buf *out, const struct tj_shape *s, struct run r)
 {
     char *w = out->data + out->len;
     const char *t = s->plan_text + r.off;
 
+    /* Two blocks always (most runs are one key or two): plan_max and the plan text's padding
+     * leave room for them. */
     memcpy(w, t, KEY_PAD);
     for (size_t k = KEY_PAD; k < r.len; k += KEY_PAD)
         memcpy(w + k, t + k, KEY_PAD);
     out->len += r.len;
 }
 
-/* Writes the record by the shape's plan: for each present leaf, the run that leads to it from
- * the previous one, then its value; then the run to the end. Writes what run_ops writes. */
+/* Writes the record by the shape's plan. First the set of present leaves, one bit each: the
+ * record's presence bits select whole groups of metadata leaves, and each pattern field is
+ * present when its capture matched something. Then, for each present leaf in order, the run that
+ * leads to it from the previous one and its value; then the run to the end. Writes what run_ops
+ * writes. */
 static int run_plan(struct ectx *c, const struct tj_shape *s)
 {
     const size_t rows = s->nleaves + 1;
     const size_t *ov = c->ov;
+    const char *msg = c->ev->message.ptr;
+    uint64_t todo = 0;
     size_t prev = 0; /* row: 0 at the start, k + 1 after leaf k */
-    int rc;
+    int rc = 0;
 
-    for (size_t k = 0; k < s->nleaves; k++) {
+    for (unsigned bits = c->present; bits; bits &= bits - 1)
+        todo |= s->bit_leaves[__builtin_ctz(bits)];
+    if (ov) {
+        for (size_t i = 0; i < s->nones; i++) {
+            size_t a = ov[2 * s->ones[i].group], b = ov[2 * s->ones[i].group + 1];
+            /* unset (SIZE_MAX) or empty: absent, as pick_group decides */
+            todo |= (uint64_t)(a != SIZE_MAX && b > a) << s->ones[i].leaf;
+        }
+        for (size_t i = 0; i < s->nmultis; i++)
+            todo |= (uint64_t)(pick_group(s->leaves[s->multis[i]].nd, ov) >= 0) << s->multis[i];
+    }
+    for (; todo; todo &= todo - 1) {
+        size_t k = (size_t)__builtin_ctzll(todo);
         const struct leaf *lf = &s->leaves[k];
+        const struct tj_event *ev = c->ev;
 
-        if (lf->one_text) { /* the common field, written here without a call per step */
-            size_t a, b;
-            if (!ov)
-                continue;
-            a = ov[2 * lf->group];
-            b = ov[2 * lf->group + 1];
-            if (a == SIZE_MAX || b <= a)
-                continue; /* unset or empty: absent, as pick_group decides */
-            put_run(c->out, s, s->trans[prev * rows + k]);
-            rc = tj_json_string(c->out, c->ev->message.ptr + a, b - a);
-        } else if (lf->field) {
-            int gi = pick_group(lf->nd, ov);
-            if (gi < 0)
-                continue;
-            put_run(c->out, s, s->trans[prev * rows + k]);
-            rc = emit_field(c, lf->nd, gi);
-        } else {
-            if (!(lf->mask & c->present))
-                continue;
-            put_run(c->out, s, s->trans[prev * rows + k]);
+        put_run(c->out, s, s->trans[prev * rows + k]);
+        prev = k + 1;
+        switch (lf->op) {
+        case L_TEXT: {
+            size_t a = ov[2 * lf->group], n = ov[2 * lf->group + 1] - a;
+            if (!tj_json_string_short(c->out, msg + a, n))
+                rc = tj_json_string(c->out, msg + a, n);
+            break;
+        }
+        case L_FIELD:
+            rc = emit_field(c, lf->nd, lf->nd->ngroups == 1 ? 0 : pick_group(lf->nd, ov));
+            break;
+        case L_STRING: {
+            const struct tj_slice *t = lf->nd->kind == N_TIMESTAMP ? &ev->time : &ev->stream;
+            if (!tj_json_string_short(c->out, t->ptr, t->len))
+                rc = tj_json_string(c->out, t->ptr, t->len);
+            break;
+        }
+        case L_META:
+            rc = put_meta(c->out, c->meta, lf->nd->meta);
+            break;
+        case L_OFFSET:
+            rc = tj_json_i64(c->out, ev->offset);
+            break;
+        default:
             rc = emit_leaf(c, lf->nd, -1);
+            break;
         }
         if (rc)
             return rc;
-        prev = k + 1;
     }
     put_run(c->out, s, s->trans[prev * rows + s->nleaves]);
     return 0;

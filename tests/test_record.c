@@ -313,33 +313,59 @@ static void test_attrs_and_field_order(void)
     fixture_fini(&f);
 }
 
+/* Sets every metadata value of f (or clears them all). */
+static void set_all_meta(struct fixture *f, bool on)
+{
+    static const char *const vals[TJ_META_COUNT] = {"0123456789ab", "web.1.x",       "nginx:1.27",
+                                                    "web",          "svc-id",        "prod",
+                                                    "node-1",       "/var/log/x.log"};
+
+    for (int k = 0; k < TJ_META_COUNT; k++)
+        CHECK(tj_meta_set(&f->meta, (enum tj_meta_key)k, on ? vals[k] : NULL,
+                          on ? strlen(vals[k]) : 0) == 0);
+}
+
 /* A shape with few leaves encodes by its plan (precomputed text between leaves), one with more
- * than 64 by walking its tree: both must write the same bytes, whichever leaves are present. */
+ * than 64 by walking its tree: both must write the same bytes, whichever leaves are present:
+ * text, typed and repeated fields, a replaced message, metadata, tags. */
 static void test_plan_matches_tree_walk(void)
 {
-    static const char *const lines[] = {"xyz", "x", "y", "z", "xz", "", "q"};
+    static const char *const lines[] = {"xyz",      "x",    "y",       "z",     "xz",
+                                        "",         "q",    "x12",     "xword", "x-7 m=hi",
+                                        "yz m=bye", "z3.5", "xyz99 m="};
+    static const char head[] = "^(?<a.b.c>x)?(?<a.d>y)?(?<e>z)?(?:%{INT:n:int}|%{WORD:n})?"
+                               "(?:\\.%{INT:f:float})?(?: m=%{WORD:message})?";
     char small[512], big[4096], err[512];
     struct fixture fs, fb;
     size_t k;
 
-    snprintf(small, sizeof(small), "^(?<a.b.c>x)?(?<a.d>y)?(?<e>z)?");
-    k = (size_t)snprintf(big, sizeof(big), "^(?<a.b.c>x)?(?<a.d>y)?(?<e>z)?");
+    snprintf(small, sizeof(small), "%s", head);
+    k = (size_t)snprintf(big, sizeof(big), "%s", head);
     for (int i = 0; i < 70; i++)
         k += (size_t)snprintf(big + k, sizeof(big) - k, "(?<u%d.v>Q)?", i);
     CHECK(fixture_init(&fs, small, err, sizeof(err)));
     CHECK(fixture_init(&fb, big, err, sizeof(err)));
-    for (size_t i = 0; i < TJ_ARRAY_LEN(lines); i++) {
-        cJSON *a = encode(&fs, lines[i], strlen(lines[i]), 0);
-        cJSON *b = encode(&fb, lines[i], strlen(lines[i]), 0);
-        CHECK(fs.out.len == fb.out.len && memcmp(fs.out.data, fb.out.data, fs.out.len) == 0);
-        cJSON_Delete(a);
-        cJSON_Delete(b);
+    for (int meta = 0; meta < 2; meta++) {
+        set_all_meta(&fs, meta);
+        set_all_meta(&fb, meta);
+        for (size_t i = 0; i < TJ_ARRAY_LEN(lines); i++) {
+            unsigned tags = i % 3 ? 0 : TJ_TAG_TRUNCATED;
+            cJSON *a = encode(&fs, lines[i], strlen(lines[i]), tags);
+            cJSON *b = encode(&fb, lines[i], strlen(lines[i]), tags);
+            CHECK(fs.out.len == fb.out.len && memcmp(fs.out.data, fb.out.data, fs.out.len) == 0);
+            cJSON_Delete(a);
+            cJSON_Delete(b);
+        }
     }
+    set_all_meta(&fs, false);
     encode_text(&fs, "xz");
     CHECK(strcmp(fs.out.data,
                  "{\"@timestamp\":\"2026-11-25T17:56:16.123456789Z\",\"message\":\"xz\","
                  "\"stream\":\"stdout\",\"log\":{\"offset\":42},\"a\":{\"b\":{\"c\":\"x\"}},"
                  "\"e\":\"z\"}\n") == 0);
+    encode_text(&fs, "x12 m=hi");
+    CHECK(strstr(fs.out.data, "\"message\":\"hi\"") && strstr(fs.out.data, "\"n\":12") &&
+          strstr(fs.out.data, "\"event\":{\"original\":\"x12 m=hi\"}"));
     fixture_fini(&fs);
     fixture_fini(&fb);
 }
