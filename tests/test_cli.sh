@@ -159,6 +159,20 @@ check missing_file bash -c "[ $? -eq 1 ] && grep -q 'cannot open .*does-not-exis
 "$TJ" frobnicate 2>"$T/e6"
 check bad_command bash -c "[ $? -eq 2 ] && grep -q \"unknown command 'frobnicate'\" '$T/e6'"
 
+# --- records written to a file (blocks reserved before each write on ext4/XFS): the same bytes
+# as through a pipe, no blocks left past the end, and >> and <> keep what the file held
+for i in $(seq 80); do grep -v torn "$SAMPLE"; done >"$T/big.log" # every line has its time
+"$TJ" parse --quiet --pattern '%{COMBINEDAPACHELOG}' "$T/big.log" | cat >"$T/piped"
+"$TJ" parse --quiet --pattern '%{COMBINEDAPACHELOG}' "$T/big.log" >"$T/direct"
+check file_output_same cmp -s "$T/piped" "$T/direct"
+check file_output_large test "$(stat -c %s "$T/direct")" -gt $((2 * 1024 * 1024))
+check file_output_no_blocks_past_end \
+  test "$(stat -c '%b * %B' "$T/direct" | bc)" -le $(($(stat -c %s "$T/direct") + 65536))
+echo head >"$T/appended" && "$TJ" parse --quiet --pattern '%{COMBINEDAPACHELOG}' "$T/big.log" >>"$T/appended"
+check file_output_append bash -c "{ echo head; cat '$T/piped'; } | cmp -s - '$T/appended'"
+printf 'xxxxx' >"$T/rw" && "$TJ" parse --quiet --pattern '%{COMBINEDAPACHELOG}' "$T/big.log" 1<>"$T/rw"
+check file_output_rw_from_start cmp -s "$T/piped" "$T/rw"
+
 # --- the pattern library
 check patterns_list bash -c "'$TJ' patterns | grep -qE '^COMBINEDAPACHELOG +http.grok$'"
 check patterns_show bash -c "'$TJ' patterns COMBINEDAPACHELOG | grep -q 'http.response.status_code (int)'"
