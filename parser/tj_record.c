@@ -503,13 +503,6 @@ static int build_plan(struct tj_shape *s)
         }
     }
     s->plan_max = (s->plan_max + KEY_PAD - 1) / KEY_PAD * KEY_PAD;
-    if (s->plan_max < 2 * KEY_PAD)
-        s->plan_max = 2 * KEY_PAD; /* put_run always copies two blocks */
-    {
-        static const char zeros[KEY_PAD];
-        if (tj_buf_append(&text, zeros, KEY_PAD)) /* the last run's second block */
-            goto out;
-    }
     s->plan_text = text.data;
     text.data = NULL;
     rc = 0;
@@ -865,7 +858,7 @@ static int run_plan(struct ectx *c, const struct tj_shape *s)
         for (size_t i = 0; i < s->nones; i++) {
             size_t a = ov[2 * s->ones[i].group], b = ov[2 * s->ones[i].group + 1];
             /* unset (SIZE_MAX) or empty: absent, as pick_group decides */
-            todo |= (uint64_t)(a != SIZE_MAX && b > a) << s->ones[i].leaf;
+            todo |= (uint64_t)((a != SIZE_MAX) & (b > a)) << s->ones[i].leaf;
         }
         for (size_t i = 0; i < s->nmultis; i++)
             todo |= (uint64_t)(pick_group(s->leaves[s->multis[i]].nd, ov) >= 0) << s->multis[i];
