@@ -72,29 +72,47 @@ void tj_ruleset_unref(struct tj_ruleset *rs)
     free(rs);
 }
 
-int tj_ruleset_apply(const struct tj_ruleset *rs, struct tj_matcher *m, const struct tj_event *ev,
-                     const struct tj_meta *meta, struct tj_buf *out, struct tj_parse_stats *st)
+size_t tj_ruleset_ovector_len(const struct tj_ruleset *rs)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < rs->nalt; i++)
+        if (2 * ((size_t)rs->alt[i]->ngroups + 1) > n)
+            n = 2 * ((size_t)rs->alt[i]->ngroups + 1);
+    return n;
+}
+
+const size_t *tj_ruleset_match(const struct tj_ruleset *rs, struct tj_matcher *m,
+                               const struct tj_event *ev, struct tj_match_result *res)
+{
+    res->alt = -1;
+    res->limited = false;
+    if ((ev->tags | rs->base_tags) & TJ_TAG_JSONPARSEFAILURE)
+        return NULL; /* the raw text of a damaged entry: shipped as it is */
+    for (size_t i = 0; i < rs->nalt; i++) {
+        int rc = tj_grok_match(rs->alt[i], m, ev->message.ptr, ev->message.len);
+        if (rc == 1) {
+            res->alt = (int)i;
+            return tj_matcher_ovector(m);
+        }
+        res->limited |= rc == TJ_ELIMIT;
+    }
+    return NULL;
+}
+
+int tj_ruleset_encode(const struct tj_ruleset *rs, const struct tj_event *ev,
+                      const struct tj_match_result *res, const size_t *ov,
+                      const struct tj_meta *meta, struct tj_buf *out, struct tj_parse_stats *st)
 {
     struct tj_event e = *ev;
-    const struct tj_shape *shape = rs->plain;
-    const size_t *ov = NULL;
-    bool limited = false;
+    const struct tj_shape *shape = res->alt >= 0 ? rs->shape[res->alt] : rs->plain;
     int rc;
 
+    if (res->alt < 0)
+        ov = NULL;
     e.tags |= rs->base_tags;
-    if (!(e.tags & TJ_TAG_JSONPARSEFAILURE)) {
-        for (size_t i = 0; i < rs->nalt && !ov; i++) {
-            rc = tj_grok_match(rs->alt[i], m, e.message.ptr, e.message.len);
-            if (rc == 1) {
-                shape = rs->shape[i];
-                ov = tj_matcher_ovector(m);
-            } else if (rc == TJ_ELIMIT) {
-                limited = true;
-            }
-        }
-        if (!ov && rs->nalt)
-            e.tags |= TJ_TAG_GROKPARSEFAILURE | (limited ? TJ_TAG_GROKTIMEOUT : 0);
-    }
+    if (!ov && rs->nalt && !(e.tags & TJ_TAG_JSONPARSEFAILURE))
+        e.tags |= TJ_TAG_GROKPARSEFAILURE | (res->limited ? TJ_TAG_GROKTIMEOUT : 0);
     rc = tj_record_encode(out, shape, &e, meta, ov);
     if (rc == TJ_ENOSPC && out->len == 0 && ov) {
         /* Even an empty buffer cannot hold this record (a pattern whose captures overlap many
@@ -108,8 +126,17 @@ int tj_ruleset_apply(const struct tj_ruleset *rs, struct tj_matcher *m, const st
     st->records++;
     st->matched += ov != NULL;
     st->failed += (e.tags & TJ_TAG_GROKPARSEFAILURE) != 0;
-    st->limited += limited;
+    st->limited += res->limited;
     st->json_errors += (e.tags & TJ_TAG_JSONPARSEFAILURE) != 0;
     st->truncated += (e.tags & TJ_TAG_TRUNCATED) != 0;
     return 0;
+}
+
+int tj_ruleset_apply(const struct tj_ruleset *rs, struct tj_matcher *m, const struct tj_event *ev,
+                     const struct tj_meta *meta, struct tj_buf *out, struct tj_parse_stats *st)
+{
+    struct tj_match_result res;
+    const size_t *ov = tj_ruleset_match(rs, m, ev, &res);
+
+    return tj_ruleset_encode(rs, ev, &res, ov, meta, out, st);
 }

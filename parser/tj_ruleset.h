@@ -42,4 +42,26 @@ struct tj_parse_stats {
 int tj_ruleset_apply(const struct tj_ruleset *rs, struct tj_matcher *m, const struct tj_event *ev,
                      const struct tj_meta *meta, struct tj_buf *out, struct tj_parse_stats *st);
 
+/* tj_ruleset_apply in two steps, so that a caller may match a batch of events, then encode
+ * them (each step's code and branch history then stay warm: tailjet parse does this). */
+struct tj_match_result {
+    int alt;      /* the alternative that matched, or -1 */
+    bool limited; /* a match limit stopped an alternative */
+};
+
+/* Matches ev against the alternatives in order. Returns the captures of the one that matched
+ * (borrowed from m: valid until its next match; copy tj_ruleset_ovector_len(rs) values or
+ * fewer to keep them), or NULL. A _jsonparsefailure event is not matched. */
+const size_t *tj_ruleset_match(const struct tj_ruleset *rs, struct tj_matcher *m,
+                               const struct tj_event *ev, struct tj_match_result *res);
+
+/* The most values a match's captures take, over the alternatives. */
+size_t tj_ruleset_ovector_len(const struct tj_ruleset *rs);
+
+/* Encodes ev after tj_ruleset_match gave res and ov (or a copy of it). Returns as
+ * tj_ruleset_apply. */
+int tj_ruleset_encode(const struct tj_ruleset *rs, const struct tj_event *ev,
+                      const struct tj_match_result *res, const size_t *ov,
+                      const struct tj_meta *meta, struct tj_buf *out, struct tj_parse_stats *st);
+
 #endif
