@@ -73,6 +73,7 @@ struct run {
 /* How the plan writes a leaf's value. */
 enum leaf_op {
     L_TEXT,   /* a pattern field with one capture, of type text */
+    L_INT,    /* a pattern field with one capture, of type int */
     L_FIELD,  /* any other pattern field */
     L_STRING, /* @timestamp or stream: the event's text */
     L_META,   /* a value of tj_meta, already encoded */
@@ -466,7 +467,10 @@ static int build_plan(struct tj_shape *s)
             lf->nd = nd;
             switch (nd->kind) {
             case N_FIELD:
-                lf->op = nd->ngroups == 1 && nd->types[0] == TJ_FIELD_STRING ? L_TEXT : L_FIELD;
+                lf->op = nd->ngroups > 1                   ? L_FIELD
+                         : nd->types[0] == TJ_FIELD_STRING ? L_TEXT
+                         : nd->types[0] == TJ_FIELD_INT    ? L_INT
+                                                           : L_FIELD;
                 lf->group = nd->groups[0];
                 if (nd->ngroups == 1)
                     s->ones[s->nones++] = (struct one_field){(uint32_t)k, nd->groups[0]};
@@ -824,6 +828,36 @@ static inline int put_meta(struct tj_buf *out, const struct tj_meta *meta, int k
     return 0;
 }
 
+/* Writes s[0..n) when it is 1 to 16 digits without a leading zero (a JSON integer as it is,
+ * the common :int capture), with one block load, test and store. Returns false, having
+ * written nothing, for anything else (emit_field then parses it). */
+static inline bool put_digits(struct tj_buf *out, const char *s, size_t n)
+{
+#if defined(__SSE2__)
+    __m128i v, d;
+    uint32_t digits, want = (uint32_t)(((uint64_t)1 << n) - 1);
+
+    if (n - 1 >= 16 || (s[0] == '0' && n > 1) || !tj_block_readable(s, n) ||
+        tj_buf_reserve(out, 16))
+        return false;
+    v = _mm_loadu_si128((const __m128i *)s);
+    d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    /* d <= 9 as unsigned bytes: the byte is a digit */
+    digits = (uint32_t)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_max_epu8(d, _mm_set1_epi8(9)), _mm_set1_epi8(9)));
+    if ((digits & want) != want)
+        return false;
+    _mm_storeu_si128((__m128i *)(out->data + out->len), v);
+    out->len += n;
+    return true;
+#else
+    (void)out;
+    (void)s;
+    (void)n;
+    return false;
+#endif
+}
+
 /* Writes the plan's run r into the room the buffer's slack guarantees, in whole blocks. */
 static inline void put_run(struct tj_buf *out, const struct tj_shape *s, struct run r)
 {
@@ -875,6 +909,12 @@ static int run_plan(struct ectx *c, const struct tj_shape *s)
             size_t a = ov[2 * lf->group], n = ov[2 * lf->group + 1] - a;
             if (!tj_json_string_short(c->out, msg + a, n))
                 rc = tj_json_string(c->out, msg + a, n);
+            break;
+        }
+        case L_INT: {
+            size_t a = ov[2 * lf->group], n = ov[2 * lf->group + 1] - a;
+            if (!put_digits(c->out, msg + a, n))
+                rc = emit_field(c, lf->nd, 0);
             break;
         }
         case L_FIELD:

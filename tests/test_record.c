@@ -330,9 +330,9 @@ static void set_all_meta(struct fixture *f, bool on)
  * text, typed and repeated fields, a replaced message, metadata, tags. */
 static void test_plan_matches_tree_walk(void)
 {
-    static const char *const lines[] = {"xyz",      "x",    "y",       "z",     "xz",
-                                        "",         "q",    "x12",     "xword", "x-7 m=hi",
-                                        "yz m=bye", "z3.5", "xyz99 m="};
+    static const char *const lines[] = {
+        "xyz",   "x",        "y",        "z",    "xz",       "",     "q",  "x12",
+        "xword", "x-7 m=hi", "yz m=bye", "z3.5", "xyz99 m=", "x007", "x0", "x12345678901234567890"};
     static const char head[] = "^(?<a.b.c>x)?(?<a.d>y)?(?<e>z)?(?:%{INT:n:int}|%{WORD:n})?"
                                "(?:\\.%{INT:f:float})?(?: m=%{WORD:message})?";
     char small[512], big[4096], err[512];
