@@ -181,11 +181,11 @@ static int run_batch(struct parse_run *r)
 
 /* Points *s at a copy of its text in the arena, unless it already lies in the read buffer or in
  * r->now. Returns false when the arena has no room for it. */
-static bool keep_text(struct parse_run *r, struct tj_slice *s)
+static inline bool keep_text(struct parse_run *r, struct tj_slice *s)
 {
     struct batch *b = &r->b;
 
-    if (!s->len || (s->ptr >= b->lo && s->ptr + s->len <= b->hi) ||
+    if (TJ_LIKELY(!s->len || (s->ptr >= b->lo && s->ptr + s->len <= b->hi)) ||
         (s->ptr >= r->now && s->ptr + s->len <= r->now + sizeof(r->now)))
         return true;
     if (s->len > BATCH_ARENA - b->used)
