@@ -39,30 +39,30 @@ static inline __attribute__((always_inline)) bool tj_json_string_short(struct tj
                                                                        const char *s, size_t n)
 {
 #if defined(__SSE2__)
-    __m128i v0, v1 = _mm_setzero_si128();
-    uint32_t special;
+    __m128i v0, v1, v2, v3;
+    uint64_t special;
     char *w;
 
-    if (n - 1 >= 32 || tj_buf_reserve(out, 34) != 0)
+    if (n - 1 >= 64 || tj_buf_reserve(out, 66) != 0)
         return false;
-    if (TJ_LIKELY(tj_block_readable(s + 16, n > 16 ? n - 16 : 0) ||
-                  (TJ_OVERREAD_OK && ((uintptr_t)s & 4095) <= 4096 - 32))) {
-        /* Both blocks, whatever n: one path for all short strings. */
-        v0 = _mm_loadu_si128((const __m128i *)s);
-        v1 = _mm_loadu_si128((const __m128i *)(s + 16));
-        special = tj_json_special16(v0) | tj_json_special16(v1) << 16;
-    } else if (n <= 16 && tj_block_readable(s, n)) {
-        v0 = _mm_loadu_si128((const __m128i *)s);
-        special = tj_json_special16(v0);
-    } else {
+    if (TJ_UNLIKELY(!tj_window_readable(s, n)))
         return false;
-    }
-    if (special & (uint32_t)(((uint64_t)1 << n) - 1))
+    /* Four blocks, whatever n: one path, with no branch on the length, for every string up
+     * to 64 bytes (addresses, URLs, referrers and most user agents). */
+    v0 = _mm_loadu_si128((const __m128i *)s);
+    v1 = _mm_loadu_si128((const __m128i *)(s + 16));
+    v2 = _mm_loadu_si128((const __m128i *)(s + 32));
+    v3 = _mm_loadu_si128((const __m128i *)(s + 48));
+    special = (uint64_t)tj_json_special16(v0) | (uint64_t)tj_json_special16(v1) << 16 |
+              (uint64_t)tj_json_special16(v2) << 32 | (uint64_t)tj_json_special16(v3) << 48;
+    if (special & (~(uint64_t)0 >> (64 - n)))
         return false;
     w = out->data + out->len;
     w[0] = '"';
     _mm_storeu_si128((__m128i *)(w + 1), v0);
-    _mm_storeu_si128((__m128i *)(w + 17), v1); /* past n when n <= 16: overwritten */
+    _mm_storeu_si128((__m128i *)(w + 17), v1); /* past n when n is short: overwritten */
+    _mm_storeu_si128((__m128i *)(w + 33), v2);
+    _mm_storeu_si128((__m128i *)(w + 49), v3);
     w[n + 1] = '"';
     out->len += n + 2;
     return true;
