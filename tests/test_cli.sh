@@ -173,6 +173,28 @@ check file_output_append bash -c "{ echo head; cat '$T/piped'; } | cmp -s - '$T/
 printf 'xxxxx' >"$T/rw" && "$TJ" parse --quiet --pattern '%{COMBINEDAPACHELOG}' "$T/big.log" 1<>"$T/rw"
 check file_output_rw_from_start cmp -s "$T/piped" "$T/rw"
 
+# --- records come out in line order whatever their size: a 300 KiB line (joined from 16 KiB
+# partial entries) between short ones, and multiline events, are parsed as they come
+python3 - "$T/order.json" <<'PY'
+import json, sys
+out = []
+def entry(log):
+    out.append(json.dumps({"log": log, "stream": "stdout", "time": "2026-11-25T17:56:16.000000001Z"}))
+for i in range(200):
+    entry("line %d\n" % i)
+    if i == 100:
+        big = "B" * 300000 + "\n"
+        for k in range(0, len(big), 16384):
+            entry(big[k:k + 16384])
+open(sys.argv[1], "w").write("\n".join(out) + "\n")
+PY
+"$TJ" parse --quiet --pattern '^line %{INT:n:int}$' "$T/order.json" >"$T/order.out"
+check_json order_kept "$T/order.out" \
+  'len(recs) == 201 and [r.get("n") for r in recs[:101]] == list(range(101)) and len(recs[101]["message"]) == 300000 and [r.get("n") for r in recs[102:]] == list(range(101, 200))'
+"$TJ" parse --quiet --multiline '^line' --pattern '^line %{INT:n:int}' "$T/order.json" >"$T/order.ml"
+check_json order_kept_multiline "$T/order.ml" \
+  'len(recs) == 200 and [r.get("n") for r in recs] == list(range(200)) and recs[100]["message"].endswith("B" * 1000) and len(recs[100]["message"]) == 300009'
+
 # --- the pattern library
 check patterns_list bash -c "'$TJ' patterns | grep -qE '^COMBINEDAPACHELOG +http.grok$'"
 check patterns_show bash -c "'$TJ' patterns COMBINEDAPACHELOG | grep -q 'http.response.status_code (int)'"
