@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tj_assemble.h"
+#include "tj_batch.h"
 #include "tj_json.h"
 #include "tj_buf.h"
 #include "tj_cmd.h"
@@ -20,23 +21,6 @@
 
 #define OUT_FLUSH_AT (1024 * 1024)
 
-/* Events are matched BATCH_EVENTS at a time, then encoded: run back to back, the JIT code,
- * the encoder and their branch history stay warm, which saves about 5% of a run (see
- * run_batch). Texts that would not outlive the event (a joined or unescaped message in the
- * assembler's buffers) are copied into an arena of BATCH_ARENA bytes; a larger event is
- * parsed on its own. */
-#define BATCH_EVENTS 64
-#define BATCH_ARENA  (256 * 1024)
-
-struct batch {
-    struct tj_event ev[BATCH_EVENTS];
-    struct tj_match_result res[BATCH_EVENTS];
-    size_t *ov; /* BATCH_EVENTS rows of ovlen captures */
-    size_t ovlen, n;
-    char *arena;
-    size_t used;
-    const char *lo, *hi; /* the read buffer: texts in it stay put until the batch runs */
-};
 #define TJ_MAX_LINE_BYTES_LIMIT                                                                    \
     ((size_t)64 << 20) /* keeps every derived size far from overflow                               \
                         */
@@ -89,7 +73,7 @@ struct parse_run {
     bool write_failed;
     bool reserve;  /* stdout is a file whose blocks are reserved before each write */
     off_t out_pos; /* its offset, when reserve */
-    struct batch b;
+    struct tj_batch *batch;
 };
 
 /* When stdout is a regular file on ext4 or XFS (opened without O_APPEND), each write's blocks
@@ -139,10 +123,11 @@ static int flush_out(struct parse_run *r)
     return 0;
 }
 
-/* Encodes one matched event, flushing the output when it is full. */
-static int encode_event(struct parse_run *r, const struct tj_event *ev,
-                        const struct tj_match_result *res, const size_t *ov)
+/* Encodes one matched event, flushing the output when it is full (a tj_batch_encode_fn). */
+static int encode_event(void *arg, const struct tj_event *ev, const struct tj_match_result *res,
+                        const size_t *ov)
 {
+    struct parse_run *r = arg;
     int rc = tj_ruleset_encode(r->rs, ev, res, ov, &r->meta, &r->out, &r->st);
 
     if (rc == TJ_ENOSPC && r->out.len) {
@@ -160,72 +145,17 @@ static int encode_event(struct parse_run *r, const struct tj_event *ev,
     return 0;
 }
 
-/* Matches every batched event, keeping a copy of its captures, then encodes them in order. */
-static int run_batch(struct parse_run *r)
-{
-    struct batch *b = &r->b;
-    int rc = 0;
-
-    for (size_t i = 0; i < b->n; i++) {
-        const size_t *ov = tj_ruleset_match(r->rs, r->matcher, &b->ev[i], &b->res[i]);
-        if (ov)
-            memcpy(b->ov + i * b->ovlen, ov,
-                   2 * ((size_t)r->rs->alt[b->res[i].alt]->ngroups + 1) * sizeof(*ov));
-    }
-    for (size_t i = 0; i < b->n && !rc; i++)
-        rc = encode_event(r, &b->ev[i], &b->res[i], b->ov + i * b->ovlen);
-    b->n = 0;
-    b->used = 0;
-    return rc;
-}
-
-/* Points *s at a copy of its text in the arena, unless it already lies in the read buffer or in
- * r->now. Returns false when the arena has no room for it. */
-static inline bool keep_text(struct parse_run *r, struct tj_slice *s)
-{
-    struct batch *b = &r->b;
-
-    if (TJ_LIKELY(!s->len || (s->ptr >= b->lo && s->ptr + s->len <= b->hi)) ||
-        (s->ptr >= r->now && s->ptr + s->len <= r->now + sizeof(r->now)))
-        return true;
-    if (s->len > BATCH_ARENA - b->used)
-        return false;
-    memcpy(b->arena + b->used, s->ptr, s->len);
-    s->ptr = b->arena + b->used;
-    b->used += s->len;
-    return true;
-}
-
 static int on_event(void *arg, const struct tj_event *ev)
 {
     struct parse_run *r = arg;
-    struct batch *b = &r->b;
-    struct tj_match_result res;
-    const size_t *ov;
-    int rc;
 
-    for (int attempt = 0; attempt < 2; attempt++) {
-        struct tj_event *e;
-        size_t mark;
+    return tj_batch_push(r->batch, ev, r->rs, r->matcher, encode_event, r);
+}
 
-        if (b->n == BATCH_EVENTS && (rc = run_batch(r)))
-            return rc;
-        mark = b->used;
-        e = &b->ev[b->n];
-        *e = *ev;
-        if (keep_text(r, &e->message) && keep_text(r, &e->message_json) && keep_text(r, &e->time) &&
-            keep_text(r, &e->stream) && keep_text(r, &e->attrs)) {
-            b->n++;
-            return 0;
-        }
-        b->used = mark;
-        if (b->n == 0)
-            break; /* larger than the arena: parsed on its own */
-        if ((rc = run_batch(r)))
-            return rc;
-    }
-    ov = tj_ruleset_match(r->rs, r->matcher, ev, &res);
-    return encode_event(r, ev, &res, ov);
+/* Parses the batched events: before the read buffer or r->now change. */
+static int run_batch(struct parse_run *r)
+{
+    return tj_batch_run(r->batch, r->rs, r->matcher, encode_event, r);
 }
 
 /* Reads fd to its end, feeding complete lines to the assembler. Returns 0 or an error. */
@@ -255,8 +185,7 @@ static int parse_fd(struct parse_run *r, int fd, const char *name, struct tj_ass
         tj_time_now(r->now, sizeof(r->now));
         f.now.len = strlen(r->now);
         len += (size_t)n;
-        r->b.lo = buf; /* events batched below may point into buf[0..len) */
-        r->b.hi = buf + len;
+        tj_batch_region(r->batch, buf, buf + len, r->now, sizeof(r->now));
         for (;;) {
             char *nl = memchr(buf + start, '\n', len - start);
             if (!nl)
@@ -292,8 +221,8 @@ static int parse_fd(struct parse_run *r, int fd, const char *name, struct tj_ass
     if (!rc)
         rc = run_batch(r);
 out:
-    r->b.n = 0; /* after an error: what is left is not written */
-    r->b.used = 0;
+    if (rc)
+        tj_batch_clear(r->batch); /* after an error, what is left is not written */
     free(buf);
     return rc;
 }
@@ -400,11 +329,8 @@ static int parse_main(int argc, char **argv)
     /* Room for a large record (every byte escaped, in the message and in captures); a larger
      * one is written without its fields (tj_ruleset_apply). */
     tj_buf_init(&r.out, OUT_FLUSH_AT + 64 * cfg.max_line_bytes + 65536);
-    r.b.ovlen = tj_ruleset_ovector_len(r.rs);
-    r.b.ov = calloc(BATCH_EVENTS, (r.b.ovlen ? r.b.ovlen : 1) * sizeof(*r.b.ov));
-    r.b.arena = malloc(BATCH_ARENA);
-    if (!r.matcher || !r.b.ov || !r.b.arena ||
-        (rest.n == 0 && tj_strv_push(&rest, "-"))) { /* no file: stdin */
+    r.batch = tj_batch_create();
+    if (!r.matcher || !r.batch || (rest.n == 0 && tj_strv_push(&rest, "-"))) { /* no file: stdin */
         fprintf(stderr, "tailjet parse: out of memory\n");
         goto out;
     }
@@ -421,8 +347,7 @@ static int parse_main(int argc, char **argv)
     if (!cfg.quiet)
         print_summary(&r.st);
 out:
-    free(r.b.ov);
-    free(r.b.arena);
+    tj_batch_destroy(r.batch);
     tj_matcher_destroy(r.matcher);
     tj_meta_fini(&r.meta);
     tj_buf_fini(&r.out);

@@ -38,6 +38,7 @@
 #include <dirent.h>
 
 #include "tj_assemble.h"
+#include "tj_batch.h"
 #include "tj_json.h"
 #include "tj_checkpoint.h"
 #include "tj_log.h"
@@ -1576,20 +1577,23 @@ struct work {
     struct chunk *c;
     struct tj_matcher *m;
     struct tj_assembler *a;
+    struct tj_batch *batch; /* the chunk's events, matched then encoded in batches */
     struct tj_parse_stats st;
     size_t record_room; /* how much a single record may need */
     int rc;
 };
 
-static int on_event(void *arg, const struct tj_event *ev)
+/* Encodes one matched event into the chunk's records (a tj_batch_encode_fn). */
+static int encode_event(void *arg, const struct tj_event *ev, const struct tj_match_result *res,
+                        const size_t *ov)
 {
     struct work *w = arg;
     struct chunk *c = w->c;
-    int rc = tj_ruleset_apply(c->src->rs, w->m, ev, &c->p->meta, &c->b.records, &w->st);
+    int rc = tj_ruleset_encode(c->src->rs, ev, res, ov, &c->p->meta, &c->b.records, &w->st);
 
     if (rc == TJ_ENOSPC && c->b.records.len) {
         c->b.records.max += w->record_room; /* room for this one record, whatever it is */
-        rc = tj_ruleset_apply(c->src->rs, w->m, ev, &c->p->meta, &c->b.records, &w->st);
+        rc = tj_ruleset_encode(c->src->rs, ev, res, ov, &c->p->meta, &c->b.records, &w->st);
     }
     if (rc) {
         tj_log(TJ_LOG_ERROR, "%s: the record at offset %lld could not be encoded: %s", c->p->name,
@@ -1598,6 +1602,13 @@ static int on_event(void *arg, const struct tj_event *ev)
     }
     c->b.nrecords++;
     return 0;
+}
+
+static int on_event(void *arg, const struct tj_event *ev)
+{
+    struct work *w = arg;
+
+    return tj_batch_push(w->batch, ev, w->c->src->rs, w->m, encode_event, w);
 }
 
 static int64_t chunk_offset(const struct chunk *c, size_t pos)
@@ -1619,6 +1630,7 @@ static void chunk_parse(struct work *w)
 
     tj_time_now(now, sizeof(now));
     f.now.len = strlen(now);
+    tj_batch_region(w->batch, d, end, now, sizeof(now)); /* both stay put until the run below */
     tj_assembler_reset(w->a, c->fmt);
     while (p < end && (nl = memchr(p, '\n', (size_t)(end - p)))) {
         tj_assembler_line(w->a, p, (size_t)(nl - p), chunk_offset(c, (size_t)(p - d)), false, &f);
@@ -1628,6 +1640,7 @@ static void chunk_parse(struct work *w)
         tj_assembler_line(w->a, p, (size_t)(end - p), chunk_offset(c, (size_t)(p - d)), c->cut_tail,
                           &f);
     tj_assembler_flush(w->a, true, &f);
+    tj_batch_run(w->batch, c->src->rs, w->m, encode_event, w); /* encode_event logs */
 }
 
 /* Submits the path's parsed chunks that are next in sequence. Lock held on entry and exit. */
@@ -1925,7 +1938,8 @@ static struct work *works_create(struct tj_engine *e)
         w[i].record_room = 64 * e->cfg.max_line_bytes + 65536;
         w[i].m = tj_matcher_create(&e->cfg.limits);
         w[i].a = tj_assembler_create(TJ_FORMAT_AUTO, e->cfg.max_line_bytes);
-        if (!w[i].m || !w[i].a)
+        w[i].batch = tj_batch_create();
+        if (!w[i].m || !w[i].a || !w[i].batch)
             return w; /* the caller sees the NULLs */
     }
     return w;
@@ -1945,6 +1959,7 @@ static void works_destroy(struct tj_engine *e, struct work *w)
         e->st.parse.truncated += s->truncated;
         tj_matcher_destroy(w[i].m);
         tj_assembler_destroy(w[i].a);
+        tj_batch_destroy(w[i].batch);
     }
     free(w);
 }
@@ -1996,7 +2011,8 @@ int tj_engine_run(struct tj_engine *e, bool *abandoned)
         goto out;
     }
     for (unsigned i = 0; i < e->cfg.workers; i++) {
-        if (!w[i].m || !w[i].a || pthread_create(&e->workers[i], NULL, worker_main, &w[i]) != 0) {
+        if (!w[i].m || !w[i].a || !w[i].batch ||
+            pthread_create(&e->workers[i], NULL, worker_main, &w[i]) != 0) {
             tj_log(TJ_LOG_ERROR, "cannot start worker %u", i);
             status = 1;
             goto out;
