@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,14 @@ static int run_batch(struct parse_run *r)
     return tj_batch_run(r->batch, r->rs, r->matcher, encode_event, r);
 }
 
+/* True when a read of fd would not wait. */
+static bool input_ready(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+
+    return poll(&p, 1, 0) != 0;
+}
+
 /* Reads fd to its end, feeding complete lines to the assembler. Returns 0 or an error. */
 static int parse_fd(struct parse_run *r, int fd, const char *name, struct tj_assembler *a,
                     size_t bufsize)
@@ -167,13 +176,23 @@ static int parse_fd(struct parse_run *r, int fd, const char *name, struct tj_ass
     int64_t base = 0;      /* file offset of buf[0] */
     bool skipping = false; /* discarding the rest of a line cut at the buffer size */
     struct tj_feed f = {r->matcher, r->rs->multiline, on_event, r, {r->now, 0}};
+    struct stat st;
+    bool live = fstat(fd, &st) == 0 && !S_ISREG(st.st_mode); /* a pipe, a terminal */
     int rc = 0;
 
     if (!buf)
         return TJ_ENOMEM;
     for (;;) {
-        ssize_t n = read(fd, buf + len, bufsize - len);
+        ssize_t n;
         size_t start = 0;
+
+        /* Nothing more to read now: what is parsed goes out before the read waits (`tail -f
+         * x.log | tailjet parse` prints each line as it comes). */
+        if (live && r->out.len && !input_ready(fd) && flush_out(r)) {
+            rc = TJ_EIO;
+            break;
+        }
+        n = read(fd, buf + len, bufsize - len);
 
         if (n < 0 && errno == EINTR)
             continue;

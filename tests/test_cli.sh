@@ -195,6 +195,17 @@ check_json order_kept "$T/order.out" \
 check_json order_kept_multiline "$T/order.ml" \
   'len(recs) == 200 and [r.get("n") for r in recs] == list(range(200)) and recs[100]["message"].endswith("B" * 1000) and len(recs[100]["message"]) == 300009'
 
+# --- from a pipe, each record goes out as soon as the input pauses, not at the end
+mkfifo "$T/fifo"
+{ printf 'a=1\n'; for _ in $(seq 100); do [ -e "$T/seen" ] && break; sleep 0.05; done; printf 'a=2\n'; } >"$T/fifo" &
+"$TJ" parse --quiet --pattern '^a=%{INT:a:int}$' - <"$T/fifo" >"$T/live" &
+tj_pid=$!
+for _ in $(seq 100); do [ -s "$T/live" ] && break; sleep 0.05; done
+check live_first_record_early test "$(wc -l <"$T/live")" -eq 1
+touch "$T/seen"
+wait "$tj_pid"
+check_json live_all_records "$T/live" '[r["a"] for r in recs] == [1, 2]'
+
 # --- the pattern library
 check patterns_list bash -c "'$TJ' patterns | grep -qE '^COMBINEDAPACHELOG +http.grok$'"
 check patterns_show bash -c "'$TJ' patterns COMBINEDAPACHELOG | grep -q 'http.response.status_code (int)'"
