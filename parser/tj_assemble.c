@@ -256,6 +256,7 @@ static int jsonfile_line(struct tj_assembler *a, const char *line, size_t len, i
         return multiline_line(a, si, &ev, f);
     }
     ev.message = cap_text(e.log, a->max_line, &ev.tags);
+    ev.ascii = e.ascii; /* a cut keeps it */
     if (!(ev.tags & TJ_TAG_TRUNCATED))
         ev.message_json = e.log_json; /* records copy the escaped form as it is */
     return multiline_line(a, si, &ev, f);

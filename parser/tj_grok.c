@@ -1029,6 +1029,12 @@ void tj_matcher_destroy(struct tj_matcher *m)
 
 int tj_grok_match(const struct tj_grok *g, struct tj_matcher *m, const char *s, size_t n)
 {
+    return tj_grok_match_hint(g, m, s, n, false);
+}
+
+int tj_grok_match_hint(const struct tj_grok *g, struct tj_matcher *m, const char *s, size_t n,
+                       bool ascii)
+{
     int rc;
 
     if (TJ_UNLIKELY(g->ngroups + 1 > m->pairs)) {
@@ -1039,7 +1045,7 @@ int tj_grok_match(const struct tj_grok *g, struct tj_matcher *m, const char *s, 
         m->md = md;
         m->pairs = g->ngroups + 1;
     }
-    if (g->ascii_code && all_ascii(s, n))
+    if (g->ascii_code && (ascii || all_ascii(s, n)))
         rc = pcre2_jit_match(g->ascii_code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);
     else if (TJ_LIKELY(g->jit))
         rc = pcre2_jit_match(g->code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);

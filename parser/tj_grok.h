@@ -110,6 +110,11 @@ void tj_matcher_destroy(struct tj_matcher *m);
  * TJ_ENOMEM when the match data could not grow. */
 int tj_grok_match(const struct tj_grok *g, struct tj_matcher *m, const char *s, size_t n);
 
+/* The same, told that s holds no byte >= 0x80 when `ascii` (the json-file decoder knows it): the
+ * byte-mode regex then runs without a scan of s first. With ascii false it is tj_grok_match. */
+int tj_grok_match_hint(const struct tj_grok *g, struct tj_matcher *m, const char *s, size_t n,
+                       bool ascii);
+
 /* Offsets of the last match: pairs [start,end) per group; unset groups are SIZE_MAX. Valid
  * until the next tj_grok_match on this matcher. */
 const size_t *tj_matcher_ovector(const struct tj_matcher *m);

@@ -298,7 +298,8 @@ static inline __attribute__((always_inline)) void copy_sse2(char *w, const char 
  * and `copy` known. */
 static inline __attribute__((always_inline)) ptrdiff_t
 unescape_windows(const char **cursor, const char *end, char *out, const char *out_end,
-                 bool *clean_out, const char **why, window_fn *masks, copy_fn *copy, size_t blk)
+                 bool *clean_out, bool *high, const char **why, window_fn *masks, copy_fn *copy,
+                 size_t blk)
 {
     const char *start = *cursor + 1, *p = start, *b = p, *q;
     char *w = out;
@@ -338,6 +339,7 @@ unescape_windows(const char **cursor, const char *end, char *out, const char *ou
             unsigned cp;
             if (q + 1 < end && q[1] == 'u' && hex4(q + 2, end, &cp) == 0 &&
                 (cp < 0xD800 || cp > 0xDFFF)) { /* no surrogate: this escape alone */
+                *high |= cp >= 0x80;
                 w += put_utf8(w, cp);
                 p = q + 6;
                 m.stops >>= 6;
@@ -347,6 +349,7 @@ unescape_windows(const char **cursor, const char *end, char *out, const char *ou
             bool lossy = false;
             p = unescape_one(q + 1, end, w, &wn, &lossy, why);
             clean &= !lossy; /* a lone surrogate escape is not copied into records as is */
+            *high = true;    /* a surrogate pair, or U+FFFD for a lone one */
             if (!p)
                 return TJ_EPARSE;
             w += wn;
@@ -374,9 +377,10 @@ unescape_windows(const char **cursor, const char *end, char *out, const char *ou
 }
 
 static ptrdiff_t unescape_sse2(const char **cursor, const char *end, char *out, const char *out_end,
-                               bool *clean, const char **why)
+                               bool *clean, bool *high, const char **why)
 {
-    return unescape_windows(cursor, end, out, out_end, clean, why, window_sse2, copy_sse2, 16);
+    return unescape_windows(cursor, end, out, out_end, clean, high, why, window_sse2, copy_sse2,
+                            16);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(TJ_NO_AVX2)
@@ -437,30 +441,32 @@ static inline __attribute__((always_inline, target("avx2"))) void copy_avx2(char
 
 __attribute__((target("avx2"))) static ptrdiff_t unescape_avx2(const char **cursor, const char *end,
                                                                char *out, const char *out_end,
-                                                               bool *clean, const char **why)
+                                                               bool *clean, bool *high,
+                                                               const char **why)
 {
-    return unescape_windows(cursor, end, out, out_end, clean, why, window_avx2, copy_avx2, 32);
+    return unescape_windows(cursor, end, out, out_end, clean, high, why, window_avx2, copy_avx2,
+                            32);
 }
 #endif
 
 static ptrdiff_t unescape_str(const char **cursor, const char *end, char *out, const char *out_end,
-                              bool *clean, const char **why)
+                              bool *clean, bool *high, const char **why)
 {
 #if defined(TJ_HAVE_AVX2_PATH)
     if (__builtin_cpu_supports("avx2"))
-        return unescape_avx2(cursor, end, out, out_end, clean, why);
+        return unescape_avx2(cursor, end, out, out_end, clean, high, why);
 #endif
-    return unescape_sse2(cursor, end, out, out_end, clean, why);
+    return unescape_sse2(cursor, end, out, out_end, clean, high, why);
 }
 #else
 /* The string whose opening quote is at *cursor, unescaped into out[0..out_end) (room for its
  * raw length); returns the unescaped length, which is less than the raw length exactly when the
  * string held an escape (else out holds a copy of the raw text), and moves *cursor past the
  * closing quote. *clean is cleared when the raw text holds a control character or a byte >= 0x80,
- * or a \u escape had to be replaced (lone surrogate). Returns TJ_EPARSE and sets *why when the
- * string is not valid. */
+ * or a \u escape had to be replaced (lone surrogate); *high is set when an escape wrote a byte
+ * >= 0x80 (or may have). Returns TJ_EPARSE and sets *why when the string is not valid. */
 static ptrdiff_t unescape_str(const char **cursor, const char *end, char *out, const char *out_end,
-                              bool *clean, const char **why)
+                              bool *clean, bool *high, const char **why)
 {
     const char *p = *cursor + 1;
     char *w = out;
@@ -488,6 +494,7 @@ static ptrdiff_t unescape_str(const char **cursor, const char *end, char *out, c
             bool lossy = false;
             p = unescape_one(q + 1, end, w, &wn, &lossy, why);
             *clean &= !lossy; /* a lone surrogate escape is not copied into records as is */
+            *high = true;     /* any \u escape, here */
             if (!p)
                 return TJ_EPARSE;
             w += wn;
@@ -499,9 +506,9 @@ static ptrdiff_t unescape_str(const char **cursor, const char *end, char *out, c
 int tj_jsonfile_unescape(const char **cursor, const char *end, char *out, size_t *outlen,
                          const char **why)
 {
-    bool clean = true;
+    bool clean = true, high = false;
     /* out holds the raw length only: a block store past it is not allowed. */
-    ptrdiff_t n = unescape_str(cursor, end, out, out + (end - *cursor), &clean, why);
+    ptrdiff_t n = unescape_str(cursor, end, out, out + (end - *cursor), &clean, &high, why);
 
     if (n < 0)
         return TJ_EPARSE;
@@ -679,7 +686,7 @@ static int decode_log(const char **pp, const char *end, struct tj_buf *scratch,
                       struct tj_jsonfile_entry *e, const char **why)
 {
     const char *raw = *pp + 1;
-    bool clean = true;
+    bool clean = true, high = false;
     ptrdiff_t got;
     size_t n;
 
@@ -687,7 +694,8 @@ static int decode_log(const char **pp, const char *end, struct tj_buf *scratch,
         return TJ_ENOSPC;
     if (tj_buf_reserve(scratch, (size_t)(end - *pp) + 16))
         return TJ_ENOSPC;
-    got = unescape_str(pp, end, scratch->data, scratch->data + (end - *pp) + 16, &clean, why);
+    got =
+        unescape_str(pp, end, scratch->data, scratch->data + (end - *pp) + 16, &clean, &high, why);
     if (got < 0)
         return TJ_EPARSE;
     n = (size_t)got;
@@ -697,6 +705,8 @@ static int decode_log(const char **pp, const char *end, struct tj_buf *scratch,
     } else {
         e->log = (struct tj_slice){raw, n}; /* no escape: the line's own bytes */
     }
+    /* Clean raw text is printable ASCII; with no escape to a byte >= 0x80, so is the text. */
+    e->ascii = clean && !high;
     if (clean) /* the raw form, line end included: trimmed where the text is (see below) */
         e->log_json = (struct tj_slice){raw, (size_t)(*pp - 1 - raw)};
     else /* not an earlier "log" key's, when a line repeats it */

@@ -13,6 +13,7 @@ struct tj_jsonfile_entry {
                                  line), when that form is plain printable ASCII and escapes and
                                  the line ended in "\n": records copy it instead of re-escaping
                                  the text. Empty otherwise. */
+    bool ascii;               /* log holds no byte >= 0x80 (false: not known) */
     bool partial;             /* no trailing "\n": a 16 KiB piece, more follows */
     struct tj_slice stream;   /* raw value of "stream" (empty if absent) */
     struct tj_slice time;     /* raw value of "time" (empty if absent) */

@@ -53,6 +53,8 @@ struct tj_event {
     struct tj_slice attrs;        /* raw JSON object text from json-file, or empty */
     int64_t offset;               /* byte offset of the event's first line in its file */
     unsigned tags;                /* enum tj_tag bits */
+    bool ascii;                   /* message holds no byte >= 0x80 (false: not known), which
+                                     spares grok its own check (see tj_grok_match_hint) */
 };
 
 struct tj_shape;

@@ -90,7 +90,7 @@ const size_t *tj_ruleset_match(const struct tj_ruleset *rs, struct tj_matcher *m
     if ((ev->tags | rs->base_tags) & TJ_TAG_JSONPARSEFAILURE)
         return NULL; /* the raw text of a damaged entry: shipped as it is */
     for (size_t i = 0; i < rs->nalt; i++) {
-        int rc = tj_grok_match(rs->alt[i], m, ev->message.ptr, ev->message.len);
+        int rc = tj_grok_match_hint(rs->alt[i], m, ev->message.ptr, ev->message.len, ev->ascii);
         if (rc == 1) {
             res->alt = (int)i;
             return tj_matcher_ovector(m);

@@ -348,6 +348,7 @@ static void decode_whole(const uint8_t *data, size_t size)
             abort();
     } else if (rc == 0) {
         struct tj_event ev = {.time = e.time,
+                              .ascii = e.ascii,
                               .message = e.log,
                               .message_json = e.log_json,
                               .stream = e.stream,
@@ -361,6 +362,9 @@ static void decode_whole(const uint8_t *data, size_t size)
             abort();
         check_json_form(e.log_json, e.log);
         check_log(line, size, &e);
+        for (size_t i = 0; e.ascii && i < e.log.len; i++)
+            if ((unsigned char)e.log.ptr[i] >= 0x80) /* grok would run its byte-mode regex */
+                abort();
         encode_checked(&out, &ev, memchr(line, '\n', size) == NULL);
     } else if (rc != TJ_ENOSPC) {
         abort();

@@ -171,6 +171,35 @@ static void test_attrs_raw(void)
     done(&d);
 }
 
+/* The decoder says a log is ASCII only when it is: grok then skips its own check. */
+static void test_ascii_flag(void)
+{
+    static const struct {
+        const char *line;
+        bool ascii;
+    } cases[] = {
+        {"{\"log\":\"GET \\\"/\\\" 200\\n\",\"stream\":\"stdout\",\"time\":\"t\"}", true},
+        {"{\"log\":\"plain\\n\",\"stream\":\"stdout\",\"time\":\"t\"}", true},
+        {"{\"log\":\"\\u0041\\u007f\\n\",\"stream\":\"stdout\"}", true},
+        {"{\"log\":\"caf\xc3\xa9\\n\",\"stream\":\"stdout\"}", false},
+        {"{\"log\":\"caf\\u00e9\\n\",\"stream\":\"stdout\"}", false},
+        {"{\"log\":\"\\ud83d\\ude00\\n\",\"stream\":\"stdout\"}", false},
+        {"{\"log\":\"lone \\ud83d\\n\",\"stream\":\"stdout\"}", false},
+        {"{\"stream\":\"stdout\",\"log\":\"other order \\\"q\\\"\\n\"}", true},
+    };
+
+    for (size_t i = 0; i < TJ_ARRAY_LEN(cases); i++) {
+        struct dec d;
+        CHECK(decode(&d, cases[i].line) == 0);
+        if (d.e.ascii != cases[i].ascii)
+            fprintf(stderr, "case %zu: ascii %d\n", i, d.e.ascii);
+        CHECK(d.e.ascii == cases[i].ascii);
+        for (size_t k = 0; d.e.ascii && k < d.e.log.len; k++)
+            CHECK((unsigned char)d.e.log.ptr[k] < 0x80);
+        done(&d);
+    }
+}
+
 static void test_escapes(void)
 {
     static const struct {
@@ -707,6 +736,7 @@ static const struct tj_test tests[] = {
     {"unknown_keys_skipped", test_unknown_keys_skipped},
     {"attrs_raw", test_attrs_raw},
     {"escapes", test_escapes},
+    {"ascii_flag", test_ascii_flag},
     {"docker_go_escapes", test_docker_go_escapes},
     {"escaped_stream_and_time_dropped", test_escaped_stream_and_time_dropped},
     {"repeated_log_key", test_repeated_log_key},
