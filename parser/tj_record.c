@@ -851,10 +851,7 @@ static inline bool put_digits(struct tj_buf *out, const char *s, size_t n)
     out->len += n;
     return true;
 #else
-    (void)out;
-    (void)s;
-    (void)n;
-    return false;
+    return n <= 16 && canonical_digits(s, n) && tj_buf_append(out, s, n) == 0;
 #endif
 }
 
