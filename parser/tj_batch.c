@@ -76,8 +76,8 @@ int tj_batch_run(struct tj_batch *b, const struct tj_ruleset *rs, struct tj_matc
             memcpy(b->ov + i * b->ovlen, ov,
                    2 * ((size_t)rs->alt[b->res[i].alt]->ngroups + 1) * sizeof(*ov));
     }
-    for (size_t i = 0; i < n && !rc; i++)
-        rc = fn(arg, &b->ev[i], &b->res[i], b->ov + i * b->ovlen);
+    for (size_t i = 0; i < n && !rc; i++) /* no captures, no row: ov may be NULL then */
+        rc = fn(arg, &b->ev[i], &b->res[i], b->res[i].alt >= 0 ? b->ov + i * b->ovlen : NULL);
     return rc;
 }
 
