@@ -21,7 +21,6 @@
 #include "tj_ruleset.h"
 
 #define OUT_FLUSH_AT (1024 * 1024)
-
 #define TJ_MAX_LINE_BYTES_LIMIT                                                                    \
     ((size_t)64 << 20) /* keeps every derived size far from overflow                               \
                         */
@@ -346,7 +345,7 @@ static int parse_main(int argc, char **argv)
     lim.match_limit = cfg.match_limit;
     r.matcher = tj_matcher_create(&lim);
     /* Room for a large record (every byte escaped, in the message and in captures); a larger
-     * one is written without its fields (tj_ruleset_apply). */
+     * one is written without its fields (tj_ruleset_encode). */
     tj_buf_init(&r.out, OUT_FLUSH_AT + 64 * cfg.max_line_bytes + 65536);
     r.batch = tj_batch_create();
     if (!r.matcher || !r.batch || (rest.n == 0 && tj_strv_push(&rest, "-"))) { /* no file: stdin */
