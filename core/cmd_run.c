@@ -326,7 +326,8 @@ static void render(void *arg, const struct tj_http_req *req, const char *path, s
             tj_discover_metrics(ep->disc, body);
         }
         n = snprintf(line, sizeof(line),
-                     "# HELP tailjet_pattern_errors_total Label patterns that did not compile.\n"
+                     "# HELP tailjet_pattern_errors_total Label patterns that did not compile, or "
+                     "alternatives past the 16 a container may have.\n"
                      "# TYPE tailjet_pattern_errors_total counter\n"
                      "tailjet_pattern_errors_total %llu\n",
                      (unsigned long long)ds.pattern_errors);

@@ -125,19 +125,29 @@ static const char *label_in(const cJSON *labels, const char *prefix, const char 
     return str_at(labels, key, NULL);
 }
 
-size_t tj_labels_patterns(const cJSON *labels, const char *prefix, const char **exprs, size_t max)
+size_t tj_labels_patterns(const cJSON *labels, const char *prefix, const char **exprs, size_t max,
+                          bool *more)
 {
     const char *v = label_in(labels, prefix, "logPattern");
     size_t n = 0;
     char name[32];
 
-    if (v && *v && n < max)
-        exprs[n++] = v;
-    for (int i = 1; n < max; i++) {
+    *more = false;
+    if (v && *v) {
+        if (n == max)
+            *more = true;
+        else
+            exprs[n++] = v;
+    }
+    for (int i = 1; !*more; i++) {
         snprintf(name, sizeof(name), "logPattern.%d", i);
         if (!(v = label_in(labels, prefix, name)))
             break;
-        if (*v)
+        if (!*v)
+            continue;
+        if (n == max)
+            *more = true; /* one alternative past max: the caller says so */
+        else
             exprs[n++] = v;
     }
     return n;
@@ -164,14 +174,15 @@ static const char *label_of(struct tj_discover *d, const struct ctr *c, const ch
 
 /* The pattern alternatives: a container that sets any logPattern label sets them all (its own
  * alternatives replace the service's, so the two never mix into an order nobody wrote). */
-static size_t patterns_of(struct tj_discover *d, const struct ctr *c, const char **exprs)
+static size_t patterns_of(struct tj_discover *d, const struct ctr *c, const char **exprs,
+                          bool *more)
 {
-    size_t n = tj_labels_patterns(c->labels, d->prefix, exprs, MAX_ALTS);
+    size_t n = tj_labels_patterns(c->labels, d->prefix, exprs, MAX_ALTS, more);
     struct svc *s;
 
     if (n || !c->svc_id || !(s = svc_find(d, c->svc_id)))
         return n;
-    return tj_labels_patterns(s->labels, d->prefix, exprs, MAX_ALTS);
+    return tj_labels_patterns(s->labels, d->prefix, exprs, MAX_ALTS, more);
 }
 
 /* The compiled rules for these patterns (from the cache, or compiled now). `missing`: the
@@ -280,12 +291,13 @@ static bool still_waiting(struct tj_discover *d, struct ctr *c, bool missing)
 static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
 {
     const char *exprs[MAX_ALTS];
-    size_t n = patterns_of(d, c, exprs);
+    bool more;
+    size_t n = patterns_of(d, c, exprs, &more);
     const char *multiline = label_of(d, c, "logMultiline");
     bool missing = labels_missing(d, c);
     struct rules *r;
     struct tj_follow f = {0};
-    char name[300];
+    char name[300], who[400];
 
     if (c->wait_until)
         initial = c->initial;
@@ -307,8 +319,21 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
         free(key);
         return; /* nothing changed: patterns, multiline, topic and index are the same */
     }
+    if (c->svc_name)
+        snprintf(who, sizeof(who), "service %s, container %.12s %s", c->svc_name, c->id,
+                 c->name ? c->name : "");
+    else
+        snprintf(who, sizeof(who), "container %.12s %s", c->id, c->name ? c->name : "");
+    if (more) {
+        tj_log(TJ_LOG_WARN,
+               "%s: more than %d logPattern alternatives: %slogPattern.%d and later are not used",
+               who, MAX_ALTS, d->prefix, MAX_ALTS);
+        pthread_mutex_lock(&d->lock);
+        d->st.pattern_errors++;
+        pthread_mutex_unlock(&d->lock);
+    }
     if (r->error) {
-        char label[64], who[400];
+        char label[64];
         const char *msg = r->error;
         unsigned k = 0;
         if (strncmp(msg, "multiline: ", 11) == 0) {
@@ -320,11 +345,6 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
         } else {
             snprintf(label, sizeof(label), "%slogPattern", d->prefix);
         }
-        if (c->svc_name)
-            snprintf(who, sizeof(who), "service %s, container %.12s %s", c->svc_name, c->id,
-                     c->name ? c->name : "");
-        else
-            snprintf(who, sizeof(who), "container %.12s %s", c->id, c->name ? c->name : "");
         tj_log(TJ_LOG_WARN,
                "%s: label %s does not compile: %s; its records are shipped unparsed, tagged "
                "_patternerror",

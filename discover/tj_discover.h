@@ -46,7 +46,9 @@ void tj_discover_get_stats(struct tj_discover *d, struct tj_discover_stats *st);
 
 /* Label names and values to rules: exposed for tests. Fills exprs (borrowed from the labels
  * object) in order: <prefix>logPattern, then <prefix>logPattern.1, .2, ... while present.
- * Returns the count (at most max). */
-size_t tj_labels_patterns(const cJSON *labels, const char *prefix, const char **exprs, size_t max);
+ * Returns the count (at most max); *more says whether a further non-empty alternative was left
+ * out. */
+size_t tj_labels_patterns(const cJSON *labels, const char *prefix, const char **exprs, size_t max,
+                          bool *more);
 
 #endif

@@ -316,6 +316,28 @@ def case_invalid_pattern(binary, env, d):
             log("    note: %d stderr lines about %s's %s" % (len(good), name, label))
 
 
+def case_too_many_alternatives(binary, env, d):
+    """A container with 17 logPattern alternatives: the first 16 are used, and the 17th (the only
+    one that would match) is not; stderr says so, naming the container. Never silent."""
+    t, out = start_tj(env, binary, d)
+    wait_connected(t, required=False)
+    labels = {"logPattern": "^never0$"}
+    labels.update({"logPattern.%d" % i: "^never%d$" % i for i in range(1, 16)})
+    labels["logPattern.16"] = PAT
+    name = uniq("alts")
+    cid = d.run(name, ["sh", "-c", "echo hello 1; echo hello 2; sleep 600"], labels=labels)
+    rs = wait_n(out, cid, 2, t)
+    es = d.log_entries(cid)
+    for i, r in enumerate(sorted(rs, key=offset_of)):
+        check_record(r, "17 alternatives", cid, name, es[i], {}, tags=["_grokparsefailure"])
+    lines = [ln for ln in stderr_lines_naming(t, [name, cid[:12]])
+             if "more than 16 logPattern alternatives" in ln and "logPattern.16 and later" in ln]
+    if not lines:
+        fail("no stderr line names container %s and the alternatives left out; stderr:\n%s" %
+             (name, tail_text(t.stderr_text())))
+    t.check_alive()
+
+
 def case_label_prefix(binary, env, d):
     t, out = start_tj(env, binary, d, "--label-prefix", "com.df.")
     wait_connected(t, required=False)
@@ -693,6 +715,7 @@ CASES = [  # (case, time bound in seconds)
     (case_existing_containers, 60),
     (case_alternatives_and_multiline, 60),
     (case_invalid_pattern, 60),
+    (case_too_many_alternatives, 60),
     (case_label_prefix, 60),
     (case_swarm_service, 150),
     (case_swarm_update_fast_writer, 60),
