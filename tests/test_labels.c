@@ -62,7 +62,7 @@ static void test_empty_and_limits(void)
 static void test_more_than_max(void)
 {
     char json[2048];
-    const char *v[16];
+    const char *v[17];
     bool more;
     size_t k = (size_t)snprintf(json, sizeof(json), "{\"logPattern\":\"p0\"");
     cJSON *l;
