@@ -107,12 +107,7 @@ static char *escape_into(char *w, const unsigned char *s, size_t n)
 #if defined(__SSE2__)
         if (tj_block_readable(s + i, n - i)) {
             const __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
-            /* Signed compare: bytes >= 0x80 are negative, so one compare finds them and the
-             * control characters. */
-            __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
-                                     _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
-            unsigned mask = (unsigned)_mm_movemask_epi8(m);
+            unsigned mask = tj_json_special16(v);
             size_t left = n - i;
             if (left < 16)
                 mask |= 1u << left; /* stop at the end of the string */
