@@ -661,6 +661,33 @@ static inline bool canonical_digits(const char *s, size_t n)
     return true;
 }
 
+/* Writes s[0..n) when it is 1 to 16 digits without a leading zero (a JSON integer as it is,
+ * the common :int capture), with one block load, test and store. Returns false, having
+ * written nothing, for anything else (emit_field then parses it, or keeps it as text). */
+static inline bool put_digits(struct tj_buf *out, const char *s, size_t n)
+{
+#if defined(__SSE2__)
+    __m128i v, d;
+    uint32_t digits, want = (uint32_t)(((uint64_t)1 << n) - 1);
+
+    if (n - 1 >= 16 || (s[0] == '0' && n > 1) || !tj_block_readable(s, n) ||
+        tj_buf_reserve(out, 16))
+        return false;
+    v = _mm_loadu_si128((const __m128i *)s);
+    d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+    /* d <= 9 as unsigned bytes: the byte is a digit */
+    digits = (uint32_t)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_max_epu8(d, _mm_set1_epi8(9)), _mm_set1_epi8(9)));
+    if ((digits & want) != want)
+        return false;
+    _mm_storeu_si128((__m128i *)(out->data + out->len), v);
+    out->len += n;
+    return true;
+#else
+    return n <= 16 && canonical_digits(s, n) && tj_buf_append(out, s, n) == 0;
+#endif
+}
+
 static int emit_field(struct ectx *c, const struct node *nd, int gi)
 {
     const char *s = c->ev->message.ptr + c->ov[2 * nd->groups[gi]];
@@ -669,14 +696,10 @@ static int emit_field(struct ectx *c, const struct node *nd, int gi)
 
     switch (nd->types[gi]) {
     case TJ_FIELD_INT:
-        if (canonical_digits(s, n)) { /* already its own JSON form */
-            if (n <= 16 && tj_block_readable(s, n) && tj_buf_reserve(c->out, 16) == 0) {
-                memcpy(c->out->data + c->out->len, s, 16); /* one block, the tail overwritten */
-                c->out->len += n;
-                return 0;
-            }
+        if (put_digits(c->out, s, n))
+            return 0;
+        if (canonical_digits(s, n)) /* 17 or 18 digits: already its own JSON form too */
             return tj_buf_append(c->out, s, n);
-        }
         rc = tj_json_int_text(c->out, s, n);
         break;
     case TJ_FIELD_FLOAT:
@@ -826,33 +849,6 @@ static inline int put_meta(struct tj_buf *out, const struct tj_meta *meta, int k
         memcpy(w + i, v + i, META_PAD);
     out->len += n;
     return 0;
-}
-
-/* Writes s[0..n) when it is 1 to 16 digits without a leading zero (a JSON integer as it is,
- * the common :int capture), with one block load, test and store. Returns false, having
- * written nothing, for anything else (emit_field then parses it). */
-static inline bool put_digits(struct tj_buf *out, const char *s, size_t n)
-{
-#if defined(__SSE2__)
-    __m128i v, d;
-    uint32_t digits, want = (uint32_t)(((uint64_t)1 << n) - 1);
-
-    if (n - 1 >= 16 || (s[0] == '0' && n > 1) || !tj_block_readable(s, n) ||
-        tj_buf_reserve(out, 16))
-        return false;
-    v = _mm_loadu_si128((const __m128i *)s);
-    d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
-    /* d <= 9 as unsigned bytes: the byte is a digit */
-    digits = (uint32_t)_mm_movemask_epi8(
-        _mm_cmpeq_epi8(_mm_max_epu8(d, _mm_set1_epi8(9)), _mm_set1_epi8(9)));
-    if ((digits & want) != want)
-        return false;
-    _mm_storeu_si128((__m128i *)(out->data + out->len), v);
-    out->len += n;
-    return true;
-#else
-    return n <= 16 && canonical_digits(s, n) && tj_buf_append(out, s, n) == 0;
-#endif
 }
 
 /* Writes the plan's run r into the room the buffer's slack guarantees, in whole blocks. */
