@@ -27,6 +27,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine"))
+from tj_engine_util import sub  # noqa: E402
+
 DEMO_TIMEOUT = 300
 ROLES = ("web", "app", "kv", "plain")
 # role -> (lines, records, parsed, failed, unparsed): what the demo's containers write.
@@ -70,14 +73,6 @@ def sections(out):
                     check(False, "record shown for %s is not JSON (%s): %s" % (cur, e, buf))
                 buf = None
     return res
-
-
-def sub(r, *path):
-    for p in path:
-        if not isinstance(r, dict) or p not in r:
-            return None
-        r = r[p]
-    return r
 
 
 def expect(role, r, conds):
