@@ -2,7 +2,9 @@
  * Workers call submit concurrently; one mutex keeps each batch's records together. A batch is
  * acknowledged as soon as write(2) took all of it (the page cache has it: a crash of tailjet
  * loses nothing; a crash of the machine is the file system's business). file:PATH is opened
- * with O_APPEND and reopened after SIGHUP, so logrotate can move it. */
+ * with O_APPEND and reopened after SIGHUP, so logrotate can move it. A file that ends in a record
+ * cut short (a write that kill -9 interrupted: never acknowledged, so shipped again) has that
+ * record cut away when it is opened, so no reader ever sees it glued to the next one. */
 #include "tj_output.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tj_log.h"
@@ -28,12 +31,71 @@ struct out_file {
     void *ack_arg;
 };
 
+/* The length of the file's bytes up to and including its last '\n' (0 when it has none), or
+ * -1 with errno set. Reads backwards from the end, 64 KiB at a time. */
+static off_t last_newline_end(int fd, off_t size)
+{
+    char buf[65536];
+    off_t end = size;
+
+    while (end > 0) {
+        size_t n = end < (off_t)sizeof(buf) ? (size_t)end : sizeof(buf);
+        ssize_t got = pread(fd, buf, n, end - (off_t)n);
+        const char *nl;
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got != (ssize_t)n) {
+            if (got >= 0)
+                errno = EIO; /* it shrank meanwhile: someone else writes it */
+            return -1;
+        }
+        if ((nl = memrchr(buf, '\n', n)))
+            return end - (off_t)n + (nl - buf) + 1;
+        end -= (off_t)n;
+    }
+    return 0;
+}
+
+/* A regular file whose last byte is not '\n' ends in a record cut short by a crash: its write
+ * was never acknowledged, so the record is shipped again; cut it away (said on stderr) so that
+ * the next record does not follow it on the same line. Failing that, a '\n' ends it: the torn
+ * line is then a line of its own, never glued to a valid record. */
+static void cut_torn_tail(int fd, const char *path)
+{
+    struct stat st;
+    char last;
+    off_t keep;
+
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
+        pread(fd, &last, 1, st.st_size - 1) != 1 || last == '\n')
+        return;
+    keep = last_newline_end(fd, st.st_size);
+    if (keep >= 0 && ftruncate(fd, keep) == 0) {
+        tj_log(TJ_LOG_WARN,
+               "output file %s ended in a record cut short (%lld bytes: a write interrupted by "
+               "a crash); cut away, the record is shipped again",
+               path, (long long)(st.st_size - keep));
+        return;
+    }
+    tj_log(TJ_LOG_WARN,
+           "output file %s ends in a record cut short (a write interrupted by a crash) that "
+           "could not be cut away (%s); a newline now ends it, the record is shipped again",
+           path, strerror(errno));
+    if (write(fd, "\n", 1) != 1)
+        tj_log(TJ_LOG_ERROR, "cannot write to %s: %s", path, strerror(errno));
+}
+
 static int open_path(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    /* O_RDWR: the end of the file is read to find a torn record. */
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 
+    if (fd < 0 && (errno == EACCES || errno == EISDIR || errno == ETXTBSY))
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         snprintf(err, errlen, "cannot open output file %s: %s", path, strerror(errno));
+    else
+        cut_torn_tail(fd, path);
     return fd;
 }
 
