@@ -33,7 +33,9 @@
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-enum gc_kind { GC_APACHE, GC_NGINX, GC_SYSLOG, GC_JSON, GC_JAVA, GC_MIXED };
+/* javatrace: java lines where one event in JAVATRACE_ODDS is a stack trace (for logMultiline). */
+enum gc_kind { GC_APACHE, GC_NGINX, GC_SYSLOG, GC_JSON, GC_JAVA, GC_MIXED, GC_HAPROXY, GC_KV,
+               GC_JAVATRACE };
 enum gc_format { GC_JSONFILE, GC_PLAIN };
 
 /* ---- random numbers: splitmix64, fully determined by the seed -------------------------- */
@@ -821,7 +823,7 @@ static void gen_java(struct gc_buf *b, struct gc_rng *r, const struct gc_clock *
     gen_java_with_level(b, r, c, levels[pick_weighted(r, level_w, COUNT(level_w))]);
 }
 
-/* ---- multi-line java stack traces (mixed only) ------------------------------------------- */
+/* ---- multi-line java stack traces (mixed and javatrace) ------------------------------------------- */
 
 static const char *const FRAMES[] = {
     "com.example.shop.order.OrderService.load(OrderService.java:%u)",
@@ -892,6 +894,56 @@ static void trace_line(struct gc_trace *t, struct gc_buf *b, struct gc_rng *r,
     t->left--;
 }
 
+
+/* ---- haproxy and key=value lines --------------------------------------------------------- */
+
+/* HAProxy's HTTP log format as syslog writes it: most with captured headers, some <NOSRV> 503s. */
+static void gen_haproxy(struct gc_buf *b, struct gc_rng *r, const struct gc_clock *c)
+{
+    static const char *const backends[] = {"static/srv1", "api/api-2", "web/web-3", "api/api-1"};
+    unsigned status = STATUS[pick_weighted(r, STATUS_W, COUNT(STATUS_W))];
+    int nosrv = rng_below(r, 50) == 0;
+    buf_printf(b, "%s %2u %02u:%02u:%02u lb-%u haproxy[%u]: ", MONTHS[c->mon - 1], c->day,
+               c->hour, c->min, c->s, rng_range(r, 1, 3), rng_range(r, 100, 40000));
+    put_ipv4(b, r);
+    buf_printf(b, ":%u [%02u/%s/%04d:%02u:%02u:%02u.%03ld] http-in ", rng_range(r, 1024, 65535),
+               c->day, MONTHS[c->mon - 1], c->year, c->hour, c->min, c->s, c->nsec / 1000000);
+    if (nosrv) {
+        buf_printf(b, "web/<NOSRV> 0/-1/-1/-1/%u 503 212 - - SC-- %u/%u/0/0/0 0/0 ",
+                   rng_range(r, 0, 3), rng_range(r, 1, 300), rng_range(r, 1, 300));
+    } else {
+        unsigned tq = rng_below(r, 20), tw = rng_below(r, 3), tc = rng_below(r, 5),
+                 tr = rng_range(r, 1, 400);
+        buf_printf(b, "%s %u/%u/%u/%u/%u %u %u - - ---- %u/%u/%u/%u/0 0/0 ", PICK(r, backends), tq,
+                   tw, tc, tr, tq + tw + tc + tr + rng_below(r, 50), status,
+                   rng_range(r, 150, 90000), rng_range(r, 1, 900), rng_range(r, 1, 900),
+                   rng_range(r, 1, 90), rng_range(r, 1, 30));
+    }
+    buf_printf(b, "{%s|", PICK(r, HOSTS));
+    buf_puts(b, PICK(r, UAS));
+    buf_puts(b, "} {} \"");
+    buf_puts(b, METHODS[pick_weighted(r, METHOD_W, COUNT(METHOD_W))]);
+    buf_putc(b, ' ');
+    put_path(b, r);
+    buf_puts(b, " HTTP/1.1\"");
+}
+
+/* An application's key=value line (logfmt-like) with numbers a pattern types as :int. */
+static void gen_kv(struct gc_buf *b, struct gc_rng *r, const struct gc_clock *c)
+{
+    static const char *const levels[] = {"info", "debug", "warn", "error"};
+    static const unsigned level_w[] = {80, 8, 8, 4};
+    buf_printf(b, "ts=%04d-%02u-%02uT%02u:%02u:%02u.%03ldZ level=%s method=%s path=", c->year,
+               c->mon, c->day, c->hour, c->min, c->s, c->nsec / 1000000,
+               levels[pick_weighted(r, level_w, COUNT(level_w))],
+               METHODS[pick_weighted(r, METHOD_W, COUNT(METHOD_W))]);
+    put_path(b, r);
+    buf_printf(b, " status=%u duration_ms=%u bytes=%u user=%s request_id=%08x%08x",
+               STATUS[pick_weighted(r, STATUS_W, COUNT(STATUS_W))], rng_range(r, 0, 3000),
+               rng_range(r, 0, 500000), PICK(r, USERS), (unsigned)rng_next(r),
+               (unsigned)rng_next(r));
+}
+
 /* ---- main loop --------------------------------------------------------------------------- */
 
 struct gc_opts {
@@ -907,10 +959,13 @@ typedef void (*gc_gen_fn)(struct gc_buf *, struct gc_rng *, const struct gc_cloc
 /* One in TRACE_ODDS mixed events starts a stack trace: with ~20 lines a trace, about 5% of lines.
  */
 #define TRACE_ODDS 380
+/* One in JAVATRACE_ODDS javatrace events is a trace: about half of its lines are in traces. */
+#define JAVATRACE_ODDS 20
 
 static int run(const struct gc_opts *o, FILE *out)
 {
-    static gc_gen_fn const gens[] = {gen_apache, gen_nginx, gen_syslog, gen_json, gen_java};
+    static gc_gen_fn const gens[] = {gen_apache, gen_nginx,   gen_syslog, gen_json, gen_java,
+                                     NULL,       gen_haproxy, gen_kv,     gen_java};
     static const unsigned mix_w[] = {25, 20, 15, 20, 20};
     char *linemem = malloc(GC_LINE_CAP);
     char *outmem = malloc(GC_OUT_CAP);
@@ -934,12 +989,15 @@ static int run(const struct gc_opts *o, FILE *out)
             trace_lines++;
         } else {
             clock_advance(&c, &r, 2000000);
-            if (o->kind == GC_MIXED) {
-                if (rng_below(&r, TRACE_ODDS) == 0) {
+            if (o->kind == GC_MIXED || o->kind == GC_JAVATRACE) {
+                uint32_t odds = o->kind == GC_MIXED ? TRACE_ODDS : JAVATRACE_ODDS;
+                if (rng_below(&r, odds) == 0) {
                     trace_start(&trace, &r);
                     trace_line(&trace, &line, &r, &c);
                     stream = "stderr";
                     trace_lines++;
+                } else if (o->kind == GC_JAVATRACE) {
+                    gen_java(&line, &r, &c);
                 } else {
                     gens[pick_weighted(&r, mix_w, COUNT(mix_w))](&line, &r, &c);
                 }
@@ -976,7 +1034,8 @@ static int run(const struct gc_opts *o, FILE *out)
 static void usage(FILE *f)
 {
     fputs(
-        "usage: gen_corpus [--lines N] [--kind apache|nginx|syslog|json|java|mixed]\n"
+        "usage: gen_corpus [--lines N]\n"
+        "                  [--kind apache|nginx|syslog|json|java|mixed|haproxy|kv|javatrace]\n"
         "                  [--format json-file|plain] [--seed S] [-o FILE]\n"
         "Writes N log lines (default 100000) as Docker json-file entries (default) or bare lines,\n"
         "to FILE or stdout. The same seed (default 20261125) gives the same lines in both "
@@ -998,7 +1057,8 @@ static int parse_u64(const char *s, uint64_t *v)
 int main(int argc, char **argv)
 {
     struct gc_opts o = {GC_DEFAULT_LINES, GC_DEFAULT_SEED, GC_APACHE, GC_JSONFILE, "-"};
-    static const char *const kinds[] = {"apache", "nginx", "syslog", "json", "java", "mixed"};
+    static const char *const kinds[] = {"apache", "nginx",   "syslog", "json",     "java",
+                                        "mixed",  "haproxy", "kv",     "javatrace"};
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1035,7 +1095,7 @@ int main(int argc, char **argv)
             if (k == COUNT(kinds))
                 return fprintf(stderr,
                                "gen_corpus: unknown --kind '%s' (apache, nginx, syslog, json, "
-                               "java, mixed)\n",
+                               "java, mixed, haproxy, kv, javatrace)\n",
                                val),
                        2;
             o.kind = (enum gc_kind)k;

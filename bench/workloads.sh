@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# bench/workloads.sh: `tailjet parse` on six workloads, each beside its own PCRE2 floor.
+#
+# For each workload: generates LINES lines as json-file and as plain twins (bench/gen_corpus.c),
+# asks tailjet for the exact regex of each alternative (`tailjet patterns --regex`), then, pinned
+# to one CPU, runs RUNS times each (the median counts):
+#   tailjet parse   json-file -> NDJSON file (the file removed and `sync`ed before each run)
+#   floor --byte    the same regexes in byte mode, as tailjet matches ASCII lines (lines in memory)
+#   floor           the same regexes in UTF mode
+# and checks that tailjet wrote one record per event and matched exactly the events the floor
+# matched. The workloads:
+#   apache     %{COMBINEDAPACHELOG}
+#   syslog     %{SYSLOGLINE}
+#   haproxy    %{HAPROXYHTTP}
+#   java       a logback/Spring Boot line pattern, logMultiline joining stack traces into events
+#   kv         key=value application lines, three :int fields
+#   nomatch    JSON application lines against three alternatives, none of which matches
+#              (the failure path: every alternative tried, every record tagged)
+# Prints one table: lines/s, CPU s, peak RSS, floor lines/s in both modes, the ratio to each.
+#
+# Environment: TAILJET (build/tailjet), LINES (1000000), RUNS (5), CPU (0), SEED (20261125),
+# RUN_TIMEOUT (600 s a run),
+# BENCH_DIR (a new /tmp/tailjet-workloads.XXXXXX, removed at the end unless KEEP=1),
+# WORKLOADS ("apache syslog haproxy java kv nomatch": a subset runs only those).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+TAILJET=${TAILJET:-build/tailjet}
+LINES=${LINES:-1000000}
+RUNS=${RUNS:-5}
+CPU=${CPU:-0}
+SEED=${SEED:-20261125}
+KEEP=${KEEP:-0}
+RUN_TIMEOUT=${RUN_TIMEOUT:-600}
+WORKLOADS=${WORKLOADS:-apache syslog haproxy java kv nomatch}
+
+say() { printf 'workloads.sh: %s\n' "$*" >&2; }
+die() {
+	say "$*"
+	exit 1
+}
+
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+cleanup() {
+	stop_started
+	remove_bench_dir "corpora and outputs" corpus out bin
+}
+
+# ---- the workloads -------------------------------------------------------------------------------
+# E: an optional ANSI colour escape, as Spring Boot writes with colours on.
+E='(?:\e\[[0-9;]*m)?'
+JAVA_PATTERN="^$E%{TIMESTAMP_ISO8601:timestamp}$E +$E *%{LOGLEVEL:log.level}$E +(?:\[%{DATA:process.thread.name}\] %{JAVACLASS:log.logger} - |${E}1$E $E---$E (?:\[%{DATA:service.component}\] \[ *%{DATA:process.thread.name}\] )?$E%{JAVACLASS:log.logger} *$E $E:$E )%{GREEDYDATA:log.text}"
+JAVA_MULTILINE="^$E\\d{4}-\\d\\d-\\d\\d"
+KV_PATTERN='ts=%{TIMESTAMP_ISO8601:timestamp} level=%{LOGLEVEL:log.level} method=%{WORD:http.request.method} path=%{NOTSPACE:url.original} status=%{INT:http.response.status_code:int} duration_ms=%{INT:event.duration_ms:int} bytes=%{INT:http.response.body.bytes:int} user=%{NOTSPACE:user.name} request_id=%{BASE16NUM:trace.id}'
+
+# workload NAME: sets KIND (gen_corpus --kind), PATTERNS (array, alternatives in order), ML.
+workload() {
+	ML=""
+	case $1 in
+	apache) KIND=apache PATTERNS=('%{COMBINEDAPACHELOG}') ;;
+	syslog) KIND=syslog PATTERNS=('%{SYSLOGLINE}') ;;
+	haproxy) KIND=haproxy PATTERNS=('%{HAPROXYHTTP}') ;;
+	java) KIND=javatrace PATTERNS=("$JAVA_PATTERN") ML=$JAVA_MULTILINE ;;
+	kv) KIND=kv PATTERNS=("$KV_PATTERN") ;;
+	nomatch) KIND=json PATTERNS=('%{COMBINEDAPACHELOG}' '%{SYSLOGLINE}' '%{HAPROXYHTTP}') ;;
+	*) die "unknown workload '$1' (apache syslog haproxy java kv nomatch)" ;;
+	esac
+}
+
+# ---- one workload ------------------------------------------------------------------------------
+ROWS=()
+
+# run_workload NAME: generates its corpus, runs tailjet and both floors, checks, adds a row.
+run_workload() {
+	local name=$1 json plain re ml_file p args=() walls=() cpus=() rss=0 i out d
+	local fb=() fu=() matched_floor fallbacks events line t_wall t_cpu t_rss
+	workload "$name"
+	json="$BENCH_DIR/corpus/$name.json"
+	plain="$BENCH_DIR/corpus/$name.log"
+	"$BENCH_DIR/bin/gen_corpus" --kind "$KIND" --lines "$LINES" --seed "$SEED" --format json-file -o "$json" 2>/dev/null
+	"$BENCH_DIR/bin/gen_corpus" --kind "$KIND" --lines "$LINES" --seed "$SEED" --format plain -o "$plain" 2>/dev/null
+
+	re="$BENCH_DIR/corpus/$name.regex"
+	: >"$re"
+	for p in "${PATTERNS[@]}"; do
+		"$TJ" patterns --regex "$p" >>"$re" || die "$name: 'tailjet patterns --regex $p' failed"
+		args+=(--pattern "$p")
+	done
+	ml_file=""
+	if [ -n "$ML" ]; then
+		ml_file="$BENCH_DIR/corpus/$name.multiline"
+		"$TJ" patterns --regex "$ML" >"$ml_file" || die "$name: cannot expand the multiline regex"
+		args+=(--multiline "$ML")
+	fi
+
+	d="$BENCH_DIR/out"
+	out="$d/$name.ndjson"
+	for i in $(seq 1 "$RUNS"); do
+		rm -f "$out"
+		sync
+		run_timed "$d" "tailjet parse ($name)" 0 taskset -c "$CPU" "$TJ" parse "${args[@]}" "$json"
+		[ "$T_RC" = 0 ] && [ "$T_WAITED" = 0 ] || die "$name: tailjet parse failed (exit $T_RC): $(tail -3 "$d/stderr.txt")"
+		mv "$d/stdout.txt" "$out"
+		walls+=("$T_WALL")
+		cpus+=("$T_CPU")
+		[ "$T_RSS" = - ] || [ "$T_RSS" -le "$rss" ] || rss=$T_RSS
+	done
+	# parse's summary: "N records: M matched, ..."
+	line=$(grep -m1 'records:' "$d/stderr.txt" || true)
+	events=$(sed -n 's/.*: \([0-9]*\) records:.*/\1/p' <<<"$line")
+	local matched_tj
+	matched_tj=$(sed -n 's/.* \([0-9]*\) matched,.*/\1/p' <<<"$line")
+	[ "$(wc -l <"$out")" = "$events" ] || die "$name: $(wc -l <"$out") records written, the summary says $events"
+
+	for i in $(seq 1 "$RUNS"); do
+		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/floor" --byte ${ml_file:+--multiline-file "$ml_file"} --regex-file "$re" "$plain")
+		fb+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")")
+		matched_floor=$(sed -n 's/.* matched=\([0-9]*\).*/\1/p' <<<"$line")
+		fallbacks=$(sed -n 's/.* utf_fallbacks=\([0-9]*\).*/\1/p' <<<"$line")
+		[ "$(sed -n 's/.* total=\([0-9]*\).*/\1/p' <<<"$line")" = "$events" ] ||
+			die "$name: the floor saw $(sed -n 's/.* total=\([0-9]*\).*/\1/p' <<<"$line") events, tailjet $events"
+		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/floor" ${ml_file:+--multiline-file "$ml_file"} --regex-file "$re" "$plain")
+		fu+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")")
+	done
+	local note=""
+	[ "$fallbacks" = 0 ] || note="$fallbacks of ${#PATTERNS[@]} in UTF mode (no byte-mode twin) "
+	[ "$matched_floor" = "$matched_tj" ] || note+="MISMATCH: the floor matched $matched_floor"
+	t_wall=$(printf '%s\n' "${walls[@]}" | median)
+	t_cpu=$(printf '%s\n' "${cpus[@]}" | median)
+	t_rss=$rss
+	ROWS+=("$name|$events|$matched_tj|$t_wall|$t_cpu|$t_rss|$(printf '%s\n' "${fb[@]}" | median)|$(printf '%s\n' "${fu[@]}" | median)|$(printf '%s\n' "${walls[@]}" | sort -g | head -1)|$(printf '%s\n' "${walls[@]}" | sort -g | tail -1)|$note")
+	[ "$KEEP" = 1 ] || rm -f "$out" "$json" "$plain"
+	[ "$matched_floor" = "$matched_tj" ] || MISMATCH=1
+}
+
+print_table() {
+	local row
+	echo
+	echo "parse workloads: $LINES json-file lines each, tailjet parse -> NDJSON file, pinned to CPU $CPU, median of $RUNS runs"
+	echo "  tailjet: $TJ_VERSION ($TJ_ID)"
+	echo "  command: TAILJET=$TAILJET LINES=$LINES RUNS=$RUNS CPU=$CPU SEED=$SEED bash bench/workloads.sh"
+	echo "  ratios: the floor's time over tailjet's (median over median); events: records (java joins traces)"
+	printf '%-9s %9s %9s %11s %7s %7s %8s %12s %12s %7s %7s %s\n' workload events matched tailjet/s wall_s cpu_s RSS floor_byte/s floor_utf/s x_byte x_utf "wall min-max / note"
+	for row in "${ROWS[@]}"; do
+		IFS='|' read -r name events matched wall cpu rss fb fu wmin wmax note <<<"$row"
+		awk -v n="$name" -v e="$events" -v m="$matched" -v w="$wall" -v c="$cpu" -v r="$rss" \
+			-v fb="$fb" -v fu="$fu" -v lo="$wmin" -v hi="$wmax" -v note="$note" -v lines="$LINES" 'BEGIN {
+			printf "%-9s %9d %9d %11.0f %7.3f %7.2f %5.0fMiB %12.0f %12.0f %7.3f %7.3f %s-%s %s\n",
+				n, e, m, lines / w, w, c, r / 1024, lines / fb, lines / fu, fb / w, fu / w, lo, hi, note
+		}'
+	done
+}
+
+main() {
+	require_positive LINES RUNS
+	command -v taskset >/dev/null || die "taskset is missing: apt-get install util-linux"
+	[ -x /usr/bin/time ] || die "/usr/bin/time is missing: apt-get install time"
+	pkg-config --exists libpcre2-8 || die "libpcre2-8 development files are missing: apt-get install libpcre2-dev"
+	use_bench_dir workloads
+	set_traps
+	resolve_tailjet
+	require_disk $((LINES * 2600)) "each workload's corpus twins and output"
+	mkdir -p "$BENCH_DIR/bin" "$BENCH_DIR/corpus" "$BENCH_DIR/out"
+	cc -O2 -std=c11 -Wall -Wextra -o "$BENCH_DIR/bin/gen_corpus" "$here/gen_corpus.c"
+	# shellcheck disable=SC2046 # pkg-config prints several words on purpose
+	cc -O2 -std=c11 -Wall -Wextra -o "$BENCH_DIR/bin/floor" "$here/floor.c" $(pkg-config --cflags --libs libpcre2-8)
+	machine_state "before the run"
+	MISMATCH=0
+	local w
+	for w in $WORKLOADS; do
+		say "$w: generating $LINES lines, then $RUNS runs of tailjet and of each floor"
+		run_workload "$w"
+	done
+	print_table
+	machine_state "after the run"
+	[ "$MISMATCH" = 0 ] || die "tailjet and the floor disagree on what matched (see the table)"
+}
+
+main "$@"
