@@ -230,8 +230,7 @@ int main(int argc, char **argv)
         if (n > 0) {
             char what[64];
             if (nalt == FLOOR_MAX_ALTS) {
-                fprintf(stderr, "floor: more than %d patterns in %s\n", FLOOR_MAX_ALTS,
-                        regex_path);
+                fprintf(stderr, "floor: more than %d patterns in %s\n", FLOOR_MAX_ALTS, regex_path);
                 goto free_codes;
             }
             snprintf(what, sizeof what, "pattern %d of %s", nalt + 1, "the regex file");
@@ -316,7 +315,8 @@ int main(int argc, char **argv)
     }
     if (secs <= 0)
         secs = 1e-9;
-    printf("floor: mode=%s utf_fallbacks=%d alternatives=%d matched=%llu total=%llu bytes=%zu seconds=%.6f "
+    printf("floor: mode=%s utf_fallbacks=%d alternatives=%d matched=%llu total=%llu bytes=%zu "
+           "seconds=%.6f "
            "lines_per_s=%.0f mb_per_s=%.2f\n",
            byte_mode ? "byte" : "utf", fell_back, nalt, (unsigned long long)matched,
            (unsigned long long)total, in.len, secs, (double)total / secs,

@@ -34,8 +34,17 @@
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* javatrace: java lines where one event in JAVATRACE_ODDS is a stack trace (for logMultiline). */
-enum gc_kind { GC_APACHE, GC_NGINX, GC_SYSLOG, GC_JSON, GC_JAVA, GC_MIXED, GC_HAPROXY, GC_KV,
-               GC_JAVATRACE };
+enum gc_kind {
+    GC_APACHE,
+    GC_NGINX,
+    GC_SYSLOG,
+    GC_JSON,
+    GC_JAVA,
+    GC_MIXED,
+    GC_HAPROXY,
+    GC_KV,
+    GC_JAVATRACE
+};
 enum gc_format { GC_JSONFILE, GC_PLAIN };
 
 /* ---- random numbers: splitmix64, fully determined by the seed -------------------------- */
@@ -823,9 +832,9 @@ static void gen_java(struct gc_buf *b, struct gc_rng *r, const struct gc_clock *
     gen_java_with_level(b, r, c, levels[pick_weighted(r, level_w, COUNT(level_w))]);
 }
 
-/* ---- multi-line java stack traces (mixed and javatrace) ------------------------------------------- */
+/* ---- multi-line java stack traces (mixed and javatrace) --------------------------------- */ * /
 
-static const char *const FRAMES[] = {
+    static const char *const FRAMES[] = {
     "com.example.shop.order.OrderService.load(OrderService.java:%u)",
     "com.example.shop.order.OrderController.get(OrderController.java:%u)",
     "java.base/"
@@ -894,7 +903,6 @@ static void trace_line(struct gc_trace *t, struct gc_buf *b, struct gc_rng *r,
     t->left--;
 }
 
-
 /* ---- haproxy and key=value lines --------------------------------------------------------- */
 
 /* HAProxy's HTTP log format as syslog writes it: most with captured headers, some <NOSRV> 503s. */
@@ -903,8 +911,8 @@ static void gen_haproxy(struct gc_buf *b, struct gc_rng *r, const struct gc_cloc
     static const char *const backends[] = {"static/srv1", "api/api-2", "web/web-3", "api/api-1"};
     unsigned status = STATUS[pick_weighted(r, STATUS_W, COUNT(STATUS_W))];
     int nosrv = rng_below(r, 50) == 0;
-    buf_printf(b, "%s %2u %02u:%02u:%02u lb-%u haproxy[%u]: ", MONTHS[c->mon - 1], c->day,
-               c->hour, c->min, c->s, rng_range(r, 1, 3), rng_range(r, 100, 40000));
+    buf_printf(b, "%s %2u %02u:%02u:%02u lb-%u haproxy[%u]: ", MONTHS[c->mon - 1], c->day, c->hour,
+               c->min, c->s, rng_range(r, 1, 3), rng_range(r, 100, 40000));
     put_ipv4(b, r);
     buf_printf(b, ":%u [%02u/%s/%04d:%02u:%02u:%02u.%03ld] http-in ", rng_range(r, 1024, 65535),
                c->day, MONTHS[c->mon - 1], c->year, c->hour, c->min, c->s, c->nsec / 1000000);

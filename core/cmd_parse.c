@@ -3,13 +3,11 @@
  * buffer, write it out in large blocks. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,40 +69,12 @@ struct parse_run {
     struct tj_parse_stats st;
     char now[40];
     bool write_failed;
-    bool reserve;  /* stdout is a file whose blocks are reserved before each write */
-    off_t out_pos; /* its offset, when reserve */
     struct tj_batch *batch;
 };
-
-/* When stdout is a regular file on ext4 or XFS (opened without O_APPEND), each write's blocks
- * are reserved just before it with one fallocate call. The file's size and bytes do not change
- * (FALLOC_FL_KEEP_SIZE over the range the write then fills), but ext4 then skips its per-page
- * delayed-allocation bookkeeping: about 4% of a run that writes a large file. Other file
- * systems (tmpfs would zero the pages first) and any fallocate error turn it off. */
-static void out_reserve_init(struct parse_run *r)
-{
-    struct stat st;
-    struct statfs fs;
-    int fl = fcntl(STDOUT_FILENO, F_GETFL);
-
-    r->reserve = false;
-    if (fl < 0 || (fl & O_APPEND) || fstat(STDOUT_FILENO, &st) || !S_ISREG(st.st_mode) ||
-        fstatfs(STDOUT_FILENO, &fs) ||
-        (fs.f_type != EXT4_SUPER_MAGIC && fs.f_type != XFS_SUPER_MAGIC))
-        return;
-    r->out_pos = lseek(STDOUT_FILENO, 0, SEEK_CUR);
-    r->reserve = r->out_pos >= 0;
-}
 
 static int flush_out(struct parse_run *r)
 {
     size_t off = 0;
-
-    if (r->reserve && r->out.len) {
-        if (fallocate(STDOUT_FILENO, FALLOC_FL_KEEP_SIZE, r->out_pos, (off_t)r->out.len))
-            r->reserve = false; /* a full disk is reported by the write itself */
-        r->out_pos += (off_t)r->out.len;
-    }
 
     while (off < r->out.len) {
         ssize_t n = write(STDOUT_FILENO, r->out.data + off, r->out.len - off);
@@ -356,7 +326,6 @@ static int parse_main(int argc, char **argv)
         host[sizeof(host) - 1] = '\0';
         tj_meta_set(&r.meta, TJ_META_HOST_NAME, host, strlen(host));
     }
-    out_reserve_init(&r);
     status = 0;
     for (size_t i = 0; i < rest.n && !r.write_failed; i++)
         status |= parse_input(&r, &cfg, rest.v[i]);

@@ -159,7 +159,7 @@ check missing_file bash -c "[ $? -eq 1 ] && grep -q 'cannot open .*does-not-exis
 "$TJ" frobnicate 2>"$T/e6"
 check bad_command bash -c "[ $? -eq 2 ] && grep -q \"unknown command 'frobnicate'\" '$T/e6'"
 
-# --- records written to a file (blocks reserved before each write on ext4/XFS): the same bytes
+# --- records written to a file: the same bytes
 # as through a pipe, no blocks left past the end, and >> and <> keep what the file held
 for i in $(seq 80); do grep -v torn "$SAMPLE"; done >"$T/big.log" # every line has its time
 "$TJ" parse --quiet --pattern '%{COMBINEDAPACHELOG}' "$T/big.log" | cat >"$T/piped"
