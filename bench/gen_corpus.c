@@ -832,9 +832,9 @@ static void gen_java(struct gc_buf *b, struct gc_rng *r, const struct gc_clock *
     gen_java_with_level(b, r, c, levels[pick_weighted(r, level_w, COUNT(level_w))]);
 }
 
-/* ---- multi-line java stack traces (mixed and javatrace) --------------------------------- */ * /
+/* ---- multi-line java stack traces (mixed and javatrace) --------------------------------- */
 
-    static const char *const FRAMES[] = {
+static const char *const FRAMES[] = {
     "com.example.shop.order.OrderService.load(OrderService.java:%u)",
     "com.example.shop.order.OrderController.get(OrderController.java:%u)",
     "java.base/"
