@@ -20,6 +20,8 @@ pkgs=(
   kcat
   # the packaging test: a Debian base image without a registry; systemd-analyze for the unit
   debootstrap systemd
+  # regenerating tests/data/logstash from logstash-patterns-core's specs (tests/logstash/port_specs.rb)
+  ruby
 )
 
 missing=()
