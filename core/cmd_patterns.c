@@ -32,6 +32,7 @@ static void print_fields(const struct tj_grok *g)
             printf("%s%s", k ? "." : "", f->seg[k]);
         printf("%s\n", f->type == TJ_FIELD_INT     ? " (int)"
                        : f->type == TJ_FIELD_FLOAT ? " (float)"
+                       : f->type == TJ_FIELD_BOOL  ? " (boolean)"
                                                    : "");
     }
 }

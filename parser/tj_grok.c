@@ -488,7 +488,7 @@ static bool parse_reference(struct gx *g, const char *src, size_t n, size_t at, 
     if (!close || r->name_len == 0 || (p != close && *p != ':')) {
         gx_fail(g,
                 "malformed %%{...} at offset %zu: expected %%{NAME}, %%{NAME:field} or "
-                "%%{NAME:field:int|float}",
+                "%%{NAME:field:int|long|float|double|boolean}",
                 at);
         return false;
     }
@@ -502,15 +502,15 @@ static bool parse_reference(struct gx *g, const char *src, size_t n, size_t at, 
     if (colon) {
         const char *type = colon + 1;
         size_t tn = (size_t)(close - type);
-        if (tn == 3 && memcmp(type, "int", 3) == 0) {
+        if ((tn == 3 && memcmp(type, "int", 3) == 0) || (tn == 4 && memcmp(type, "long", 4) == 0))
             r->type = TJ_FIELD_INT;
-        } else if (tn == 5 && memcmp(type, "float", 5) == 0) {
+        else if ((tn == 5 && memcmp(type, "float", 5) == 0) ||
+                 (tn == 6 && memcmp(type, "double", 6) == 0))
             r->type = TJ_FIELD_FLOAT;
-        } else {
-            gx_fail(g, "unknown type ':%.*s' at offset %zu (use :int or :float)", (int)tn, type,
-                    at);
-            return false;
-        }
+        else if (tn == 7 && memcmp(type, "boolean", 7) == 0)
+            r->type = TJ_FIELD_BOOL;
+        else /* Elasticsearch's ingest grok keeps the text under an unknown conversion */
+            r->type = TJ_FIELD_STRING;
     }
     return true;
 }

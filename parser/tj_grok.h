@@ -47,7 +47,10 @@ size_t tj_grok_lib_count(const struct tj_grok_lib *lib);
  * the library). Returns NULL when out of memory; *n gets the count. */
 const char **tj_grok_lib_names(const struct tj_grok_lib *lib, size_t *n);
 
-enum tj_field_type { TJ_FIELD_STRING, TJ_FIELD_INT, TJ_FIELD_FLOAT };
+/* A capture's conversion: %{NAME:field:int} (or :long, as Elasticsearch's ingest grok says),
+ * :float (or :double), :boolean ("true" in any case is true, anything else false). Any other
+ * conversion name keeps the text, as Elasticsearch does. */
+enum tj_field_type { TJ_FIELD_STRING, TJ_FIELD_INT, TJ_FIELD_FLOAT, TJ_FIELD_BOOL };
 
 struct tj_grok_field {
     char **seg; /* path segments ("http","request","method"); owned */

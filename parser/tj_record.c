@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tj_json.h"
 #include "tj_simd.h"
@@ -705,12 +706,42 @@ static int emit_field(struct ectx *c, const struct node *nd, int gi)
     case TJ_FIELD_FLOAT:
         rc = tj_json_float_text(c->out, s, n);
         break;
+    case TJ_FIELD_BOOL:
+        if (n == 4 && strncasecmp(s, "true", 4) == 0)
+            return tj_buf_append(c->out, "true", 4);
+        return tj_buf_append(c->out, "false", 5);
     default:
         rc = TJ_EPARSE;
     }
     if (rc == TJ_EPARSE) /* not a number after all: keep the text rather than lose it */
         rc = tj_json_string(c->out, s, n);
     return rc;
+}
+
+/* Writes a field that several captures may fill, gi the first that matched: its value, or,
+ * when a later capture matched too (the expression names the field twice and both parts
+ * matched), an array of every value in order, as Logstash and Elasticsearch do. */
+static int emit_fields(struct ectx *c, const struct node *nd, int gi)
+{
+    size_t more = 0;
+    int rc;
+
+    for (size_t i = (size_t)gi + 1; i < nd->ngroups; i++) {
+        size_t a = c->ov[2 * nd->groups[i]], b = c->ov[2 * nd->groups[i] + 1];
+        more += a != SIZE_MAX && b > a;
+    }
+    if (!more)
+        return emit_field(c, nd, gi);
+    if ((rc = tj_buf_append(c->out, "[", 1)) || (rc = emit_field(c, nd, gi)))
+        return rc;
+    for (size_t i = (size_t)gi + 1; i < nd->ngroups; i++) {
+        size_t a = c->ov[2 * nd->groups[i]], b = c->ov[2 * nd->groups[i] + 1];
+        if (a == SIZE_MAX || b <= a)
+            continue;
+        if ((rc = tj_buf_append(c->out, ",", 1)) || (rc = emit_field(c, nd, (int)i)))
+            return rc;
+    }
+    return tj_buf_append(c->out, "]", 1);
 }
 
 /* Writes "text" for text that is already valid JSON string content. */
@@ -775,7 +806,7 @@ static int emit_leaf(struct ectx *c, const struct node *nd, int gi)
     case N_TAGS:
         return emit_tags(c->out, ev->tags);
     case N_FIELD:
-        return emit_field(c, nd, gi);
+        return nd->ngroups > 1 ? emit_fields(c, nd, gi) : emit_field(c, nd, gi);
     case N_OBJECT:
         break;
     }
@@ -911,7 +942,8 @@ static int run_plan(struct ectx *c, const struct tj_shape *s)
             break;
         }
         case L_FIELD:
-            rc = emit_field(c, lf->nd, lf->nd->ngroups == 1 ? 0 : pick_group(lf->nd, ov));
+            rc = lf->nd->ngroups == 1 ? emit_field(c, lf->nd, 0)
+                                      : emit_fields(c, lf->nd, pick_group(lf->nd, ov));
             break;
         case L_STRING: {
             const struct tj_slice *t = lf->nd->kind == N_TIMESTAMP ? &ev->time : &ev->stream;

@@ -253,8 +253,9 @@ static void test_empty_capture_is_absent(void)
     fixture_fini(&f);
 }
 
-/* A field several captures can fill takes the first that matched something. */
-static void test_first_matched_capture_wins(void)
+/* A field several captures fill: one value when one of them matched (alternatives), an array
+ * of every matched value in order when several did (Logstash and Elasticsearch do so). */
+static void test_field_captured_twice_is_an_array(void)
 {
     struct fixture f;
     char err[256];
@@ -262,13 +263,45 @@ static void test_first_matched_capture_wins(void)
 
     CHECK(fixture_init(&f, "^%{WORD:x} %{WORD:x}$", err, sizeof(err)));
     j = encode(&f, "first second", 12, 0);
-    CHECK_STR(str_at(j, "x", NULL, NULL), "first");
+    CHECK(strstr(f.out.data, "\"x\":[\"first\",\"second\"]") != NULL);
     cJSON_Delete(j);
     fixture_fini(&f);
 
     CHECK(fixture_init(&f, "^(?<x>\\d*)-(?<x>\\w+)-(?<x>\\w+)$", err, sizeof(err)));
     j = encode(&f, "-b-c", 4, 0);
-    CHECK_STR(str_at(j, "x", NULL, NULL), "b"); /* the empty one is skipped */
+    CHECK(strstr(f.out.data, "\"x\":[\"b\",\"c\"]") != NULL); /* the empty one is skipped */
+    cJSON_Delete(j);
+    fixture_fini(&f);
+
+    CHECK(fixture_init(&f, "^(?:a=%{INT:x:int}|b=%{WORD:x})$", err, sizeof(err)));
+    j = encode(&f, "a=5", 3, 0);
+    CHECK(strstr(f.out.data, "\"x\":5") != NULL); /* alternatives: the one that matched */
+    cJSON_Delete(j);
+    j = encode(&f, "b=w", 3, 0);
+    CHECK_STR(str_at(j, "x", NULL, NULL), "w");
+    cJSON_Delete(j);
+    fixture_fini(&f);
+}
+
+/* Elasticsearch's ingest grok conversions: :long, :double, :boolean; another name keeps text. */
+static void test_ingest_conversions(void)
+{
+    struct fixture f;
+    char err[256];
+    const char line[] = "l=42 d=2.5 t=TRUE u=true f=no s=7";
+    cJSON *j;
+
+    CHECK(fixture_init(&f,
+                       "l=%{INT:l:long} d=%{NUMBER:d:double} t=%{WORD:t:boolean} "
+                       "u=%{WORD:u:boolean} f=%{WORD:f:boolean} s=%{INT:s:integer}",
+                       err, sizeof(err)));
+    j = encode(&f, line, strlen(line), 0);
+    CHECK(strstr(f.out.data, "\"l\":42") != NULL);
+    CHECK(cJSON_GetNumberValue(item_at(j, "d", NULL, NULL)) == 2.5);
+    CHECK(cJSON_IsTrue(item_at(j, "t", NULL, NULL)));
+    CHECK(cJSON_IsTrue(item_at(j, "u", NULL, NULL)));
+    CHECK(cJSON_IsFalse(item_at(j, "f", NULL, NULL)));
+    CHECK_STR(str_at(j, "s", NULL, NULL), "7"); /* unknown conversion: the text */
     cJSON_Delete(j);
     fixture_fini(&f);
 }
@@ -393,7 +426,8 @@ static const struct tj_test tests[] = {
     {"hostile_bytes_stay_valid_json", test_hostile_bytes_stay_valid_json},
     {"typed_fields", test_typed_fields},
     {"empty_capture_is_absent", test_empty_capture_is_absent},
-    {"first_matched_capture_wins", test_first_matched_capture_wins},
+    {"field_captured_twice_is_an_array", test_field_captured_twice_is_an_array},
+    {"ingest_conversions", test_ingest_conversions},
     {"cleared_metadata_is_absent", test_cleared_metadata_is_absent},
     {"attrs_and_field_order", test_attrs_and_field_order},
     {"buffer_cap_restores_length", test_buffer_cap_restores_length},
