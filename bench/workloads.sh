@@ -2,7 +2,8 @@
 # bench/workloads.sh: `tailjet parse` on six workloads, each beside its own PCRE2 floor.
 #
 # For each workload: generates LINES lines as json-file and as plain twins (bench/gen_corpus.c),
-# asks tailjet for the exact regex of each alternative (`tailjet patterns --regex`), then, pinned
+# asks tailjet for the exact regex of each alternative (`tailjet patterns --regex`, and
+# `--byte-regex` for the byte-mode twin it runs on pure-ASCII lines), then, pinned
 # to one CPU, runs RUNS times each (the median counts):
 #   tailjet parse   json-file -> NDJSON file (the file removed and `sync`ed before each run)
 #   floor --byte    the same regexes in byte mode, as tailjet matches ASCII lines (lines in memory)
@@ -75,7 +76,7 @@ ROWS=()
 
 # run_workload NAME: generates its corpus, runs tailjet and both floors, checks, adds a row.
 run_workload() {
-	local name=$1 json plain re ml_file p args=() walls=() cpus=() rss=0 i out d
+	local name=$1 json plain re bre ml_file p args=() walls=() cpus=() rss=0 i out d
 	local fb=() fu=() matched_floor fallbacks events line t_wall t_cpu t_rss
 	workload "$name"
 	json="$BENCH_DIR/corpus/$name.json"
@@ -84,9 +85,14 @@ run_workload() {
 	"$BENCH_DIR/bin/gen_corpus" --kind "$KIND" --lines "$LINES" --seed "$SEED" --format plain -o "$plain" 2>/dev/null
 
 	re="$BENCH_DIR/corpus/$name.regex"
+	bre="$BENCH_DIR/corpus/$name.byte-regex"
 	: >"$re"
+	: >"$bre"
 	for p in "${PATTERNS[@]}"; do
 		"$TJ" patterns --regex "$p" >>"$re" || die "$name: 'tailjet patterns --regex $p' failed"
+		# tailjet's byte-mode twin, or (exit 1: it has none) the regex itself, which the floor
+		# then compiles in UTF mode as tailjet does
+		"$TJ" patterns --byte-regex "$p" >>"$bre" 2>/dev/null || tail -1 "$re" >>"$bre"
 		args+=(--pattern "$p")
 	done
 	ml_file=""
@@ -116,7 +122,7 @@ run_workload() {
 	[ "$(wc -l <"$out")" = "$events" ] || die "$name: $(wc -l <"$out") records written, the summary says $events"
 
 	for i in $(seq 1 "$RUNS"); do
-		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/floor" --byte ${ml_file:+--multiline-file "$ml_file"} --regex-file "$re" "$plain")
+		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/floor" --byte ${ml_file:+--multiline-file "$ml_file"} --regex-file "$bre" "$plain")
 		fb+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")")
 		matched_floor=$(sed -n 's/.* matched=\([0-9]*\).*/\1/p' <<<"$line")
 		fallbacks=$(sed -n 's/.* utf_fallbacks=\([0-9]*\).*/\1/p' <<<"$line")

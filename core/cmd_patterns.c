@@ -1,5 +1,6 @@
 /* cmd_patterns.c: `tailjet patterns [NAME]`: list the grok library, or show one name's
- * definition, expansion and fields; `--regex EXPR` prints an expression's exact PCRE2 regex.
+ * definition, expansion and fields; `--regex EXPR` prints an expression's exact PCRE2 regex,
+ * `--byte-regex EXPR` the byte-mode twin tailjet runs on pure-ASCII lines.
  * Main thread only. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 struct patterns_cfg {
     const char *regex;
+    const char *byte_regex;
     struct tj_strv dirs;
     bool help;
 };
@@ -17,6 +19,10 @@ struct patterns_cfg {
 static const struct tj_opt patterns_opts[] = {
     {"regex", TJ_OPT_STRING, offsetof(struct patterns_cfg, regex), NULL, NULL, "EXPR",
      "print the PCRE2 regex that EXPR expands to, exactly as compiled, and exit", NULL},
+    {"byte-regex", TJ_OPT_STRING, offsetof(struct patterns_cfg, byte_regex), NULL, NULL, "EXPR",
+     "print the byte-mode twin of EXPR's regex that tailjet runs on pure-ASCII lines (exit 1 "
+     "when it has none: every line is then matched in UTF mode), and exit",
+     NULL},
     {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct patterns_cfg, dirs), NULL, NULL, "DIR",
      "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
     {"help", TJ_OPT_FLAG, offsetof(struct patterns_cfg, help), NULL, NULL, NULL, "show this help",
@@ -50,6 +56,30 @@ static int print_regex(const struct tj_grok_lib *lib, const char *expr)
     printf("%s\n", re);
     free(re);
     return 0;
+}
+
+/* Prints the byte-mode twin of expr's regex. Returns the exit status (1: no twin). */
+static int print_byte_regex(const struct tj_grok_lib *lib, const char *expr)
+{
+    char err[1024];
+    struct tj_grok *g = tj_grok_compile(lib, expr, strlen(expr), err, sizeof(err));
+    char *twin;
+
+    if (!g) {
+        fprintf(stderr, "tailjet patterns: %s\n", err);
+        return 2;
+    }
+    twin = tj_grok_byte_regex(g);
+    if (twin)
+        printf("%s\n", twin);
+    else
+        fprintf(stderr,
+                "tailjet patterns: %s has no byte-mode twin: every line is matched in UTF "
+                "mode\n",
+                expr);
+    free(twin);
+    tj_grok_unref(g);
+    return twin ? 0 : 1;
 }
 
 /* Lists every name with the file that defines it. Returns the exit status. */
@@ -122,6 +152,8 @@ static int patterns_main(int argc, char **argv)
     }
     if (cfg.regex) {
         status = print_regex(lib, cfg.regex);
+    } else if (cfg.byte_regex) {
+        status = print_byte_regex(lib, cfg.byte_regex);
     } else if (rest.n == 0) {
         status = list_names(lib);
     } else {

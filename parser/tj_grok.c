@@ -4,6 +4,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tj_grok.h"
 
+#include <ctype.h>
 #include <pcre2.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -843,21 +844,83 @@ static bool all_ascii(const char *s, size_t n)
     return high == 0;
 }
 
+/* True if re[0..n) sets the i (caseless) or x (extended) option anywhere: (?i), (?x), (?-i:,
+ * (?^xi) and the like. Caseless matching folds some characters above U+00FF to ASCII (U+017F to
+ * 's', U+212A to 'k'); extended mode makes '[' in a comment plain text. */
+static bool sets_i_or_x(const char *re, size_t n)
+{
+    for (size_t i = 0; i + 2 < n; i++) {
+        if (re[i] != '(' || re[i + 1] != '?' || (i > 0 && re[i - 1] == '\\'))
+            continue;
+        size_t k = i + 2;
+        bool ix = false;
+        while (k < n && re[k] != '\0' && strchr("imnsxJU^-", re[k]))
+            ix |= re[k] == 'i' || re[k] == 'x', k++;
+        if (ix && k < n && (re[k] == ')' || re[k] == ':'))
+            return true;
+    }
+    return false;
+}
+
 /* Writes to out the regex re[0..n) for byte mode: each non-ASCII character (re is valid UTF-8,
  * as the UTF compile checked) becomes \x{HH}, one unit that a quantifier or a class takes
- * whole, as in UTF mode. Returns the length, or 0 when there is no such twin: a character above
- * U+00FF (it may fold to ASCII under (?i), as U+017F does to 's'), one right after a backslash,
- * or a \Q quote (where \x{HH} would be literal text). out has room for 4 * n + 1 bytes. */
+ * whole, as in UTF mode. Inside a character class, a \x{...} above U+00FF becomes \x{ff}: the
+ * twin only ever sees pure-ASCII subjects, which no character above U+007F matches, so
+ * [%\x{80}-\x{10FFFF}] (URIPATH's class) and [%\x{80}-\x{ff}] match the same lines, unless the
+ * regex sets (?i) or (?x) (see sets_i_or_x). Returns the length, or 0 when there is no such
+ * twin: a character above U+00FF elsewhere, a non-ASCII one right after a backslash, or a \Q
+ * quote (where \x{HH} would be literal text). out has room for 4 * n + 1 bytes. */
 static size_t ascii_twin(const char *re, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)re;
+    bool clamp = !sets_i_or_x(re, n), in_class = false;
     size_t w = 0;
 
     for (size_t i = 0; i < n; i++) {
         unsigned c = s[i];
         if (c == '\\' && i + 1 < n && s[i + 1] == 'Q')
             return 0;
+        if (c == '\\' && i + 2 < n && s[i + 1] == 'x' && s[i + 2] == '{') {
+            size_t k = i + 3;
+            unsigned long v = 0;
+            for (; k < n && isxdigit(s[k]) && v <= 0x10FFFF; k++)
+                v = v * 16 + (unsigned long)(isdigit(s[k]) ? s[k] - '0' : (s[k] | 0x20) - 'a' + 10);
+            if (k < n && s[k] == '}' && v > 0xFF) {
+                if (!clamp || !in_class)
+                    return 0;
+                memcpy(out + w, "\\x{ff}", 6);
+                w += 6;
+                i = k;
+                continue;
+            }
+        }
+        if (c == '\\' && i + 1 < n && s[i + 1] < 0x80) { /* an escape: both bytes as they are */
+            out[w++] = (char)c;
+            out[w++] = (char)s[++i];
+            continue;
+        }
+        if (c == '[' && in_class && i + 1 < n && s[i + 1] == ':') { /* [:alpha:] */
+            const char *end = memmem(re + i, n - i, ":]", 2);
+            if (end) {
+                size_t len = (size_t)(end + 2 - (re + i));
+                memcpy(out + w, re + i, len);
+                w += len;
+                i += len - 1;
+                continue;
+            }
+        }
+        if (c == '[' && !in_class) {
+            in_class = true;
+            out[w++] = '[';
+            if (i + 1 < n && s[i + 1] == '^')
+                out[w++] = (char)s[++i];
+            if (i + 1 < n && s[i + 1] == ']') /* a ']' first in a class is literal */
+                out[w++] = (char)s[++i];
+            continue;
+        }
+        if (c == ']' && in_class)
+            in_class = false;
         if (c < 0x80) {
             out[w++] = (char)c;
             continue;
@@ -896,6 +959,16 @@ static pcre2_code *compile_ascii(const char *re, size_t n, uint32_t ngroups)
         return NULL;
     }
     return code;
+}
+
+char *tj_grok_byte_regex(const struct tj_grok *g)
+{
+    size_t n = strlen(g->regex);
+    char *twin = g->ascii_code && n < SIZE_MAX / 4 ? malloc(4 * n + 1) : NULL;
+
+    if (twin)
+        twin[ascii_twin(g->regex, n, twin)] = '\0';
+    return twin;
 }
 
 struct tj_grok *tj_grok_compile(const struct tj_grok_lib *lib, const char *expr, size_t len,

@@ -88,6 +88,10 @@ char *tj_grok_expand(const struct tj_grok_lib *lib, const char *expr, size_t len
 struct tj_grok *tj_grok_compile(const struct tj_grok_lib *lib, const char *expr, size_t len,
                                 char *err, size_t errlen);
 
+/* The byte-mode twin of g's regex (see ascii_code), exactly as compiled, returned owned (free
+ * it), or NULL when g has none (it then matches every line in UTF mode) or out of memory. */
+char *tj_grok_byte_regex(const struct tj_grok *g);
+
 /* Reference counting; any thread. tj_grok_unref(NULL) does nothing. */
 struct tj_grok *tj_grok_ref(struct tj_grok *g);
 void tj_grok_unref(struct tj_grok *g);

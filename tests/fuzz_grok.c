@@ -3,8 +3,11 @@
  * is all expression). The definitions are loaded over the built-in library, the expression is
  * compiled, and when it compiles its record shape is built and it is matched against fixed
  * lines and the input itself; every match is encoded as a record that must be one line of
- * strict JSON. It must never crash, leak or hang: PCRE2's match limits bound each match. The
- * JSON validator is in fuzz_check.c. */
+ * strict JSON. On a pure-ASCII line, a regex with a byte-mode twin (tj_grok.ascii_code) must
+ * give what the UTF-mode regex gives: match or not, every group's offsets. It must never crash,
+ * leak or hang: PCRE2's match limits bound each match. The JSON validator is in fuzz_check.c. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +35,31 @@ static const char *const lines[] = {
 
 static struct tj_matcher *matcher;
 static struct tj_meta meta;
+static pcre2_match_context *ref_mctx;
+
+/* The differential check of the byte-mode twin: rc is tj_grok_match's answer on line[0..n),
+ * which the twin gave when the line is ASCII; the UTF-mode regex must agree. */
+static void check_twin(const struct tj_grok *g, const char *line, size_t n, int rc)
+{
+    bool ascii = true;
+    for (size_t i = 0; i < n && ascii; i++)
+        ascii = (unsigned char)line[i] < 0x80;
+    if (!g->ascii_code || !ascii || rc == TJ_ELIMIT)
+        return;
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(g->code, NULL);
+    if (!md)
+        abort();
+    int want = pcre2_match(g->code, (PCRE2_SPTR)line, n, 0, 0, md, ref_mctx);
+    if (want >= 0 || want == PCRE2_ERROR_NOMATCH) { /* else a limit in UTF mode: no verdict */
+        if ((want >= 0) != (rc == 1))
+            abort();
+        const size_t *wo = pcre2_get_ovector_pointer(md), *go = tj_matcher_ovector(matcher);
+        for (uint32_t k = 0; rc == 1 && k <= 2 * g->ngroups + 1; k++)
+            if (wo[k] != go[k])
+                abort();
+    }
+    pcre2_match_data_free(md);
+}
 
 static void match_and_encode(const struct tj_grok *g, const struct tj_shape *shape,
                              struct tj_buf *out, const char *s, size_t n)
@@ -48,6 +76,7 @@ static void match_and_encode(const struct tj_grok *g, const struct tj_shape *sha
     rc = tj_grok_match(g, matcher, line, n);
     if (rc != 0 && rc != 1 && rc != TJ_ELIMIT)
         abort();
+    check_twin(g, line, n, rc);
     if (rc == 1) {
         const size_t *ov = tj_matcher_ovector(matcher);
         for (size_t i = 0; i < g->nfields; i++) {
@@ -82,8 +111,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         matcher = tj_matcher_create(&TJ_MATCH_LIMITS_DEFAULT);
         tj_meta_init(&meta);
         tj_meta_set(&meta, TJ_META_HOST_NAME, "node-1", 6);
-        if (!matcher)
+        ref_mctx = pcre2_match_context_create(NULL);
+        if (!matcher || !ref_mctx)
             abort();
+        pcre2_set_match_limit(ref_mctx, TJ_MATCH_LIMITS_DEFAULT.match_limit);
+        pcre2_set_depth_limit(ref_mctx, TJ_MATCH_LIMITS_DEFAULT.depth_limit);
     }
     if ((cut = memchr(in, '\0', size)) != NULL) {
         dlen = (size_t)(cut - in);

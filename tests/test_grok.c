@@ -297,6 +297,13 @@ static void test_ascii_subjects_match_as_in_utf_mode(void)
         {"%{COMBINEDAPACHELOG}", 1},
         {"%{SYSLOGLINE}", -1},
         {"%{MONTH:m} %{GREEDYDATA:rest}", 1},
+        {"%{HAPROXYHTTP}", 1},
+        {"(?<p>%{URIPATH})(?<q>\\?%{URIQUERY})?", 1},
+        {"(?<c>[^\\x{100}-\\x{10FFFF}]+)x", 1},
+        {"(?<c>[]\\x{2028}s[:digit:]]+)(?<d>\\[?)", 1},
+        {"(?<o>\\x{2028}|s)", 0},
+        {"(?i)(?<c>[a\\x{17f}]+)", 0},
+        {"(?x) # [\n(?<c>[\\x{17f}s]+)", 0},
     };
     static const char *const fixed[] = {
         "Mrz",
@@ -320,9 +327,14 @@ static void test_ascii_subjects_match_as_in_utf_mode(void)
         ("203.0.113.7 - alice [25/Nov/2026:17:56:16 +0000] \"GET /a HTTP/1.1\" 200 5120 \"-\" "
          "\"curl/8\""),
         "Nov 25 17:56:16 host prog[123]: hello world",
+        "/a/b?x=1",
+        "ss]3[x",
+        ("Nov 25 17:56:16 lb-1 haproxy[5146]: 198.124.139.247:35071 [25/Nov/2026:17:56:16.124] "
+         "http-in api/api-1 1/0/2/65/111 200 28980 - - ---- 116/313/6/16/0 0/0 {web-02|curl/8} {} "
+         "\"GET /blog/x?a=1 HTTP/1.1\""),
         "word   123 !?~ printable\ttab\x01\x7f",
         ""};
-    static const char alpha[] = "MrzsSkK!-~ fooabxeHLl.123\t[]:\"/";
+    static const char alpha[] = "MrzsSkK!-~ fooabxeHLl.123\t[]:\"/?=&%";
     struct tj_grok_lib *lib = lib_with(NULL);
     struct tj_matcher *m = tj_matcher_create(&TJ_MATCH_LIMITS_DEFAULT);
     pcre2_match_data *md = pcre2_match_data_create(64, NULL);
