@@ -14,7 +14,7 @@
 #define TJ_VERSION "0.0.0"
 #endif
 
-const struct tj_cmd *const tj_cmds[] = {&tj_cmd_run, &tj_cmd_parse, &tj_cmd_patterns};
+const struct tj_cmd *const tj_cmds[] = {&tj_cmd_run, &tj_cmd_parse, &tj_cmd_patterns, &tj_cmd_tap};
 const size_t tj_ncmds = TJ_ARRAY_LEN(tj_cmds);
 
 void tj_cmd_help(FILE *f, const struct tj_cmd *c)
@@ -52,7 +52,8 @@ int tj_main(int argc, char **argv)
     for (size_t i = 0; i < tj_ncmds; i++)
         if (strcmp(argv[1], tj_cmds[i]->name) == 0)
             return tj_cmds[i]->main(argc - 2, argv + 2);
-    fprintf(stderr, "tailjet: unknown command '%s' (commands: run, parse, patterns; see --help)\n",
+    fprintf(stderr,
+            "tailjet: unknown command '%s' (commands: run, parse, patterns, tap; see --help)\n",
             argv[1]);
     return 2;
 }

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "cmd_web.h"
 #include "tj_cmd.h"
 #include "tj_discover.h"
 #include "tj_engine.h"
@@ -261,6 +262,8 @@ struct endpoint {
     struct tj_discover *disc;
     struct tj_labels *labels;
     struct tj_output *out;
+    struct tj_tap_hub *hub;
+    struct tj_web web;
 };
 
 /* The options of the output the URI names: --kafka-opt for kafka://, --es-opt (with the
@@ -298,8 +301,8 @@ nomem:
     return 2;
 }
 
-/* /metrics and /health (the HTTP server's thread). */
-static void render(void *arg, const struct tj_http_req *req, const char *path, struct tj_buf *body,
+/* /metrics, /health, the label table, and the web's paths (the HTTP server's threads). */
+static void render(void *arg, struct tj_http_req *req, const char *path, struct tj_buf *body,
                    int *status, const char **ctype)
 {
     struct endpoint *ep = arg;
@@ -310,6 +313,8 @@ static void render(void *arg, const struct tj_http_req *req, const char *path, s
                                 "# TYPE tailjet_build_info gauge\n"
                                 "tailjet_build_info{version=\"" TJ_VERSION "\"} 1\n";
 
+    if (tj_web_render(&ep->web, req, path, body, status, ctype))
+        return;
     if (strcmp(path, "/v1/services") == 0) {
         char peer[64];
         tj_labels_serve(ep->labels, tj_http_header(req, "Authorization"),
@@ -319,6 +324,7 @@ static void render(void *arg, const struct tj_http_req *req, const char *path, s
         tj_buf_append(body, build, sizeof(build) - 1);
         tj_engine_metrics(ep->e, body);
         tj_labels_metrics(ep->labels, body);
+        tj_tap_metrics(ep->hub, body);
         if (ep->out && ep->out->ops && ep->out->ops->metrics)
             ep->out->ops->metrics(ep->out->state, body);
         if (ep->disc) {
@@ -347,7 +353,8 @@ static void render(void *arg, const struct tj_http_req *req, const char *path, s
         tj_buf_fini(&info);
         *status = problems ? 503 : 200;
     } else {
-        tj_buf_append(body, "not found: try /metrics or /health\n", 36);
+        static const char nf[] = "not found: try /metrics, /health or /ui/\n";
+        tj_buf_append(body, nf, sizeof(nf) - 1);
         *status = 404;
     }
 }
@@ -511,6 +518,12 @@ static int run_main(int argc, char **argv)
         }
     }
     tj_engine_set_output(e, &out);
+    if (!(ep.hub = tj_tap_hub_create())) {
+        fprintf(stderr, "tailjet run: out of memory\n");
+        status = 1;
+        goto out;
+    }
+    tj_engine_set_tap(e, ep.hub);
     if (cfg.label_token_file && !(token = read_token(cfg.label_token_file, err, sizeof(err)))) {
         fprintf(stderr, "tailjet run: %s\n", err);
         status = 2;
@@ -538,6 +551,7 @@ static int run_main(int argc, char **argv)
     ep.disc = disc;
     ep.labels = labels;
     ep.out = &out;
+    ep.web = (struct tj_web){e, ep.hub, lib, &cfg.dirs, token, ec.host_name, ec.limits, 0};
     if (strcmp(cfg.metrics_addr, "off") != 0) {
         struct tj_http_tls tls = {cfg.tls_cert, cfg.tls_key};
         bool bad_addr = false;
@@ -554,6 +568,7 @@ static int run_main(int argc, char **argv)
            TJ_VERSION, ec.workers, cfg.output, cfg.state_dir, http ? cfg.metrics_addr : "off");
     status = tj_engine_run(e, &abandoned);
     tj_labels_shutdown(labels);
+    tj_tap_hub_shutdown(ep.hub);
     tj_http_stop(http);
     http = NULL;
     if (disc) {
@@ -572,11 +587,13 @@ static int run_main(int argc, char **argv)
         _exit(status); /* threads are blocked in the output: nothing to free safely */
 out:
     tj_labels_shutdown(labels);
+    tj_tap_hub_shutdown(ep.hub);
     tj_http_stop(http);
     tj_discover_stop(disc);
     tj_labels_destroy(labels);
     free(token);
     tj_engine_destroy(e);
+    tj_tap_hub_destroy(ep.hub);
     tj_output_destroy(&out);
     watches_fini(&w);
     tj_grok_lib_destroy(lib);

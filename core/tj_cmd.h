@@ -16,6 +16,7 @@ struct tj_cmd {
 extern const struct tj_cmd tj_cmd_parse;
 extern const struct tj_cmd tj_cmd_patterns;
 extern const struct tj_cmd tj_cmd_run;
+extern const struct tj_cmd tj_cmd_tap;
 
 /* Runs tailjet with main()'s arguments; returns the exit status. */
 int tj_main(int argc, char **argv);

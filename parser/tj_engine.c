@@ -42,6 +42,7 @@
 #include "tj_json.h"
 #include "tj_checkpoint.h"
 #include "tj_log.h"
+#include "tj_tap.h"
 
 #define MAX_SEGS     2
 #define NAME_BUCKETS 1024
@@ -82,6 +83,7 @@ struct seg {
 struct svc_counters {
     char *name;
     int refs;
+    struct tj_ruleset *rs; /* lock: the rules last given for the service (a reference) */
     uint64_t matched, unmatched, json_error, unparsed, truncated;
     struct svc_counters *next;
 };
@@ -214,6 +216,7 @@ struct tj_engine {
     struct tj_engine_cfg cfg;
     char *state_dir, *host_name;
     struct tj_output *out;
+    struct tj_tap_hub *tap; /* borrowed, or NULL */
     struct watch *watches;
     size_t nwatches;
     struct path *paths;
@@ -1158,14 +1161,16 @@ static void counters_sweep(struct tj_engine *e)
         }
         *pp = c->next;
         e->truncated_gone += c->truncated;
+        tj_ruleset_unref(c->rs);
         free(c->name);
         free(c);
     }
 }
 
 /* A reference to the counters of a service (created on first use), for a source about to be
- * made, which owns it from then on. Any thread. NULL when out of memory. */
-static struct svc_counters *counters_for(struct tj_engine *e, const char *name)
+ * made with rs, which owns it from then on. Any thread. NULL when out of memory. */
+static struct svc_counters *counters_for(struct tj_engine *e, const char *name,
+                                         struct tj_ruleset *rs)
 {
     struct svc_counters *c;
 
@@ -1182,8 +1187,13 @@ static struct svc_counters *counters_for(struct tj_engine *e, const char *name)
             c = NULL;
         }
     }
-    if (c)
+    if (c) {
         __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+        if (c->rs != rs) {
+            tj_ruleset_unref(c->rs);
+            c->rs = tj_ruleset_ref(rs);
+        }
+    }
     pthread_mutex_unlock(&e->lock);
     return c;
 }
@@ -1280,6 +1290,42 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
     tj_buf_printf(b, "tailjet_rotations_total %llu\n", (unsigned long long)st.rotations);
     tj_buf_prom_head(b, "tailjet_truncations_total", "counter", "Files truncated (copytruncate).");
     tj_buf_printf(b, "tailjet_truncations_total %llu\n", (unsigned long long)st.truncations);
+    pthread_mutex_unlock(&e->lock);
+}
+
+void tj_engine_services_json(struct tj_engine *e, struct tj_buf *b)
+{
+    bool first = true;
+
+    pthread_mutex_lock(&e->lock);
+    counters_sweep(e);
+    tj_buf_append(b, "[", 1);
+    for (struct svc_counters *c = e->counters; c; c = c->next) {
+        const struct tj_ruleset *rs = c->rs;
+        tj_buf_printf(b, "%s{\"name\":", first ? "" : ",");
+        first = false;
+        tj_json_string(b, c->name, strlen(c->name));
+        tj_buf_printf(b,
+                      ",\"matched\":%llu,\"unmatched\":%llu,\"json_error\":%llu,"
+                      "\"unparsed\":%llu,\"truncated\":%llu,\"patterns\":[",
+                      (unsigned long long)__atomic_load_n(&c->matched, __ATOMIC_RELAXED),
+                      (unsigned long long)__atomic_load_n(&c->unmatched, __ATOMIC_RELAXED),
+                      (unsigned long long)__atomic_load_n(&c->json_error, __ATOMIC_RELAXED),
+                      (unsigned long long)__atomic_load_n(&c->unparsed, __ATOMIC_RELAXED),
+                      (unsigned long long)__atomic_load_n(&c->truncated, __ATOMIC_RELAXED));
+        for (size_t i = 0; rs && i < rs->nalt; i++) {
+            if (i)
+                tj_buf_append(b, ",", 1);
+            tj_json_string(b, rs->alt[i]->expr, strlen(rs->alt[i]->expr));
+        }
+        tj_buf_printf(b, "],\"multiline\":");
+        if (rs && rs->multiline)
+            tj_json_string(b, rs->multiline->expr, strlen(rs->multiline->expr));
+        else
+            tj_buf_append(b, "null", 4);
+        tj_buf_append(b, "}", 1);
+    }
+    tj_buf_append(b, "]", 1);
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -1390,7 +1436,7 @@ int tj_engine_follow(struct tj_engine *e, const struct tj_follow *f, bool initia
                                                         : "file";
 
     if (!o || !(o->path = strdup(f->path)) ||
-        !(o->src = source_create(f->rs, f->topic, f->index, f->key, counters_for(e, svc))))
+        !(o->src = source_create(f->rs, f->topic, f->index, f->key, counters_for(e, svc, f->rs))))
         goto nomem;
     for (int k = 0; k < TJ_META_COUNT; k++)
         if (f->meta[k] && !(o->meta[k] = strdup(f->meta[k])))
@@ -1711,6 +1757,12 @@ static void *worker_main(void *arg)
             struct tj_parse_stats before = w->st;
             chunk_parse(w);
             counters_add(c->src->ctr, &before, &w->st, c->src->rs->nalt != 0);
+            if (tj_tap_wanted(e->tap,
+                              w->st.failed + w->st.limited + w->st.json_errors + w->st.truncated !=
+                                  before.failed + before.limited + before.json_errors +
+                                      before.truncated))
+                tj_tap_offer(e->tap, c->src->ctr ? c->src->ctr->name : "file", c->src->rs,
+                             &c->p->meta, c->b.records.data, c->b.records.len);
         }
         chunk_ready(e, c);
     }
@@ -1873,6 +1925,11 @@ fail:
     return NULL;
 }
 
+void tj_engine_set_tap(struct tj_engine *e, struct tj_tap_hub *tap)
+{
+    e->tap = tap;
+}
+
 void tj_engine_set_output(struct tj_engine *e, struct tj_output *out)
 {
     e->out = out;
@@ -1888,7 +1945,7 @@ int tj_engine_watch(struct tj_engine *e, const char *glob, struct tj_ruleset *rs
     w = &e->watches[e->nwatches];
     if (!(w->glob = strdup(glob)))
         return TJ_ENOMEM;
-    if (!(w->src = source_create(rs, NULL, NULL, NULL, counters_for(e, "file")))) {
+    if (!(w->src = source_create(rs, NULL, NULL, NULL, counters_for(e, "file", rs)))) {
         free(w->glob);
         return TJ_ENOMEM;
     }
@@ -2153,6 +2210,7 @@ void tj_engine_destroy(struct tj_engine *e)
     while (e->counters) {
         struct svc_counters *sc = e->counters;
         e->counters = sc->next;
+        tj_ruleset_unref(sc->rs);
         free(sc->name);
         free(sc);
     }

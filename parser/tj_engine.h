@@ -49,6 +49,10 @@ void tj_engine_destroy(struct tj_engine *e);
 /* The acknowledgement function outputs are created with (arg: the engine). Any thread. */
 void tj_engine_ack(void *engine, struct tj_batch *b, int status);
 
+/* Offers encoded records to the taps of hub (borrowed; NULL: none). Before tj_engine_run. */
+struct tj_tap_hub;
+void tj_engine_set_tap(struct tj_engine *e, struct tj_tap_hub *tap);
+
 /* Sets the output (borrowed). Before tj_engine_run. */
 void tj_engine_set_output(struct tj_engine *e, struct tj_output *out);
 
@@ -85,6 +89,11 @@ int tj_engine_unfollow(struct tj_engine *e, const char *path);
 
 /* Appends the engine's series in Prometheus' text format to b. Any thread. */
 void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b);
+
+/* Appends a JSON array of the services (the metrics' service label) with their record counts
+ * by result and the patterns last given for them: {"name","matched","unmatched",
+ * "json_error","unparsed","truncated","patterns":[...],"multiline"}. Any thread. */
+void tj_engine_services_json(struct tj_engine *e, struct tj_buf *b);
 
 /* Appends one line per problem (an output that keeps refusing records, checkpoints that are not
  * written) to b and returns their number (0: healthy). Any thread. */
