@@ -123,7 +123,8 @@ static const struct tj_opt run_opts[] = {
      "self-logs on stderr as text lines or as JSON lines", "text|json"},
     {"metrics-addr", TJ_OPT_STRING, offsetof(struct run_cfg, metrics_addr), "127.0.0.1:9284",
      "TAILJET_METRICS_ADDR", "HOST:PORT",
-     "serve /metrics (Prometheus) and /health there; 0.0.0.0:PORT (or :PORT) listens on every "
+     "serve /metrics (Prometheus), /health, the taps and the /ui/ page there; 0.0.0.0:PORT (or "
+     ":PORT) listens on every "
      "interface; off: no server",
      NULL},
     {"tls-cert", TJ_OPT_STRING, offsetof(struct run_cfg, tls_cert), NULL, NULL, "FILE",

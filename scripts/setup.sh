@@ -22,14 +22,24 @@ pkgs=(
   debootstrap systemd
   # regenerating tests/data/logstash from logstash-patterns-core's specs (tests/logstash/port_specs.rb)
   ruby
+  # the /ui/ page's browser test: Debian's chromium, driven by playwright-core (npm, below)
+  chromium nodejs
 )
 
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# npm comes with nodejs from some sources, as a package of its own from Debian.
+command -v npm >/dev/null || missing+=(npm)
+# The browser test's driver (tests/ui/package-lock.json; it never downloads a browser).
+npm_ci() {
+  (cd "$(dirname "$0")/../tests/ui" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+    npm ci --no-audit --no-fund --loglevel=error)
+}
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#pkgs[@]} packages already installed"
+  npm_ci
   exit 0
 fi
 
@@ -47,3 +57,4 @@ if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/nul
   [ -d /run/systemd/system ]; then
   $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
+npm_ci
