@@ -28,6 +28,7 @@ struct parse_cfg {
     const char *multiline;
     size_t max_line_bytes;
     const char *format;
+    const char *ecs;
     struct tj_strv dirs;
     unsigned match_limit;
     bool quiet;
@@ -49,6 +50,10 @@ static const struct tj_opt parse_opts[] = {
      "input format: json-file (Docker), plain (one line per record), or auto (decided by the "
      "first line)",
      "auto|json-file|plain"},
+    {"ecs", TJ_OPT_STRING, offsetof(struct parse_cfg, ecs), "v1", NULL, "MODE",
+     "field names of the library's patterns: v1 (ECS, Logstash 8's default) or disabled "
+     "(Logstash's legacy names: clientip, verb, response, ...)",
+     "v1|disabled"},
     {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct parse_cfg, dirs), NULL, NULL, "DIR",
      "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
     {"match-limit", TJ_OPT_UINT, offsetof(struct parse_cfg, match_limit), "200000", NULL, "N",
@@ -220,12 +225,17 @@ out:
 static struct tj_ruleset *build_ruleset(const struct parse_cfg *cfg, char *err, size_t errlen)
 {
     struct tj_grok_lib *lib = tj_cmd_load_library(&cfg->dirs, err, errlen);
+    struct tj_rules_spec spec = {0};
     struct tj_ruleset *rs;
     char msg[900];
 
     if (!lib)
         return NULL;
-    rs = tj_ruleset_create(lib, cfg->patterns.v, cfg->patterns.n, cfg->multiline, msg, sizeof(msg));
+    spec.exprs = (const char *const *)cfg->patterns.v;
+    spec.n = cfg->patterns.n;
+    spec.multiline = cfg->multiline;
+    tj_ecs_mode_parse(cfg->ecs, &spec.ecs); /* checked against the option's choices */
+    rs = tj_ruleset_build(lib, &spec, msg, sizeof(msg));
     if (!rs)
         snprintf(err, errlen, "bad pattern: %s", msg);
     tj_grok_lib_destroy(lib);

@@ -12,6 +12,7 @@
 struct patterns_cfg {
     const char *regex;
     const char *byte_regex;
+    const char *ecs;
     struct tj_strv dirs;
     bool help;
 };
@@ -23,6 +24,10 @@ static const struct tj_opt patterns_opts[] = {
      "print the byte-mode twin of EXPR's regex that tailjet runs on pure-ASCII lines (exit 1 "
      "when it has none: every line is then matched in UTF mode), and exit",
      NULL},
+    {"ecs", TJ_OPT_STRING, offsetof(struct patterns_cfg, ecs), "v1", NULL, "MODE",
+     "show the fields (and regex) as compiled with ECS names (v1) or Logstash's legacy names "
+     "(disabled); the names of the patterns are the same in both",
+     "v1|disabled"},
     {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct patterns_cfg, dirs), NULL, NULL, "DIR",
      "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
     {"help", TJ_OPT_FLAG, offsetof(struct patterns_cfg, help), NULL, NULL, NULL, "show this help",
@@ -44,10 +49,11 @@ static void print_fields(const struct tj_grok *g)
 }
 
 /* Prints the regex expr expands to. Returns the exit status. */
-static int print_regex(const struct tj_grok_lib *lib, const char *expr)
+static int print_regex(const struct tj_grok_lib *lib, const struct tj_grok_opts *opts,
+                       const char *expr)
 {
     char err[1024];
-    char *re = tj_grok_expand(lib, expr, strlen(expr), err, sizeof(err));
+    char *re = tj_grok_expand_opts(lib, expr, strlen(expr), opts, err, sizeof(err));
 
     if (!re) {
         fprintf(stderr, "tailjet patterns: %s\n", err);
@@ -102,7 +108,8 @@ static int list_names(const struct tj_grok_lib *lib)
 }
 
 /* Shows one name's definition, regex and fields. Returns the exit status. */
-static int show_name(const struct tj_grok_lib *lib, const char *name)
+static int show_name(const struct tj_grok_lib *lib, const struct tj_grok_opts *opts,
+                     const char *name)
 {
     const char *origin = "", *def = tj_grok_lib_get(lib, name, strlen(name), &origin);
     char expr[256], err[1024];
@@ -115,7 +122,7 @@ static int show_name(const struct tj_grok_lib *lib, const char *name)
         return 2;
     }
     snprintf(expr, sizeof(expr), "%%{%s}", name);
-    g = tj_grok_compile(lib, expr, strlen(expr), err, sizeof(err));
+    g = tj_grok_compile_opts(lib, expr, strlen(expr), opts, err, sizeof(err));
     printf("%s (%s)\n  definition: %s\n", name, origin, def);
     if (!g) {
         printf("  error: %s\n", err);
@@ -132,6 +139,7 @@ static int patterns_main(int argc, char **argv)
     struct patterns_cfg cfg = {0};
     struct tj_strv rest = {0};
     struct tj_grok_lib *lib = NULL;
+    struct tj_grok_opts opts = {0};
     char err[1024];
     int status = 2;
 
@@ -150,8 +158,9 @@ static int patterns_main(int argc, char **argv)
         fprintf(stderr, "tailjet patterns: %s\n", err);
         goto out;
     }
+    tj_ecs_mode_parse(cfg.ecs, &opts.ecs); /* checked against the option's choices */
     if (cfg.regex) {
-        status = print_regex(lib, cfg.regex);
+        status = print_regex(lib, &opts, cfg.regex);
     } else if (cfg.byte_regex) {
         status = print_byte_regex(lib, cfg.byte_regex);
     } else if (rest.n == 0) {
@@ -159,7 +168,7 @@ static int patterns_main(int argc, char **argv)
     } else {
         status = 0;
         for (size_t i = 0; i < rest.n; i++)
-            status |= show_name(lib, rest.v[i]);
+            status |= show_name(lib, &opts, rest.v[i]);
     }
 out:
     tj_grok_lib_destroy(lib);
@@ -170,7 +179,7 @@ out:
 
 const struct tj_cmd tj_cmd_patterns = {
     "patterns",
-    "[--regex EXPR] [NAME...]",
+    "[--ecs v1|disabled] [--regex EXPR] [NAME...]",
     "List the grok pattern library, or show a pattern's definition, regex and fields.",
     patterns_opts,
     TJ_ARRAY_LEN(patterns_opts),

@@ -71,6 +71,10 @@ static const struct tj_opt run_opts[] = {
      NULL},
     {"multiline", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "REGEX",
      "for the --watch before it: a line matching REGEX starts an event, other lines join it", NULL},
+    {"ecs", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "MODE",
+     "for the --watch before it: field names of the library's patterns, v1 (ECS, the default) "
+     "or disabled (Logstash's legacy names)",
+     NULL},
     {"output", TJ_OPT_STRING, offsetof(struct run_cfg, output), "stdout", "TAILJET_OUTPUT", "URI",
      "where records go: stdout, file:PATH (NDJSON appended; reopened on SIGHUP), "
      "kafka://HOST:PORT[,HOST:PORT...]/TOPIC, or elasticsearch://HOST:PORT[,HOST:PORT...][/INDEX] "
@@ -182,12 +186,19 @@ static int build_watches(struct watches *w, const struct run_cfg *cfg,
     while (i < cfg->seq.n) {
         const char *glob = cfg->seq.v[i + 1], *multiline = NULL;
         const char *exprs[TJ_RULESET_MAX_ALTS];
+        struct tj_rules_spec spec = {0};
         size_t n = 0;
         char err[900];
 
         for (i += 2; i < cfg->seq.n && strcmp(cfg->seq.v[i], "watch") != 0; i += 2) {
             if (strcmp(cfg->seq.v[i], "multiline") == 0) {
                 multiline = cfg->seq.v[i + 1];
+            } else if (strcmp(cfg->seq.v[i], "ecs") == 0) {
+                if (tj_ecs_mode_parse(cfg->seq.v[i + 1], &spec.ecs)) {
+                    fprintf(stderr, "tailjet run: --watch %s: --ecs %s: use v1 or disabled\n", glob,
+                            cfg->seq.v[i + 1]);
+                    return 2;
+                }
             } else if (n == TJ_RULESET_MAX_ALTS) {
                 fprintf(stderr, "tailjet run: --watch %s: more than %d patterns\n", glob,
                         TJ_RULESET_MAX_ALTS);
@@ -200,7 +211,10 @@ static int build_watches(struct watches *w, const struct run_cfg *cfg,
             fprintf(stderr, "tailjet run: more than %zu --watch options\n", w->n);
             return 2;
         }
-        w->rs[w->n] = tj_ruleset_create(lib, exprs, n, multiline, err, sizeof(err));
+        spec.exprs = exprs;
+        spec.n = n;
+        spec.multiline = multiline;
+        w->rs[w->n] = tj_ruleset_build(lib, &spec, err, sizeof(err));
         if (!w->rs[w->n]) {
             fprintf(stderr, "tailjet run: --watch %s: bad pattern: %s\n", glob, err);
             return 2;

@@ -187,16 +187,21 @@ static size_t patterns_of(struct tj_discover *d, const struct ctr *c, const char
 
 /* The compiled rules for these patterns (from the cache, or compiled now). `missing`: the
  * service's labels were not known in time; its records are tagged _labelsmissing. */
-static struct rules *rules_get(struct tj_discover *d, const char **exprs, size_t n,
-                               const char *multiline, bool missing)
+static struct rules *rules_get(struct tj_discover *d, const struct tj_rules_spec *spec,
+                               const char *ecs, bool missing)
 {
-    size_t len = 3;
+    size_t len = 8, n = spec->n;
+    const char *const *exprs = spec->exprs;
+    const char *multiline = spec->multiline, *defs = spec->definitions;
     struct rules *r;
     char *key, *p, err[900];
+    struct tj_rules_spec s = *spec;
+    bool bad_ecs = ecs && *ecs && tj_ecs_mode_parse(ecs, &s.ecs) != 0;
 
     for (size_t i = 0; i < n; i++)
         len += strlen(exprs[i]) + 1;
     len += multiline ? strlen(multiline) : 0;
+    len += (defs ? strlen(defs) : 0) + (ecs ? strlen(ecs) : 0);
     if (!(key = malloc(len + 1)))
         return NULL;
     p = key;
@@ -204,7 +209,7 @@ static struct rules *rules_get(struct tj_discover *d, const char **exprs, size_t
         *p++ = '\x1f';
     for (size_t i = 0; i < n; i++)
         p += sprintf(p, "%s\x1e", exprs[i]);
-    sprintf(p, "\x1d%s", multiline ? multiline : "");
+    sprintf(p, "\x1d%s\x1d%s\x1d%s", multiline ? multiline : "", defs ? defs : "", ecs ? ecs : "");
     for (r = d->cache; r; r = r->next) {
         if (strcmp(r->key, key) == 0) {
             free(key);
@@ -216,7 +221,12 @@ static struct rules *rules_get(struct tj_discover *d, const char **exprs, size_t
         return NULL;
     }
     r->key = key;
-    r->rs = tj_ruleset_create(d->cfg.lib, exprs, n, multiline, err, sizeof(err));
+    if (bad_ecs) {
+        snprintf(err, sizeof(err), "ecs: '%s' is not v1 or disabled", ecs);
+        r->rs = NULL;
+    } else {
+        r->rs = tj_ruleset_build(d->cfg.lib, &s, err, sizeof(err));
+    }
     if (!r->rs) {
         r->error = strdup(err);
         r->rs = tj_ruleset_create(d->cfg.lib, NULL, 0, NULL, err, sizeof(err));
@@ -294,6 +304,9 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
     bool more;
     size_t n = patterns_of(d, c, exprs, &more);
     const char *multiline = label_of(d, c, "logMultiline");
+    const char *ecs = label_of(d, c, "logEcs");
+    const char *defs = label_of(d, c, "logPatternDefinitions");
+    struct tj_rules_spec spec = {0};
     bool missing = labels_missing(d, c);
     struct rules *r;
     struct tj_follow f = {0};
@@ -303,7 +316,11 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
         initial = c->initial;
     if (still_waiting(d, c, missing))
         return; /* its lines stay in its file meanwhile */
-    r = rules_get(d, exprs, n, multiline && *multiline ? multiline : NULL, missing);
+    spec.exprs = exprs;
+    spec.n = n;
+    spec.multiline = multiline && *multiline ? multiline : NULL;
+    spec.definitions = defs && *defs ? defs : NULL;
+    r = rules_get(d, &spec, ecs, missing);
     if (!r) {
         tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is not followed", c->id);
         return;
@@ -338,6 +355,15 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
         unsigned k = 0;
         if (strncmp(msg, "multiline: ", 11) == 0) {
             snprintf(label, sizeof(label), "%slogMultiline", d->prefix);
+            msg += 11;
+        } else if (strncmp(msg, "definitions: ", 13) == 0) {
+            snprintf(label, sizeof(label), "%slogPatternDefinitions", d->prefix);
+            msg += 13;
+        } else if (strncmp(msg, "ecs: ", 5) == 0) {
+            snprintf(label, sizeof(label), "%slogEcs", d->prefix);
+            msg += 5;
+        } else if (strncmp(msg, "timestamp: ", 11) == 0) {
+            snprintf(label, sizeof(label), "%slogTimestamp", d->prefix);
             msg += 11;
         } else if (sscanf(msg, "pattern %u: ", &k) == 1 && k >= 1 && k <= n) {
             label_name(d, c, exprs[k - 1], label, sizeof(label));

@@ -86,7 +86,9 @@ bool tj_labels_is_log_label(const char *name, const char *prefix)
         return false;
     rest = name + n;
     if (strcmp(rest, "logPattern") == 0 || strcmp(rest, "logMultiline") == 0 ||
-        strcmp(rest, "logTopic") == 0 || strcmp(rest, "logIndex") == 0)
+        strcmp(rest, "logTopic") == 0 || strcmp(rest, "logIndex") == 0 ||
+        strcmp(rest, "logEcs") == 0 || strcmp(rest, "logPatternDefinitions") == 0 ||
+        strcmp(rest, "logTimestamp") == 0)
         return true;
     if (strncmp(rest, "logPattern.", 11) != 0 || rest[11] < '1' || rest[11] > '9')
         return false;

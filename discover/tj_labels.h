@@ -12,8 +12,8 @@
  *
  * "version" is a hash of the services array, so every manager gives the same table the same
  * version and a worker may switch between them freely; a service's "version" is Docker's
- * (Version.Index). Only labels named <prefix>logPattern[.N], logMultiline, logTopic and logIndex
- * are ever published. */
+ * (Version.Index). Only labels named <prefix>logPattern[.N], logMultiline, logTopic, logIndex,
+ * logEcs, logPatternDefinitions and logTimestamp are ever published. */
 #ifndef TJ_LABELS_H
 #define TJ_LABELS_H
 

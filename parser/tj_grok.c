@@ -31,7 +31,16 @@ struct lib_entry {
     const char *origin;
 };
 
+/* One legacy field name: in the definition of `pattern`, capture `field` is named `legacy`
+ * (NULL: not captured) under TJ_ECS_DISABLED. */
+struct legacy_name {
+    char *pattern, *field, *legacy; /* one allocation, from pattern */
+    enum tj_field_type type;
+};
+
 struct tj_grok_lib {
+    struct legacy_name *legacy; /* sorted by (pattern, field) once loaded */
+    size_t nlegacy;
     struct lib_entry *slots;
     size_t nslots; /* power of two */
     size_t count;
@@ -81,6 +90,9 @@ void tj_grok_lib_destroy(struct tj_grok_lib *lib)
         free(lib->slots[i].name);
         free(lib->slots[i].def);
     }
+    for (size_t i = 0; i < lib->nlegacy; i++)
+        free(lib->legacy[i].pattern);
+    free(lib->legacy);
     for (size_t i = 0; i < lib->norigins; i++)
         free(lib->origins[i]);
     free(lib->origins);
@@ -211,15 +223,137 @@ int tj_grok_lib_load(struct tj_grok_lib *lib, const char *text, size_t len, cons
     return 0;
 }
 
+static int cmp_legacy(const void *a, const void *b)
+{
+    const struct legacy_name *x = a, *y = b;
+    int c = strcmp(x->pattern, y->pattern);
+    return c ? c : strcmp(x->field, y->field);
+}
+
+static enum tj_field_type type_named(const char *t, size_t n)
+{
+    if ((n == 3 && memcmp(t, "int", 3) == 0) || (n == 4 && memcmp(t, "long", 4) == 0))
+        return TJ_FIELD_INT;
+    if ((n == 5 && memcmp(t, "float", 5) == 0) || (n == 6 && memcmp(t, "double", 6) == 0))
+        return TJ_FIELD_FLOAT;
+    if (n == 7 && memcmp(t, "boolean", 7) == 0)
+        return TJ_FIELD_BOOL;
+    return TJ_FIELD_STRING; /* Elasticsearch's ingest grok keeps the text under another name */
+}
+
+int tj_grok_lib_load_legacy(struct tj_grok_lib *lib, const char *text, size_t len,
+                            const char *origin, char *err, size_t errlen)
+{
+    const char *p = text, *end = text + len;
+    unsigned lineno = 0;
+
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p)), *le = eol ? eol : end;
+        const char *t1, *t2, *colon;
+        struct legacy_name *ln, *arr;
+        size_t n1, n2, n3;
+
+        lineno++;
+        if (le > p && le[-1] == '\r')
+            le--;
+        if (le == p || *p == '#')
+            goto next;
+        t1 = memchr(p, '\t', (size_t)(le - p));
+        t2 = t1 ? memchr(t1 + 1, '\t', (size_t)(le - t1 - 1)) : NULL;
+        if (!t2 || t1 == p || t2 == t1 + 1 || t2 + 1 == le) {
+            snprintf(err, errlen, "%s:%u: expected NAME<TAB>FIELD<TAB>LEGACY[:type] or -", origin,
+                     lineno);
+            return TJ_EPARSE;
+        }
+        arr = realloc(lib->legacy, (lib->nlegacy + 1) * sizeof(*arr));
+        if (!arr)
+            goto oom;
+        lib->legacy = arr;
+        ln = &arr[lib->nlegacy];
+        n1 = (size_t)(t1 - p);
+        n2 = (size_t)(t2 - t1 - 1);
+        colon = memchr(t2 + 1, ':', (size_t)(le - t2 - 1));
+        n3 = (size_t)((colon ? colon : le) - t2 - 1);
+        ln->pattern = malloc(n1 + n2 + n3 + 3);
+        if (!ln->pattern)
+            goto oom;
+        memcpy(ln->pattern, p, n1);
+        ln->pattern[n1] = '\0';
+        ln->field = ln->pattern + n1 + 1;
+        memcpy(ln->field, t1 + 1, n2);
+        ln->field[n2] = '\0';
+        ln->legacy = ln->field + n2 + 1;
+        memcpy(ln->legacy, t2 + 1, n3);
+        ln->legacy[n3] = '\0';
+        ln->type = colon ? type_named(colon + 1, (size_t)(le - colon - 1)) : TJ_FIELD_STRING;
+        if (n3 == 1 && t2[1] == '-')
+            ln->legacy = NULL;
+        lib->nlegacy++;
+    next:
+        p = eol ? eol + 1 : end;
+    }
+    qsort(lib->legacy, lib->nlegacy, sizeof(*lib->legacy), cmp_legacy);
+    return 0;
+oom:
+    snprintf(err, errlen, "%s:%u: out of memory", origin, lineno);
+    return TJ_ENOMEM;
+}
+
+/* The legacy name of capture field[0..fn) in the definition of pattern[0..pn), or NULL. */
+static const struct legacy_name *legacy_find(const struct tj_grok_lib *lib, const char *pattern,
+                                             size_t pn, const char *field, size_t fn)
+{
+    size_t lo = 0, hi = lib->nlegacy;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct legacy_name *ln = &lib->legacy[mid];
+        int c = strncmp(ln->pattern, pattern, pn);
+        if (c == 0)
+            c = ln->pattern[pn] ? 1 : 0;
+        if (c == 0) {
+            c = strncmp(ln->field, field, fn);
+            if (c == 0)
+                c = ln->field[fn] ? 1 : 0;
+        }
+        if (c == 0)
+            return ln;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 int tj_grok_lib_load_builtin(struct tj_grok_lib *lib, char *err, size_t errlen)
 {
     for (size_t i = 0; i < tj_pattern_files_count; i++) {
         const struct tj_pattern_file *f = &tj_pattern_files[i];
-        int rc = tj_grok_lib_load(lib, f->text, f->len, f->name, false, err, errlen);
+        size_t k = strlen(f->name);
+        int rc = k > 6 && strcmp(f->name + k - 6, ".names") == 0
+                     ? tj_grok_lib_load_legacy(lib, f->text, f->len, f->name, err, errlen)
+                     : tj_grok_lib_load(lib, f->text, f->len, f->name, false, err, errlen);
         if (rc)
             return rc;
     }
     return 0;
+}
+
+int tj_ecs_mode_parse(const char *s, enum tj_ecs_mode *mode)
+{
+    if (strcmp(s, "v1") == 0)
+        *mode = TJ_ECS_V1;
+    else if (strcmp(s, "disabled") == 0 || strcmp(s, "legacy") == 0)
+        *mode = TJ_ECS_DISABLED;
+    else
+        return TJ_EINVAL;
+    return 0;
+}
+
+const char *tj_ecs_mode_name(enum tj_ecs_mode mode)
+{
+    return mode == TJ_ECS_DISABLED ? "disabled" : "v1";
 }
 
 const char *tj_grok_lib_get(const struct tj_grok_lib *lib, const char *name, size_t n,
@@ -277,6 +411,8 @@ struct gname {
 
 struct gx {
     const struct tj_grok_lib *lib;
+    const struct tj_grok_lib *defs; /* the expression's own definitions, or NULL */
+    enum tj_ecs_mode ecs;
     char *out;
     size_t len, cap;
     struct tj_grok_field *fields;
@@ -443,25 +579,42 @@ fail:
     return TJ_EINVAL;
 }
 
-/* Opens a named capture for field `name`: writes "(?<gN>" and adds to the field table. */
-static void gx_open_field(struct gx *g, const char *name, size_t n, enum tj_field_type type)
+/* Opens a named capture for field `name`: writes "(?<gN>" and adds to the field table. In
+ * legacy mode, a capture the library's definition makes gets its legacy name and type, or when
+ * the legacy pattern has no such capture, the group opens as "(?:". Returns true when a capture
+ * was opened. */
+static bool gx_open_field(struct gx *g, const char *name, size_t n, enum tj_field_type type)
 {
     char tmp[32];
     struct tj_grok_field f = {0}, *fields;
 
     if (g->failed)
-        return;
+        return false;
+    if (g->ecs == TJ_ECS_DISABLED && g->depth > 0) {
+        const struct legacy_name *ln =
+            legacy_find(g->lib, g->stack[g->depth - 1], g->stack_len[g->depth - 1], name, n);
+        if (ln && !ln->legacy) {
+            gx_puts(g, "(?:");
+            return false;
+        }
+        if (ln) {
+            name = ln->legacy;
+            n = strlen(name);
+            type = ln->type;
+        }
+    }
     fields = gx_room(g, g->fields, &g->capf, g->nfields, sizeof(*fields));
     if (!fields)
-        return;
+        return false;
     g->fields = fields;
     if (field_path(g, name, n, &f))
-        return;
+        return false;
     f.type = type;
     f.group = (uint32_t)(g->nfields + 1);
     g->fields[g->nfields++] = f;
     snprintf(tmp, sizeof(tmp), "(?<g%zu>", g->nfields);
     gx_puts(g, tmp);
+    return true;
 }
 
 static void gx_expand(struct gx *g, const char *src, size_t n);
@@ -501,17 +654,7 @@ static bool parse_reference(struct gx *g, const char *src, size_t n, size_t at, 
     colon = memchr(r->field, ':', (size_t)(close - r->field));
     r->field_len = (size_t)((colon ? colon : close) - r->field);
     if (colon) {
-        const char *type = colon + 1;
-        size_t tn = (size_t)(close - type);
-        if ((tn == 3 && memcmp(type, "int", 3) == 0) || (tn == 4 && memcmp(type, "long", 4) == 0))
-            r->type = TJ_FIELD_INT;
-        else if ((tn == 5 && memcmp(type, "float", 5) == 0) ||
-                 (tn == 6 && memcmp(type, "double", 6) == 0))
-            r->type = TJ_FIELD_FLOAT;
-        else if (tn == 7 && memcmp(type, "boolean", 7) == 0)
-            r->type = TJ_FIELD_BOOL;
-        else /* Elasticsearch's ingest grok keeps the text under an unknown conversion */
-            r->type = TJ_FIELD_STRING;
+        r->type = type_named(colon + 1, (size_t)(close - colon - 1));
     }
     return true;
 }
@@ -545,7 +688,9 @@ static size_t gx_reference(struct gx *g, const char *src, size_t n, size_t at)
 
     if (!parse_reference(g, src, n, at, &r))
         return n;
-    def = tj_grok_lib_get(g->lib, r.name, r.name_len, NULL);
+    def = g->defs ? tj_grok_lib_get(g->defs, r.name, r.name_len, NULL) : NULL;
+    if (!def)
+        def = tj_grok_lib_get(g->lib, r.name, r.name_len, NULL);
     if (!def) {
         gx_fail(g, "unknown pattern %%{%.*s} at offset %zu%s%.*s%s", (int)r.name_len, r.name, at,
                 g->depth ? " (used by %{" : "", g->depth ? (int)g->stack_len[g->depth - 1] : 0,
@@ -646,8 +791,8 @@ static size_t gx_paren(struct gx *g, const char *src, size_t n, size_t at)
             gx_fail(g, "unterminated group name at offset %zu", at);
             return n;
         }
-        gx_open_field(g, name, (size_t)(q - name), TJ_FIELD_STRING);
-        gx_name(g, name, (size_t)(q - name));
+        if (gx_open_field(g, name, (size_t)(q - name), TJ_FIELD_STRING))
+            gx_name(g, name, (size_t)(q - name));
         return (size_t)(q + 1 - src);
     }
     if ((used = gx_group_reference(g, src, n)) != 0)
@@ -775,10 +920,14 @@ static void gx_fini(struct gx *g)
 }
 
 static bool gx_run(struct gx *g, const struct tj_grok_lib *lib, const char *expr, size_t len,
-                   char *err, size_t errlen)
+                   const struct tj_grok_opts *opts, char *err, size_t errlen)
 {
     memset(g, 0, sizeof(*g));
     g->lib = lib;
+    if (opts) {
+        g->defs = opts->defs;
+        g->ecs = opts->ecs;
+    }
     g->user = expr;
     g->user_len = len;
     g->err = err;
@@ -791,10 +940,16 @@ static bool gx_run(struct gx *g, const struct tj_grok_lib *lib, const char *expr
 char *tj_grok_expand(const struct tj_grok_lib *lib, const char *expr, size_t len, char *err,
                      size_t errlen)
 {
+    return tj_grok_expand_opts(lib, expr, len, NULL, err, errlen);
+}
+
+char *tj_grok_expand_opts(const struct tj_grok_lib *lib, const char *expr, size_t len,
+                          const struct tj_grok_opts *opts, char *err, size_t errlen)
+{
     struct gx g;
     char *out;
 
-    if (!gx_run(&g, lib, expr, len, err, errlen)) {
+    if (!gx_run(&g, lib, expr, len, opts, err, errlen)) {
         gx_fini(&g);
         return NULL;
     }
@@ -974,6 +1129,12 @@ char *tj_grok_byte_regex(const struct tj_grok *g)
 struct tj_grok *tj_grok_compile(const struct tj_grok_lib *lib, const char *expr, size_t len,
                                 char *err, size_t errlen)
 {
+    return tj_grok_compile_opts(lib, expr, len, NULL, err, errlen);
+}
+
+struct tj_grok *tj_grok_compile_opts(const struct tj_grok_lib *lib, const char *expr, size_t len,
+                                     const struct tj_grok_opts *opts, char *err, size_t errlen)
+{
     struct gx g;
     struct tj_grok *gr = NULL;
     pcre2_code *code;
@@ -981,7 +1142,7 @@ struct tj_grok *tj_grok_compile(const struct tj_grok_lib *lib, const char *expr,
     PCRE2_SIZE erroff;
     uint32_t ngroups = 0;
 
-    if (!gx_run(&g, lib, expr, len, err, errlen))
+    if (!gx_run(&g, lib, expr, len, opts, err, errlen))
         goto fail;
     code = pcre2_compile((PCRE2_SPTR)g.out, g.len, TJ_GROK_PCRE2_FLAGS, &errcode, &erroff, NULL);
     if (!code) {

@@ -33,8 +33,16 @@ void tj_grok_lib_destroy(struct tj_grok_lib *lib);
 int tj_grok_lib_load(struct tj_grok_lib *lib, const char *text, size_t len, const char *origin,
                      bool override, char *err, size_t errlen);
 
-/* Adds every file of the built-in library (compiled into the binary from patterns/). */
+/* Adds every file of the built-in library (compiled into the binary from patterns/): the
+ * definitions (*.grok) and the legacy field names (legacy.names, see tj_grok_lib_load_legacy). */
 int tj_grok_lib_load_builtin(struct tj_grok_lib *lib, char *err, size_t errlen);
+
+/* Adds legacy field names: lines "NAME<TAB>FIELD<TAB>LEGACY[:type]" (LEGACY "-": no capture in
+ * legacy mode), '#' comments. Under TJ_ECS_DISABLED, a capture of FIELD written in the definition
+ * of NAME is named LEGACY instead (and typed as it says: no type is text). Returns 0, or
+ * TJ_EPARSE / TJ_ENOMEM with err filled ("origin:line: ..."). */
+int tj_grok_lib_load_legacy(struct tj_grok_lib *lib, const char *text, size_t len,
+                            const char *origin, char *err, size_t errlen);
 
 /* Looks a name up. Returns its definition (borrowed, NUL-terminated) or NULL; sets *origin. */
 const char *tj_grok_lib_get(const struct tj_grok_lib *lib, const char *name, size_t n,
@@ -76,17 +84,39 @@ struct tj_grok {
     int refs;         /* atomic reference count */
 };
 
+/* Logstash's ecs_compatibility: the library's field names are ECS v1 ones, or under DISABLED
+ * the legacy names (clientip, verb, response, ...). */
+enum tj_ecs_mode { TJ_ECS_V1, TJ_ECS_DISABLED };
+
+/* How an expression is compiled. A NULL opts is {TJ_ECS_V1, NULL}. */
+struct tj_grok_opts {
+    enum tj_ecs_mode ecs;
+    /* Definitions of this expression only (a service's logPatternDefinitions), looked up before
+     * the library's; borrowed during the call, or NULL. */
+    const struct tj_grok_lib *defs;
+};
+
+/* Parses "v1" or "disabled" (also "legacy") into *mode. Returns 0 or TJ_EINVAL. */
+int tj_ecs_mode_parse(const char *s, enum tj_ecs_mode *mode);
+/* "v1" or "disabled". */
+const char *tj_ecs_mode_name(enum tj_ecs_mode mode);
+
 /* Expands expr[0..len) (borrowed; need not be NUL-terminated) against lib into a PCRE2 regex.
  * Returns it (owned, free()) or NULL with err filled: unknown pattern name (with its offset),
  * reference cycle (with the chain), malformed %{...}, a bad field name, or an expansion too long.
  */
 char *tj_grok_expand(const struct tj_grok_lib *lib, const char *expr, size_t len, char *err,
                      size_t errlen);
+char *tj_grok_expand_opts(const struct tj_grok_lib *lib, const char *expr, size_t len,
+                          const struct tj_grok_opts *opts, char *err, size_t errlen);
 
 /* Expands and compiles. Returns a pattern holding one reference, or NULL with err filled (the
  * expansion errors above, or PCRE2's message with the offset mapped back into expr). */
 struct tj_grok *tj_grok_compile(const struct tj_grok_lib *lib, const char *expr, size_t len,
                                 char *err, size_t errlen);
+/* The same with options (opts borrowed during the call, or NULL). */
+struct tj_grok *tj_grok_compile_opts(const struct tj_grok_lib *lib, const char *expr, size_t len,
+                                     const struct tj_grok_opts *opts, char *err, size_t errlen);
 
 /* The byte-mode twin of g's regex (see ascii_code), exactly as compiled, returned owned (free
  * it), or NULL when g has none (it then matches every line in UTF mode) or out of memory. */

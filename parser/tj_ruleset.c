@@ -6,9 +6,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Compiles every definition of opts->defs alone, so that a bad one is reported even when no
+ * pattern uses it yet. Returns 0, or -1 with err filled ("definitions: NAME: ..."). */
+static int check_definitions(const struct tj_grok_lib *lib, const struct tj_grok_opts *opts,
+                             char *err, size_t errlen)
+{
+    size_t n;
+    const char **names = tj_grok_lib_names(opts->defs, &n);
+    int rc = 0;
+
+    if (!names) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char expr[300], msg[512];
+        struct tj_grok *g;
+        snprintf(expr, sizeof(expr), "%%{%.280s}", names[i]);
+        g = tj_grok_compile_opts(lib, expr, strlen(expr), opts, msg, sizeof(msg));
+        if (!g) {
+            snprintf(err, errlen, "definitions: %s: %s", names[i], msg);
+            rc = -1;
+        }
+        tj_grok_unref(g);
+    }
+    free((void *)names);
+    return rc;
+}
+
 struct tj_ruleset *tj_ruleset_create(const struct tj_grok_lib *lib, const char *const *exprs,
                                      size_t n, const char *multiline, char *err, size_t errlen)
 {
+    struct tj_rules_spec spec = {.exprs = exprs, .n = n, .multiline = multiline};
+    return tj_ruleset_build(lib, &spec, err, errlen);
+}
+
+struct tj_ruleset *tj_ruleset_build(const struct tj_grok_lib *lib, const struct tj_rules_spec *spec,
+                                    char *err, size_t errlen)
+{
+    const char *const *exprs = spec->exprs;
+    size_t n = spec->n;
+    const char *multiline = spec->multiline;
+    struct tj_grok_opts opts = {.ecs = spec->ecs};
     struct tj_ruleset *rs;
     char msg[512];
 
@@ -22,8 +61,26 @@ struct tj_ruleset *tj_ruleset_create(const struct tj_grok_lib *lib, const char *
         return NULL;
     }
     rs->refs = 1;
+    rs->ecs = spec->ecs;
+    if (spec->definitions && *spec->definitions) {
+        rs->defs = tj_grok_lib_create();
+        if (!rs->defs) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if (tj_grok_lib_load(rs->defs, spec->definitions, strlen(spec->definitions), "definitions",
+                             true, msg, sizeof(msg))) {
+            /* "definitions:L: ..." from the loader, said as "definitions: line L: ..." */
+            const char *p = strncmp(msg, "definitions:", 12) == 0 ? msg + 12 : msg;
+            snprintf(err, errlen, "definitions: line %s", p);
+            goto fail;
+        }
+        opts.defs = rs->defs;
+        if (check_definitions(lib, &opts, err, errlen))
+            goto fail;
+    }
     for (size_t i = 0; i < n; i++) {
-        rs->alt[i] = tj_grok_compile(lib, exprs[i], strlen(exprs[i]), msg, sizeof(msg));
+        rs->alt[i] = tj_grok_compile_opts(lib, exprs[i], strlen(exprs[i]), &opts, msg, sizeof(msg));
         if (rs->alt[i])
             rs->shape[i] = tj_shape_create(rs->alt[i], msg, sizeof(msg));
         rs->nalt = i + 1;
@@ -36,7 +93,8 @@ struct tj_ruleset *tj_ruleset_create(const struct tj_grok_lib *lib, const char *
         }
     }
     if (multiline) {
-        rs->multiline = tj_grok_compile(lib, multiline, strlen(multiline), msg, sizeof(msg));
+        rs->multiline =
+            tj_grok_compile_opts(lib, multiline, strlen(multiline), &opts, msg, sizeof(msg));
         if (!rs->multiline) {
             snprintf(err, errlen, "multiline: %s", msg);
             goto fail;
@@ -69,6 +127,7 @@ void tj_ruleset_unref(struct tj_ruleset *rs)
     }
     tj_grok_unref(rs->multiline);
     tj_shape_destroy(rs->plain);
+    tj_grok_lib_destroy(rs->defs);
     free(rs);
 }
 

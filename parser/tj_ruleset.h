@@ -17,7 +17,19 @@ struct tj_ruleset {
     struct tj_grok *multiline; /* owned reference, or NULL */
     struct tj_shape *plain;    /* metadata only: unparsed and failed lines */
     unsigned base_tags;        /* tags every record gets (e.g. _patternerror) */
+    enum tj_ecs_mode ecs;      /* the field names the library's patterns gave */
+    struct tj_grok_lib *defs;  /* owned: the source's own definitions, or NULL */
     int refs;
+};
+
+/* Everything that says how one source is parsed (borrowed during tj_ruleset_build only). */
+struct tj_rules_spec {
+    const char *const *exprs; /* pattern alternatives, tried in order */
+    size_t n;
+    const char *multiline;   /* first-line regex, or NULL */
+    enum tj_ecs_mode ecs;    /* field names of the library's patterns */
+    const char *definitions; /* "NAME REGEX" lines usable by exprs (Logstash's
+                                pattern_definitions; a service's logPatternDefinitions), or NULL */
 };
 
 /* Compiles the alternatives exprs[0..n) and the multiline regex (NULL: none) against lib; all
@@ -25,6 +37,11 @@ struct tj_ruleset {
  * Returns a ruleset with one reference, or NULL with err filled ("pattern 2: ..."). */
 struct tj_ruleset *tj_ruleset_create(const struct tj_grok_lib *lib, const char *const *exprs,
                                      size_t n, const char *multiline, char *err, size_t errlen);
+
+/* The same from a spec. err starts with what was wrong: "pattern N: ", "multiline: ",
+ * "definitions: " (then "line L: ..."), or nothing with one pattern. */
+struct tj_ruleset *tj_ruleset_build(const struct tj_grok_lib *lib, const struct tj_rules_spec *spec,
+                                    char *err, size_t errlen);
 
 struct tj_ruleset *tj_ruleset_ref(struct tj_ruleset *rs);
 void tj_ruleset_unref(struct tj_ruleset *rs);

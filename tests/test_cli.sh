@@ -223,5 +223,19 @@ check_json patterns_dir_order "$T/pd2.out" 'recs[0]["who"] == "second"'
 "$TJ" patterns --patterns-dir "$T/pd" WHO | grep -q "WHO ($T/pd/b-second)"
 check patterns_dir_origin test $? -eq 0
 
+# --- Logstash's legacy field names (ecs_compatibility => disabled)
+"$TJ" parse --quiet --ecs disabled --pattern '%{COMBINEDAPACHELOG}' "$SAMPLE" >"$T/legacy"
+check_json ecs_disabled_fields "$T/legacy" \
+  'recs[0]["clientip"] and recs[0]["verb"] and recs[0]["response"].isdigit() and "bytes" in recs[0] and "httpversion" in recs[0] and "source" not in recs[0] and "http" not in recs[0]'
+check patterns_show_legacy bash -c "'$TJ' patterns --ecs disabled COMBINEDAPACHELOG | grep -qx '  clientip'"
+"$TJ" parse --ecs legacyish --pattern x </dev/null >/dev/null 2>"$T/ecs.err"
+check ecs_bad_value grep -q 'disabled' "$T/ecs.err"
+# every library name compiles in both modes
+bad_names=$("$TJ" patterns | while read -r n _; do "$TJ" patterns --ecs disabled "$n" >/dev/null 2>&1 || echo "$n"; done)
+check every_name_in_legacy_mode test -z "$bad_names"
+# a conversion Elasticsearch knows and one it does not
+echo 'n=5 b=TRUE' | "$TJ" parse --quiet --pattern 'n=%{INT:n:long} b=%{WORD:b:boolean}' >"$T/conv"
+check_json ingest_conversions "$T/conv" 'recs[0]["n"] == 5 and recs[0]["b"] is True'
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

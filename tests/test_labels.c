@@ -85,7 +85,8 @@ static void test_more_than_max(void)
 static void test_published_labels(void)
 {
     static const char *const yes[] = {"logPattern",   "logPattern.1", "logPattern.12",
-                                      "logMultiline", "logTopic",     "logIndex"};
+                                      "logMultiline", "logTopic",     "logIndex",
+                                      "logEcs",       "logTimestamp", "logPatternDefinitions"};
     static const char *const no[] = {
         "logPattern.", "logPattern.0",      "logPattern.1x", "logPattern.-1",
         "logpattern",  "logPatterns",       "xlogPattern",   "secret",

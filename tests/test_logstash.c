@@ -252,7 +252,8 @@ static const cJSON *deviation(const char *kase)
  * with why filled when the expression does not compile. */
 static cJSON *record_for(const char *expr, const char *line, char *why, size_t wl)
 {
-    struct tj_grok *g = tj_grok_compile(lib, expr, strlen(expr), why, wl);
+    struct tj_grok_opts opts = {.ecs = strcmp(mode, "v1") == 0 ? TJ_ECS_V1 : TJ_ECS_DISABLED};
+    struct tj_grok *g = tj_grok_compile_opts(lib, expr, strlen(expr), &opts, why, wl);
     struct tj_shape *shape = g ? tj_shape_create(g, why, wl) : NULL;
     struct tj_event ev = {.message = {line, strlen(line)}, .offset = -1};
     struct tj_buf out;

@@ -7,6 +7,13 @@ Two tailjets run as host processes: M against m's socket (a manager: it serves t
 on its --metrics-addr), W against w's socket with --label-source pointing at M. Both share a
 token file. The cases run in order, on the same swarm, and each builds on the one before:
 
+  logstash_labels    (after worker_parsed) three more global services: logEcs=disabled with
+                     %{COMBINEDAPACHELOG} gives Logstash's legacy fields (clientip, verb,
+                     response, ...) on both nodes; logPatternDefinitions (NAME REGEX lines)
+                     defines the pattern its logPattern uses, on both nodes; a definition that
+                     does not compile is reported naming logPatternDefinitions, and the
+                     service's lines ship tagged _patternerror. The table the manager serves
+                     carries logEcs and logPatternDefinitions.
   worker_parsed      W parses the worker's task with the service label's pattern, with the
                      task's full metadata; every one of its lines, the first ones included
                      (they wait for the labels, they are not shipped unparsed); the table
@@ -158,6 +165,16 @@ class World:
             return None
         return wait_until(find, 90, "a running task of %s on node %s" % (SVC, node[:12]))
 
+    def task_of(self, engine, service):
+        node = json.loads(engine.docker("info", "--format", "{{json .Swarm.NodeID}}"))
+
+        def find():
+            for t in self.m.service_tasks(service):
+                if t["node"] == node and t["state"] == "running" and t["container"]:
+                    return t["container"]
+            return None
+        return wait_until(find, 90, "a running task of %s on node %s" % (service, node[:12]))
+
     def set_label(self, i):
         self.m.docker("service", "update", "--detach", "--label-add", "logPattern=" + PATS[i], SVC)
         self.label = i
@@ -244,6 +261,63 @@ def case_worker_parsed(wd):
     check(health[0] == 200 and "label source: connected" in health[1],
           "worker /health: %s" % (health,))
     log("    worker task: %d records, all parsed; table version %s" % (len(recs), table["version"]))
+
+
+APACHE = ('10.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 '
+          '"http://www.example.com/start.html" "Mozilla/4.08"')
+DEFS = "TICKWORD tick\nTICKLINE %{TICKWORD:word} #%{INT:n:int}"
+
+
+def case_logstash_labels(wd):
+    loop = "while true; do echo %s; sleep 0.1; done"
+    wd.m.docker("service", "create", "--detach", "--name", "tjlegacy", "--mode", "global",
+                "--label", "logPattern=%{COMBINEDAPACHELOG}", "--label", "logEcs=disabled",
+                IMAGE, "sh", "-c", loop % ("'" + APACHE + "'"))
+    wd.m.docker("service", "create", "--detach", "--name", "tjdefs", "--mode", "global",
+                "--label", "logPattern=%{TICKLINE}", "--label", "logPatternDefinitions=" + DEFS,
+                IMAGE, "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick \\#$i; sleep 0.1; done")
+    wd.m.docker("service", "create", "--detach", "--name", "tjbaddefs", "--mode", "global",
+                "--label", "logPattern=%{BROKEN}", "--label", "logPatternDefinitions=BROKEN a(b",
+                IMAGE, "sh", "-c", "while true; do echo ab; sleep 0.2; done")
+    mout, wout = Out(wd.env.path("m.ndjson")), wd.wout
+    for engine, out, who, procs in ((wd.m, mout, "manager", [wd.M]),
+                                    (wd.w, wout, "worker", [wd.W, wd.M])):
+        legacy, defs = wd.task_of(engine, "tjlegacy"), wd.task_of(engine, "tjdefs")
+        bad = wd.task_of(engine, "tjbaddefs")
+        wait_until(lambda: len(out.of(legacy)) >= 3 and len(out.of(defs)) >= 3 and
+                   len(out.of(bad)) >= 2, APPEAR,
+                   "records of the three services' tasks on the %s" % who, procs=procs)
+        for r in out.of(legacy):
+            want = {"clientip": "10.0.0.1", "ident": None, "auth": "frank", "verb": "GET",
+                    "request": "/apache_pb.gif", "httpversion": "1.0", "response": "200",
+                    "bytes": "2326", "timestamp": "10/Oct/2000:13:55:36 -0700"}
+            got = {k: r.get(k) for k in want}
+            check(got == want and "source" not in r and "http" not in r and "tags" not in r,
+                  "%s: logEcs=disabled record is not Logstash's legacy one: %s"
+                  % (who, json.dumps(r)[:700]))
+        for r in out.of(defs):
+            m = re.fullmatch(r"tick #(\d+)", r.get("message", ""))
+            check(m and r.get("word") == "tick" and r.get("n") == int(m.group(1)) and
+                  "tags" not in r, "%s: logPatternDefinitions record: %s" % (who, json.dumps(r)[:500]))
+        for r in out.of(bad):
+            check("_patternerror" in r.get("tags", []),
+                  "%s: a service whose definitions do not compile: %s" % (who, json.dumps(r)[:400]))
+    for t, who in ((wd.M, "manager"), (wd.W, "worker")):
+        err = t.stderr_text()
+        check(re.search(r"service tjbaddefs.*label \(service\) logPatternDefinitions does not "
+                        r"compile: BROKEN: .*missing closing parenthesis", err) or
+              re.search(r"service tjbaddefs.*label logPatternDefinitions does not compile: "
+                        r"BROKEN: .*missing closing parenthesis", err),
+              "the %s tailjet did not report the bad logPatternDefinitions: %s"
+              % (who, tail_text(err, 40)))
+    st, body = http_get(wd.url_m("/v1/services"), TOKEN)
+    table = {s["name"]: s["labels"] for s in json.loads(body)["services"]}
+    check(table.get("tjlegacy") == {"logPattern": "%{COMBINEDAPACHELOG}", "logEcs": "disabled"} and
+          table.get("tjdefs") == {"logPattern": "%{TICKLINE}", "logPatternDefinitions": DEFS},
+          "the label table does not carry logEcs / logPatternDefinitions: %s" % table)
+    for svc in ("tjlegacy", "tjdefs", "tjbaddefs"):
+        wd.m.docker("service", "rm", svc)
+    log("    legacy names, service definitions and their error on both nodes")
 
 
 def wait_pattern(wd, out, cid, i, after_ns, what, procs):
@@ -476,7 +550,7 @@ def case_manager_demoted(wd):
     D.stop()
 
 
-CASES = [case_worker_parsed, case_live_update, case_manager_restart, case_worker_cached,
+CASES = [case_worker_parsed, case_logstash_labels, case_live_update, case_manager_restart, case_worker_cached,
          case_token_mismatch, case_failover, case_tls, case_manager_demoted]
 
 

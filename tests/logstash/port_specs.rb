@@ -321,7 +321,10 @@ end
 
 Dir.mkdir(out) unless Dir.exist?(out)
 fams = Hash.new { |h, k| h[k] = [] }
+names = Hash.new(0) # an example that greps several lines: each gets its own name, " (2)", ...
 Port::CASES.each do |(fam, mode, kase, expr, line), checks|
+  k = names[[fam, mode, kase]] += 1
+  kase = "#{kase} (#{k})" if k > 1
   fams[fam] << { 'mode' => mode, 'case' => kase, 'expr' => expr, 'line' => line, 'checks' => checks }
 end
 Port::CASES.each_key { |k| fams[k[0]] }
