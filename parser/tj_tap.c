@@ -26,8 +26,9 @@ struct tj_tap {
     bool failures;
     char *ring; /* TJ_TAP_RING_BYTES */
     size_t head, len;
-    bool mid;               /* the reader stopped inside a record */
     uint64_t dropped, told; /* records dropped; the count last told to the reader */
+    uint64_t written, read; /* bytes put into the ring, and taken out, ever */
+    uint64_t drop_at;       /* `written` when the first drop not told yet happened */
     uint64_t records;       /* records put into the ring */
     pthread_cond_t cv;      /* records came, or the hub shuts down */
     struct tj_tap *next;
@@ -142,6 +143,8 @@ static void ring_put(struct tj_tap *t, const char *rec, size_t n)
     size_t tail, first;
 
     if (t->len + n > TJ_TAP_RING_BYTES) {
+        if (t->dropped == t->told)
+            t->drop_at = t->written; /* told to the reader once it has read up to here */
         t->dropped++;
         return;
     }
@@ -150,6 +153,7 @@ static void ring_put(struct tj_tap *t, const char *rec, size_t n)
     memcpy(t->ring + tail, rec, first);
     memcpy(t->ring, rec + first, n - first);
     t->len += n;
+    t->written += n;
     t->records++;
 }
 
@@ -298,7 +302,7 @@ long tj_tap_read(struct tj_tap *t, char *buf, size_t max, unsigned wait_ms)
 
     deadline_in(&until, wait_ms);
     pthread_mutex_lock(&h->lock);
-    while (!h->shutdown && t->len == 0 && (t->mid || t->dropped == t->told)) {
+    while (!h->shutdown && t->len == 0 && t->dropped == t->told) {
         if (pthread_cond_timedwait(&t->cv, &h->lock, &until) == ETIMEDOUT)
             break;
     }
@@ -306,21 +310,31 @@ long tj_tap_read(struct tj_tap *t, char *buf, size_t max, unsigned wait_ms)
         pthread_mutex_unlock(&h->lock);
         return -1;
     }
-    if (!t->mid && t->dropped != t->told && max > 64) {
-        int k = snprintf(buf, max, "{\"tap\":{\"dropped\":%llu}}\n",
-                         (unsigned long long)(t->dropped - t->told));
-        out = (size_t)k;
-        t->told = t->dropped;
-    }
-    while (out < max && t->len) {
-        size_t n = t->len < max - out ? t->len : max - out;
-        size_t first = n < TJ_TAP_RING_BYTES - t->head ? n : TJ_TAP_RING_BYTES - t->head;
+    while (out < max) {
+        size_t n, first;
+        if (t->dropped != t->told && t->read == t->drop_at) { /* the drops, where they were */
+            char note[64];
+            int k = snprintf(note, sizeof(note), "{\"tap\":{\"dropped\":%llu}}\n",
+                             (unsigned long long)(t->dropped - t->told));
+            if ((size_t)k > max - out)
+                break;
+            memcpy(buf + out, note, (size_t)k);
+            out += (size_t)k;
+            t->told = t->dropped;
+            continue;
+        }
+        if (!t->len)
+            break;
+        n = t->len < max - out ? t->len : max - out;
+        if (t->dropped != t->told && t->drop_at - t->read < n)
+            n = (size_t)(t->drop_at - t->read);
+        first = n < TJ_TAP_RING_BYTES - t->head ? n : TJ_TAP_RING_BYTES - t->head;
         memcpy(buf + out, t->ring + t->head, first);
         memcpy(buf + out + first, t->ring, n - first);
         t->head = (t->head + n) % TJ_TAP_RING_BYTES;
         t->len -= n;
+        t->read += n;
         out += n;
-        t->mid = buf[out - 1] != '\n';
     }
     pthread_mutex_unlock(&h->lock);
     return (long)out;

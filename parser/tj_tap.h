@@ -61,8 +61,9 @@ void tj_tap_offer(struct tj_tap_hub *h, const char *service, const struct tj_rul
 /* Opens a tap. Returns it, or NULL: TJ_EAGAIN in *rc when TJ_TAP_MAX_TAPS are open, TJ_EIO when
  * the hub is shutting down, TJ_ENOMEM. */
 struct tj_tap *tj_tap_open(struct tj_tap_hub *h, const struct tj_tap_filter *f, int *rc);
-/* Copies whole records (and, first, a {"tap":{"dropped":N}} line when records were dropped since
- * the last read) into buf[0..max), waiting up to wait_ms for some. Returns the bytes copied
+/* Copies the tap's stream into buf[0..max): its records' bytes (a record may be split between
+ * two reads), and, where records were dropped, a line {"tap":{"dropped":N}} after the records
+ * kept before the first of them. Waits up to wait_ms for something. Returns the bytes copied
  * (0: nothing yet), or -1 once the hub shuts down. One reader per tap. */
 long tj_tap_read(struct tj_tap *t, char *buf, size_t max, unsigned wait_ms);
 /* Closes the tap (its ring is freed). NULL does nothing. */

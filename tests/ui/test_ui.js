@@ -2,11 +2,12 @@
 // downloaded) against a running tailjet's /ui/ page. Called by test_ui.py, which starts tailjet
 // and checks what this prints.
 //
-//   node test_ui.js BASE_URL SCREENSHOT.png [TOKEN_BASE_URL TOKEN]
+//   node test_ui.js BASE_URL SCREENSHOT.png WEB_LOG [TOKEN_BASE_URL TOKEN]
 //
 // Prints one JSON object on stdout: the services the table shows, the workbench's records
 // (field name -> value, and whether each is marked failed), the error shown for an invalid
-// pattern, and, given a tailjet that has a token, the status and text of /ui/ without the
+// pattern, the live tail of web (lines this script appends to WEB_LOG, web's json-file log, once
+// the tail is streaming), and, given a tailjet that has a token, the status and text of /ui/ without the
 // token and whether the table loads with it.
 "use strict";
 const fs = require("fs");
@@ -14,7 +15,7 @@ const os = require("os");
 const path = require("path");
 const { chromium } = require("playwright-core");
 
-const [base, shot, tokenBase, token] = process.argv.slice(2);
+const [base, shot, webLog, tokenBase, token] = process.argv.slice(2);
 const TIMEOUT = 30000;
 
 async function fields(page) {
@@ -61,7 +62,24 @@ async function main() {
     await page.click("#wb-run");
     await page.waitForSelector("#wb-results .record");
     out.records = await fields(page);
+    // the live tail of web: lines appended once it streams
+    await page.selectOption("#tail-service", "web");
+    await page.click("#tail-start");
+    await page.waitForFunction(() => document.getElementById("tail-info").textContent
+      .startsWith("streaming"));
+    const t0 = Date.parse("2026-12-07T10:00:00Z");
+    let lines = "";
+    for (let i = 0; i < 6; i++) {
+      const msg = i % 3 === 2 ? "tail " + i + " misses the pattern" : "GET /tail/" + i + " 200";
+      lines += JSON.stringify({ log: msg + "\n", stream: "stdout",
+                                time: new Date(t0 + i).toISOString() }) + "\n";
+    }
+    fs.appendFileSync(webLog, lines);
+    await page.waitForFunction(() => document.querySelectorAll("#tail div").length >= 6);
+    out.tail = await page.$$eval("#tail div", (ds) => ds.map((d) => ({ text: d.textContent,
+                                                                       failed: d.classList.contains("failed") })));
     await page.screenshot({ path: shot, fullPage: true });
+    await page.click("#tail-stop");
     // an invalid pattern
     await page.fill("#wb-pattern", "%{WORD:verb} (unclosed");
     await page.click("#wb-run");

@@ -9,7 +9,8 @@ Two fake containers (--docker-root) "web" and "api" with a pattern that misses s
 records; the page shows both in its services table with their pattern and _grokparsefailure
 counts, and web's last failed lines; in the workbench, a pattern and three lines give the
 extracted fields (verb, url.path, status as a number) and the line that misses is marked failed;
-an invalid pattern shows PCRE2's message. A second tailjet with --label-token-file refuses the
+an invalid pattern shows PCRE2's message; the live tail of web shows the lines appended to web's
+log once it streams, the failed ones marked. A second tailjet with --label-token-file refuses the
 page without the token (401) and serves it, table and all, with ?token=. The screenshot of the
 page (the README shows docs/ui.png, made by this test) is written to SCREENSHOT.png.
 """
@@ -76,7 +77,7 @@ def case_page(binary, env):
                   PLAYWRIGHT_BROWSERS_PATH=env.path("no-browsers"))
     t0 = time.monotonic()
     r = subprocess.run(["node", os.path.join(HERE, "test_ui.js"), "http://127.0.0.1:%d" % port,
-                        SHOT, "http://127.0.0.1:%d" % tport, "ui-secret"],
+                        SHOT, web.log, "http://127.0.0.1:%d" % tport, "ui-secret"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_js, timeout=240)
     if r.returncode != 0:
         fail("the browser run failed (exit %d): %s" % (r.returncode, r.stderr.decode()[-3000:]))
@@ -102,6 +103,15 @@ def case_page(binary, env):
           "the line that misses is not marked failed: %s" % recs[1])
     check(recs[2]["fields"].get("verb") == "POST" and not recs[2]["failed"],
           "the third record: %s" % recs[2])
+    tail = [json.loads(d["text"]) for d in out["tail"]]
+    check(len(tail) == 6 and all(r["container"]["name"] == "web" for r in tail),
+          "the live tail of web shows: %s" % out["tail"])
+    check([r["message"] for r in tail] == ["GET /tail/0 200", "GET /tail/1 200",
+                                            "tail 2 misses the pattern", "GET /tail/3 200",
+                                            "GET /tail/4 200", "tail 5 misses the pattern"],
+          "the live tail's lines: %s" % [r["message"] for r in tail])
+    check([d["failed"] for d in out["tail"]] == [False, False, True, False, False, True],
+          "the live tail marks failures: %s" % out["tail"])
     check("missing closing parenthesis" in out["error"] and "offset" in out["error"],
           "an invalid pattern shows: %r" % out["error"])
     check(out["no_token"]["status"] == 401 and "token is required" in out["no_token"]["text"],
