@@ -566,7 +566,7 @@ static int run_main(int argc, char **argv)
     ep.disc = disc;
     ep.labels = labels;
     ep.out = &out;
-    ep.web = (struct tj_web){e, ep.hub, lib, &cfg.dirs, token, ec.host_name, ec.limits, 0};
+    ep.web = (struct tj_web){e, ep.hub, lib, token, ec.host_name, ec.limits, 0};
     if (strcmp(cfg.metrics_addr, "off") != 0) {
         struct tj_http_tls tls = {cfg.tls_cert, cfg.tls_key};
         bool bad_addr = false;

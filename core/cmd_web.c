@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tj_cmd.h"
 #include "tj_json.h"
 #include "tj_workbench.h"
 
@@ -140,12 +139,9 @@ static void serve_workbench(struct tj_web *w, struct tj_http_req *req, struct tj
 {
     size_t len;
     const char *text = tj_http_body(req, &len);
-    cJSON *root = NULL, *pats, *ml, *lines, *defs;
+    cJSON *root = NULL, *pats, *ml, *lines, *defs, *ecs;
     const char *exprs[TJ_RULESET_MAX_ALTS];
     struct tj_workbench_req wr = {0};
-    struct tj_grok_lib *own = NULL;
-    const struct tj_grok_lib *lib = w->lib;
-    char err[1024];
 
     if (strcmp(tj_http_method(req), "POST") != 0) {
         json_error(body, status, 405, "POST a JSON object {\"patterns\":[...],\"lines\":\"...\"}",
@@ -165,6 +161,7 @@ static void serve_workbench(struct tj_web *w, struct tj_http_req *req, struct tj
     ml = cJSON_GetObjectItemCaseSensitive(root, "multiline");
     lines = cJSON_GetObjectItemCaseSensitive(root, "lines");
     defs = cJSON_GetObjectItemCaseSensitive(root, "definitions");
+    ecs = cJSON_GetObjectItemCaseSensitive(root, "ecs");
     if (!cJSON_IsString(lines) || (pats && !cJSON_IsArray(pats))) {
         json_error(body, status, 400, "give \"lines\" (a string) and \"patterns\" (an array)",
                    ctype);
@@ -189,20 +186,12 @@ static void serve_workbench(struct tj_web *w, struct tj_http_req *req, struct tj
     wr.host_name = w->host_name;
     wr.limits = w->limits;
     wr.cpu_budget_ms = TJ_WEB_CPU_BUDGET_MS;
-    if (cJSON_IsString(defs) && *defs->valuestring) {
-        if (!(own = tj_cmd_load_library(w->dirs, err, sizeof(err))) ||
-            tj_grok_lib_load(own, defs->valuestring, strlen(defs->valuestring), "definitions", true,
-                             err, sizeof(err))) {
-            tj_buf_append(body, "{\"error\":", 9);
-            tj_json_string(body, err, strlen(err));
-            tj_buf_append(body, ",\"pattern\":-1}", 14);
-            *status = 200;
-            *ctype = "application/json";
-            goto out;
-        }
-        lib = own;
+    wr.definitions = cJSON_IsString(defs) && *defs->valuestring ? defs->valuestring : NULL;
+    if (ecs && (!cJSON_IsString(ecs) || tj_ecs_mode_parse(ecs->valuestring, &wr.ecs))) {
+        json_error(body, status, 400, "ecs: \"v1\" or \"disabled\"", ctype);
+        goto out;
     }
-    if (tj_workbench_run(lib, &wr, body)) {
+    if (tj_workbench_run(w->lib, &wr, body)) {
         body->len = 0;
         json_error(body, status, 500, "out of memory (the answer is capped at 64 MiB)", ctype);
         goto out;
@@ -210,7 +199,6 @@ static void serve_workbench(struct tj_web *w, struct tj_http_req *req, struct tj
     *status = 200;
     *ctype = "application/json";
 out:
-    tj_grok_lib_destroy(own);
     cJSON_Delete(root);
     __atomic_sub_fetch(&w->running, 1, __ATOMIC_ACQ_REL);
 }

@@ -15,8 +15,7 @@
 struct tj_web {
     struct tj_engine *e;           /* borrowed */
     struct tj_tap_hub *hub;        /* borrowed */
-    const struct tj_grok_lib *lib; /* borrowed; read only */
-    const struct tj_strv *dirs;    /* --patterns-dir, for a request with its own definitions */
+    const struct tj_grok_lib *lib; /* borrowed; read only (the library and --patterns-dir) */
     const char *token;             /* the label-table token, or NULL */
     const char *host_name;         /* or NULL */
     struct tj_match_limits limits;

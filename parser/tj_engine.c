@@ -1318,7 +1318,8 @@ void tj_engine_services_json(struct tj_engine *e, struct tj_buf *b)
                 tj_buf_append(b, ",", 1);
             tj_json_string(b, rs->alt[i]->expr, strlen(rs->alt[i]->expr));
         }
-        tj_buf_printf(b, "],\"multiline\":");
+        tj_buf_printf(
+            b, "],\"ecs\":\"%s\",\"multiline\":", tj_ecs_mode_name(rs ? rs->ecs : TJ_ECS_V1));
         if (rs && rs->multiline)
             tj_json_string(b, rs->multiline->expr, strlen(rs->multiline->expr));
         else

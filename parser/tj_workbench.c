@@ -54,6 +54,8 @@ static int error_pattern(const char *err, size_t npatterns)
 {
     if (strncmp(err, "multiline:", 10) == 0)
         return 0;
+    if (strncmp(err, "definitions:", 12) == 0)
+        return -1;
     if (strncmp(err, "pattern ", 8) == 0)
         return atoi(err + 8);
     return npatterns ? 1 : 0;
@@ -126,6 +128,7 @@ int tj_workbench_run(const struct tj_grok_lib *lib, const struct tj_workbench_re
                      struct tj_buf *out)
 {
     struct wb_run r = {0};
+    struct tj_rules_spec spec = {0};
     struct tj_assembler *a = NULL;
     char err[900];
     int rc = TJ_ENOMEM;
@@ -133,7 +136,12 @@ int tj_workbench_run(const struct tj_grok_lib *lib, const struct tj_workbench_re
     tj_meta_init(&r.meta);
     tj_buf_init(&r.records, 64 * TJ_WORKBENCH_MAX_BYTES + 64 * MAX_LINE_BYTES);
     r.budget_ms = req->cpu_budget_ms;
-    r.rs = tj_ruleset_create(lib, req->patterns, req->npatterns, req->multiline, err, sizeof(err));
+    spec.exprs = req->patterns;
+    spec.n = req->npatterns;
+    spec.multiline = req->multiline;
+    spec.ecs = req->ecs;
+    spec.definitions = req->definitions;
+    r.rs = tj_ruleset_build(lib, &spec, err, sizeof(err));
     if (!r.rs) {
         tj_buf_append(out, "{\"error\":", 9);
         tj_json_string(out, err, strlen(err));

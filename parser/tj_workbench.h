@@ -16,8 +16,11 @@
 struct tj_workbench_req {
     const char *const *patterns; /* grok expressions, tried in order (borrowed) */
     size_t npatterns;
-    const char *multiline; /* first-line regex, or NULL */
-    const char *text;      /* the sample lines (json-file or plain, as `tailjet parse` reads) */
+    const char *multiline;   /* first-line regex, or NULL */
+    enum tj_ecs_mode ecs;    /* field names of the library's patterns */
+    const char *definitions; /* "NAME REGEX" lines for these patterns only (as a service's
+                                logPatternDefinitions), or NULL */
+    const char *text;        /* the sample lines (json-file or plain, as `tailjet parse` reads) */
     size_t len;
     const char *host_name; /* host.name of the records, or NULL */
     struct tj_match_limits limits;
@@ -26,8 +29,9 @@ struct tj_workbench_req {
 
 /* Appends the answer to out as one JSON object: {"records":[RECORD,...],"failed":[bool,...],
  * "stats":{...},"stopped":null|"why"} or, when a pattern does not compile, {"error":"pattern N:
- * PCRE2 error at offset K ...: message","pattern":N} (N from 1; 0: the multiline regex).
- * lib is borrowed read-only. Returns 0, or TJ_ENOMEM / TJ_ENOSPC when out could not hold it. */
+ * PCRE2 error at offset K ...: message","pattern":N} (N from 1; 0: the multiline regex; -1: the
+ * definitions). lib is borrowed read-only. Returns 0, or TJ_ENOMEM / TJ_ENOSPC when out could not
+ * hold it. */
 int tj_workbench_run(const struct tj_grok_lib *lib, const struct tj_workbench_req *req,
                      struct tj_buf *out);
 

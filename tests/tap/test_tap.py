@@ -310,6 +310,39 @@ def case_twin(binary, env):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     check(cli.returncode == 2 and ans["error"] in cli.stderr.decode(),
           "tailjet parse names another error: %s (workbench: %s)" % (cli.stderr, ans["error"]))
+    # legacy field names and the request's own definitions, against tailjet parse --ecs disabled
+    # with the same definitions in a --patterns-dir file
+    defs = "MYVERB (?:GET|POST)\nMYPATH /[a-z]+\n"
+    lines2 = ('127.0.0.1 - - [07/Dec/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 12 "-" "curl"\n'
+              "POST /items\nnothing here\n")
+    pats2 = ["%{COMMONAPACHELOG}", "%{MYVERB:v} %{MYPATH:p}"]
+    st, _, body = http("http://127.0.0.1:%d/v1/workbench" % port, data=json.dumps(
+        {"patterns": pats2, "lines": lines2, "ecs": "disabled", "definitions": defs}).encode())
+    ans = json.loads(body)
+    check(st == 200 and "records" in ans, "ecs disabled with definitions: HTTP %d %s" %
+          (st, body[:400]))
+    pdir = env.mkdir("pdir")
+    with open(os.path.join(pdir, "mine"), "w") as f:
+        f.write(defs)
+    args = [binary, "parse", "--quiet", "--ecs", "disabled", "--patterns-dir", pdir]
+    for p in pats2:
+        args += ["--pattern", p]
+    cli = subprocess.run(args, input=lines2.encode(), stdout=subprocess.PIPE, check=True,
+                         timeout=30)
+    cli_recs = [json.loads(x) for x in cli.stdout.splitlines()]
+    check(len(ans["records"]) == len(cli_recs) == 3, "ecs disabled: %d and %d records" %
+          (len(ans["records"]), len(cli_recs)))
+    for a, b in zip(ans["records"], cli_recs):
+        check(strip(a) == strip(b), "ecs disabled: the workbench and tailjet parse differ:\n"
+              "  %s\n  %s" % (a, b))
+    check(ans["records"][0].get("clientip") == "127.0.0.1" and
+          ans["records"][1].get("v") == "POST", "legacy names / definitions not applied: %s" %
+          ans["records"][:2])
+    st, _, body = http("http://127.0.0.1:%d/v1/workbench" % port, data=json.dumps(
+        {"patterns": ["%{BAD:x}"], "lines": "x", "definitions": "BAD (unclosed"}).encode())
+    ans = json.loads(body)
+    check(ans.get("pattern") == -1 and ans["error"].startswith("definitions:"),
+          "a bad definition: %s" % body)
     many = json.dumps({"patterns": [], "lines": "x\n" * 1001}).encode()
     st, _, _ = http("http://127.0.0.1:%d/v1/workbench" % port, data=many)
     check(st == 413, "1001 lines: HTTP %d, expected 413" % st)

@@ -85,6 +85,15 @@ async function main() {
     await page.click("#wb-run");
     await page.waitForSelector("#wb-error div");
     out.error = await page.$eval("#wb-error", (e) => e.textContent);
+    // legacy field names, and a definition of the request's own
+    await page.selectOption("#wb-ecs", "disabled");
+    await page.fill("#wb-defs", "MYWORD [a-z]+");
+    await page.fill("#wb-pattern", "%{COMMONAPACHELOG} %{MYWORD:extra}");
+    await page.fill("#wb-lines",
+                    '10.1.2.3 - - [07/Dec/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 12 tail');
+    await page.click("#wb-run");
+    await page.waitForSelector("#wb-results .record");
+    out.legacy = await fields(page);
     await page.close();
     if (tokenBase) {
       const p2 = await ctx.newPage();

@@ -9,7 +9,8 @@ Two fake containers (--docker-root) "web" and "api" with a pattern that misses s
 records; the page shows both in its services table with their pattern and _grokparsefailure
 counts, and web's last failed lines; in the workbench, a pattern and three lines give the
 extracted fields (verb, url.path, status as a number) and the line that misses is marked failed;
-an invalid pattern shows PCRE2's message; the live tail of web shows the lines appended to web's
+an invalid pattern shows PCRE2's message; with the legacy field names (ECS disabled) and a custom
+definition, %{COMMONAPACHELOG} gives clientip and verb; the live tail of web shows the lines appended to web's
 log once it streams, the failed ones marked. A second tailjet with --label-token-file refuses the
 page without the token (401) and serves it, table and all, with ?token=. The screenshot of the
 page (the README shows docs/ui.png, made by this test) is written to SCREENSHOT.png.
@@ -114,6 +115,10 @@ def case_page(binary, env):
           "the live tail marks failures: %s" % out["tail"])
     check("missing closing parenthesis" in out["error"] and "offset" in out["error"],
           "an invalid pattern shows: %r" % out["error"])
+    leg = out["legacy"]
+    check(len(leg) == 1 and leg[0]["fields"].get("clientip") == "10.1.2.3" and
+          leg[0]["fields"].get("verb") == "GET" and leg[0]["fields"].get("extra") == "tail",
+          "ECS disabled with a definition of its own: %s" % leg)
     check(out["no_token"]["status"] == 401 and "token is required" in out["no_token"]["text"],
           "/ui/ without the token: %s" % out["no_token"])
     check(out["with_token"]["status"] == 200 and set(out["with_token"]["services"]) ==
