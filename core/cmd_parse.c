@@ -29,6 +29,7 @@ struct parse_cfg {
     size_t max_line_bytes;
     const char *format;
     const char *ecs;
+    const char *timestamp;
     struct tj_strv dirs;
     unsigned match_limit;
     bool quiet;
@@ -54,6 +55,13 @@ static const struct tj_opt parse_opts[] = {
      "field names of the library's patterns: v1 (ECS, Logstash 8's default) or disabled "
      "(Logstash's legacy names: clientip, verb, response, ...)",
      "v1|disabled"},
+    {"timestamp", TJ_OPT_STRING, offsetof(struct parse_cfg, timestamp), NULL, NULL,
+     "'FIELD FORMAT[|FORMAT...]'",
+     "take @timestamp from the extracted FIELD, read with the first format that fits (ISO8601, "
+     "UNIX, UNIX_MS, TAI64N or a Joda pattern such as 'dd/MMM/yyyy:HH:mm:ss Z'; a last "
+     "'|zone=+HH:MM' for zone-less times); the line's own time then goes to event.created; no "
+     "fit: tagged _dateparsefailure",
+     NULL},
     {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct parse_cfg, dirs), NULL, NULL, "DIR",
      "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
     {"match-limit", TJ_OPT_UINT, offsetof(struct parse_cfg, match_limit), "200000", NULL, "N",
@@ -234,6 +242,7 @@ static struct tj_ruleset *build_ruleset(const struct parse_cfg *cfg, char *err, 
     spec.exprs = (const char *const *)cfg->patterns.v;
     spec.n = cfg->patterns.n;
     spec.multiline = cfg->multiline;
+    spec.timestamp = cfg->timestamp;
     tj_ecs_mode_parse(cfg->ecs, &spec.ecs); /* checked against the option's choices */
     rs = tj_ruleset_build(lib, &spec, msg, sizeof(msg));
     if (!rs)

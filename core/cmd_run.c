@@ -71,6 +71,9 @@ static const struct tj_opt run_opts[] = {
      NULL},
     {"multiline", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "REGEX",
      "for the --watch before it: a line matching REGEX starts an event, other lines join it", NULL},
+    {"timestamp", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL,
+     "'FIELD FORMAT[|FORMAT...]'",
+     "for the --watch before it: take @timestamp from an extracted field, as for parse", NULL},
     {"ecs", TJ_OPT_SEQ, offsetof(struct run_cfg, seq), NULL, NULL, "MODE",
      "for the --watch before it: field names of the library's patterns, v1 (ECS, the default) "
      "or disabled (Logstash's legacy names)",
@@ -193,6 +196,8 @@ static int build_watches(struct watches *w, const struct run_cfg *cfg,
         for (i += 2; i < cfg->seq.n && strcmp(cfg->seq.v[i], "watch") != 0; i += 2) {
             if (strcmp(cfg->seq.v[i], "multiline") == 0) {
                 multiline = cfg->seq.v[i + 1];
+            } else if (strcmp(cfg->seq.v[i], "timestamp") == 0) {
+                spec.timestamp = cfg->seq.v[i + 1];
             } else if (strcmp(cfg->seq.v[i], "ecs") == 0) {
                 if (tj_ecs_mode_parse(cfg->seq.v[i + 1], &spec.ecs)) {
                     fprintf(stderr, "tailjet run: --watch %s: --ecs %s: use v1 or disabled\n", glob,

@@ -192,7 +192,7 @@ static struct rules *rules_get(struct tj_discover *d, const struct tj_rules_spec
 {
     size_t len = 8, n = spec->n;
     const char *const *exprs = spec->exprs;
-    const char *multiline = spec->multiline, *defs = spec->definitions;
+    const char *multiline = spec->multiline, *defs = spec->definitions, *ts = spec->timestamp;
     struct rules *r;
     char *key, *p, err[900];
     struct tj_rules_spec s = *spec;
@@ -201,7 +201,7 @@ static struct rules *rules_get(struct tj_discover *d, const struct tj_rules_spec
     for (size_t i = 0; i < n; i++)
         len += strlen(exprs[i]) + 1;
     len += multiline ? strlen(multiline) : 0;
-    len += (defs ? strlen(defs) : 0) + (ecs ? strlen(ecs) : 0);
+    len += (defs ? strlen(defs) : 0) + (ecs ? strlen(ecs) : 0) + (ts ? strlen(ts) : 0) + 1;
     if (!(key = malloc(len + 1)))
         return NULL;
     p = key;
@@ -209,7 +209,8 @@ static struct rules *rules_get(struct tj_discover *d, const struct tj_rules_spec
         *p++ = '\x1f';
     for (size_t i = 0; i < n; i++)
         p += sprintf(p, "%s\x1e", exprs[i]);
-    sprintf(p, "\x1d%s\x1d%s\x1d%s", multiline ? multiline : "", defs ? defs : "", ecs ? ecs : "");
+    sprintf(p, "\x1d%s\x1d%s\x1d%s\x1d%s", multiline ? multiline : "", defs ? defs : "",
+            ecs ? ecs : "", ts ? ts : "");
     for (r = d->cache; r; r = r->next) {
         if (strcmp(r->key, key) == 0) {
             free(key);
@@ -306,6 +307,7 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
     const char *multiline = label_of(d, c, "logMultiline");
     const char *ecs = label_of(d, c, "logEcs");
     const char *defs = label_of(d, c, "logPatternDefinitions");
+    const char *ts = label_of(d, c, "logTimestamp");
     struct tj_rules_spec spec = {0};
     bool missing = labels_missing(d, c);
     struct rules *r;
@@ -320,6 +322,7 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
     spec.n = n;
     spec.multiline = multiline && *multiline ? multiline : NULL;
     spec.definitions = defs && *defs ? defs : NULL;
+    spec.timestamp = ts && *ts ? ts : NULL;
     r = rules_get(d, &spec, ecs, missing);
     if (!r) {
         tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is not followed", c->id);

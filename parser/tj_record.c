@@ -16,6 +16,7 @@ enum node_kind {
     N_MESSAGE,
     N_STREAM,
     N_ORIGINAL,
+    N_CREATED,
     N_META,
     N_OFFSET,
     N_ATTRS,
@@ -30,6 +31,7 @@ enum {
     B_STREAM,
     B_ATTRS,
     B_ORIGINAL,
+    B_CREATED,
     B_OFFSET,
     B_TAGS,
     B_ALWAYS,
@@ -351,6 +353,9 @@ static unsigned set_masks(struct tj_shape *s, int i)
     case N_ORIGINAL:
         nd->mask = 1u << B_ORIGINAL;
         break;
+    case N_CREATED:
+        nd->mask = 1u << B_CREATED;
+        break;
     case N_META:
         nd->mask = 1u << nd->meta;
         break;
@@ -540,6 +545,7 @@ struct tj_shape *tj_shape_create(const struct tj_grok *g, char *err, size_t errl
         {"message", N_MESSAGE, 0},
         {"stream", N_STREAM, 0},
         {"event.original", N_ORIGINAL, 0},
+        {"event.created", N_CREATED, 0},
         {"container.id", N_META, TJ_META_CONTAINER_ID},
         {"container.name", N_META, TJ_META_CONTAINER_NAME},
         {"container.image.name", N_META, TJ_META_IMAGE_NAME},
@@ -615,7 +621,8 @@ struct ectx {
 };
 
 static const char *const tag_names[] = {"_grokparsefailure", "_jsonparsefailure", "_truncated",
-                                        "_groktimeout",      "_patternerror",     "_labelsmissing"};
+                                        "_groktimeout",      "_patternerror",     "_labelsmissing",
+                                        "_dateparsefailure"};
 
 /* The first group of nd that matched something non-empty (Logstash keeps no empty capture). */
 static int pick_group(const struct node *nd, const size_t *ov)
@@ -796,6 +803,8 @@ static int emit_leaf(struct ectx *c, const struct node *nd, int gi)
         return tj_json_string(c->out, ev->message.ptr, ev->message.len);
     case N_STREAM:
         return tj_json_string(c->out, ev->stream.ptr, ev->stream.len);
+    case N_CREATED:
+        return tj_json_string(c->out, ev->created.ptr, ev->created.len);
     case N_META:
         return tj_buf_append(c->out, c->meta->val[nd->meta], c->meta->len[nd->meta]);
     case N_OFFSET:
@@ -978,6 +987,7 @@ int tj_record_encode(struct tj_buf *out, const struct tj_shape *s, const struct 
     c.msg_group = pick_group(&s->nodes[s->message], ovector);
     c.present |= (meta ? meta->present : 0) | (ev->time.len ? 1u << B_TIME : 0) |
                  (ev->stream.len ? 1u << B_STREAM : 0) | (ev->attrs.len ? 1u << B_ATTRS : 0) |
+                 (ev->created.len ? 1u << B_CREATED : 0) |
                  (c.msg_group >= 0 ? 1u << B_ORIGINAL : 0) |
                  (ev->offset >= 0 ? 1u << B_OFFSET : 0) | (ev->tags ? 1u << B_TAGS : 0);
     /* Every dynamic write below leaves the shape's static bytes free after it, so keys and

@@ -1,9 +1,9 @@
 /* tj_record.h: encoding one log event as one ECS-style JSON line.
  * A tj_shape is built once per compiled pattern: a tree that merges tailjet's own metadata
  * (@timestamp, message, stream, container.*, service.*, host.name, log.file.path, log.offset,
- * docker.attrs, tags) with the pattern's field paths, so that an extracted "log.level" sits
- * beside "log.file.path" in one "log" object. Encoding walks the tree and writes only what is
- * present; objects with nothing in them are not written. */
+ * docker.attrs, event.original, event.created, tags) with the pattern's field paths, so that an
+ * extracted "log.level" sits beside "log.file.path" in one "log" object. Encoding walks the tree
+ * and writes only what is present; objects with nothing in them are not written. */
 #ifndef TJ_RECORD_H
 #define TJ_RECORD_H
 
@@ -41,11 +41,14 @@ enum tj_tag {
     TJ_TAG_GROKTIMEOUT = 1u << 3,      /* a PCRE2 match limit stopped a pattern */
     TJ_TAG_PATTERNERROR = 1u << 4,     /* the service's pattern label did not compile */
     TJ_TAG_LABELSMISSING = 1u << 5,    /* a worker did not learn its service's labels in time */
+    TJ_TAG_DATEPARSEFAILURE = 1u << 6, /* the event-time field fitted none of its formats */
 };
 
 /* One event: slices borrowed for the duration of tj_record_encode. */
 struct tj_event {
     struct tj_slice time;         /* RFC 3339 text for @timestamp */
+    struct tj_slice created;      /* RFC 3339 text for event.created, or empty (the json-file
+                                     time, when the event's own time replaced it) */
     struct tj_slice message;      /* the line (or joined lines), unescaped */
     struct tj_slice message_json; /* the same text already escaped as JSON string content
                                      (valid, printable ASCII), or empty: then it is escaped */

@@ -6,6 +6,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether grok field f is the field named `name` ("a", "a.b" or "[a][b]"). */
+static bool field_is(const struct tj_grok_field *f, const char *name)
+{
+    const char *p = name;
+
+    for (size_t i = 0; i < f->nseg; i++) {
+        size_t k = strlen(f->seg[i]);
+        if (*name == '[') {
+            if (*p != '[' || strncmp(p + 1, f->seg[i], k) != 0 || p[1 + k] != ']')
+                return false;
+            p += k + 2;
+        } else {
+            if (i && *p++ != '.')
+                return false;
+            if (strncmp(p, f->seg[i], k) != 0)
+                return false;
+            p += k;
+        }
+    }
+    return *p == '\0';
+}
+
+/* Finds the capture groups of the time field in alternative i. */
+static void time_groups(struct tj_ruleset *rs, size_t i)
+{
+    const struct tj_grok *g = rs->alt[i];
+    const char *name = tj_time_spec_field(rs->ts);
+
+    for (size_t k = 0; k < g->nfields && rs->nts_group[i] < TJ_RULESET_MAX_TS_GROUPS; k++)
+        if (field_is(&g->fields[k], name))
+            rs->ts_group[i][rs->nts_group[i]++] = g->fields[k].group;
+}
+
 /* Compiles every definition of opts->defs alone, so that a bad one is reported even when no
  * pattern uses it yet. Returns 0, or -1 with err filled ("definitions: NAME: ..."). */
 static int check_definitions(const struct tj_grok_lib *lib, const struct tj_grok_opts *opts,
@@ -92,6 +125,15 @@ struct tj_ruleset *tj_ruleset_build(const struct tj_grok_lib *lib, const struct 
             goto fail;
         }
     }
+    if (spec->timestamp && *spec->timestamp) {
+        rs->ts = tj_time_spec_create(spec->timestamp, msg, sizeof(msg));
+        if (!rs->ts) {
+            snprintf(err, errlen, "timestamp: %s", msg);
+            goto fail;
+        }
+        for (size_t i = 0; i < n; i++)
+            time_groups(rs, i);
+    }
     if (multiline) {
         rs->multiline =
             tj_grok_compile_opts(lib, multiline, strlen(multiline), &opts, msg, sizeof(msg));
@@ -128,6 +170,7 @@ void tj_ruleset_unref(struct tj_ruleset *rs)
     tj_grok_unref(rs->multiline);
     tj_shape_destroy(rs->plain);
     tj_grok_lib_destroy(rs->defs);
+    tj_time_spec_destroy(rs->ts);
     free(rs);
 }
 
@@ -167,9 +210,27 @@ int tj_ruleset_encode(const struct tj_ruleset *rs, const struct tj_event *ev,
     const struct tj_shape *shape = res->alt >= 0 ? rs->shape[res->alt] : rs->plain;
     int rc;
 
+    char when[TJ_TIME_TEXT_MAX];
+
     if (res->alt < 0)
         ov = NULL;
     e.tags |= rs->base_tags;
+    if (rs->ts && ov) {
+        for (size_t k = 0; k < rs->nts_group[res->alt]; k++) {
+            size_t a = ov[2 * rs->ts_group[res->alt][k]], b = ov[2 * rs->ts_group[res->alt][k] + 1];
+            int n;
+            if (a == SIZE_MAX || b <= a)
+                continue;
+            n = tj_time_parse(rs->ts, ev->message.ptr + a, b - a, ev->time, when);
+            if (n > 0) {
+                e.created = ev->time;
+                e.time = (struct tj_slice){when, (size_t)n};
+            } else {
+                e.tags |= TJ_TAG_DATEPARSEFAILURE;
+            }
+            break;
+        }
+    }
     if (!ov && rs->nalt && !(e.tags & TJ_TAG_JSONPARSEFAILURE))
         e.tags |= TJ_TAG_GROKPARSEFAILURE | (res->limited ? TJ_TAG_GROKTIMEOUT : 0);
     rc = tj_record_encode(out, shape, &e, meta, ov);

@@ -7,6 +7,9 @@
 
 #include "tj_grok.h"
 #include "tj_record.h"
+#include "tj_time.h"
+
+#define TJ_RULESET_MAX_TS_GROUPS 8
 
 #define TJ_RULESET_MAX_ALTS 16
 
@@ -19,6 +22,10 @@ struct tj_ruleset {
     unsigned base_tags;        /* tags every record gets (e.g. _patternerror) */
     enum tj_ecs_mode ecs;      /* the field names the library's patterns gave */
     struct tj_grok_lib *defs;  /* owned: the source's own definitions, or NULL */
+    struct tj_time_spec *ts;   /* owned: where the event's own time is, or NULL */
+    /* per alternative: the capture groups of the time field, first set wins */
+    uint32_t ts_group[TJ_RULESET_MAX_ALTS][TJ_RULESET_MAX_TS_GROUPS];
+    size_t nts_group[TJ_RULESET_MAX_ALTS];
     int refs;
 };
 
@@ -30,6 +37,9 @@ struct tj_rules_spec {
     enum tj_ecs_mode ecs;    /* field names of the library's patterns */
     const char *definitions; /* "NAME REGEX" lines usable by exprs (Logstash's
                                 pattern_definitions; a service's logPatternDefinitions), or NULL */
+    const char *timestamp;   /* "FIELD FORMAT[|FORMAT...][|zone=Z]" (tj_time.h): the event's own
+                                time becomes @timestamp, the json-file time event.created; a
+                                field that fits no format tags the record _dateparsefailure */
 };
 
 /* Compiles the alternatives exprs[0..n) and the multiline regex (NULL: none) against lib; all
@@ -39,7 +49,7 @@ struct tj_ruleset *tj_ruleset_create(const struct tj_grok_lib *lib, const char *
                                      size_t n, const char *multiline, char *err, size_t errlen);
 
 /* The same from a spec. err starts with what was wrong: "pattern N: ", "multiline: ",
- * "definitions: " (then "line L: ..."), or nothing with one pattern. */
+ * "definitions: " (then "line L: ..."), "timestamp: ", or nothing with one pattern. */
 struct tj_ruleset *tj_ruleset_build(const struct tj_grok_lib *lib, const struct tj_rules_spec *spec,
                                     char *err, size_t errlen);
 

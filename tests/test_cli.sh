@@ -237,5 +237,19 @@ check every_name_in_legacy_mode test -z "$bad_names"
 echo 'n=5 b=TRUE' | "$TJ" parse --quiet --pattern 'n=%{INT:n:long} b=%{WORD:b:boolean}' >"$T/conv"
 check_json ingest_conversions "$T/conv" 'recs[0]["n"] == 5 and recs[0]["b"] is True'
 
+# --- event time from the line (--timestamp): @timestamp from the field, json-file time kept
+cat >"$T/ts.log" <<'TSEOF'
+{"log":"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 2 \"-\" \"a\"\n","stream":"stdout","time":"2024-05-01T10:00:00.123456789Z"}
+{"log":"1.2.3.4 - - [31/Feb/2015:23:13:42 +0000] \"GET / HTTP/1.0\" 200 2 \"-\" \"a\"\n","stream":"stdout","time":"2024-05-01T10:00:01.5Z"}
+{"log":"1.2.3.4 - - [24/Feb/2015:23:13:42.25 +0100] \"GET / HTTP/1.0\" 200 2 \"-\" \"a\"\n","stream":"stdout","time":"2024-05-01T10:00:02Z"}
+TSEOF
+"$TJ" parse --quiet --pattern '%{COMBINEDAPACHELOG}' --timestamp 'timestamp dd/MMM/yyyy:HH:mm:ss Z|dd/MMM/yyyy:HH:mm:ss.SS Z' "$T/ts.log" >"$T/ts.out"
+check_json timestamp_from_line "$T/ts.out" \
+  'len(recs) == 3 and recs[0]["@timestamp"] == "2000-10-10T20:55:36Z" and recs[0]["event"]["created"] == "2024-05-01T10:00:00.123456789Z" and recs[2]["@timestamp"] == "2015-02-24T22:13:42.25Z"'
+check_json timestamp_bad_date_tagged "$T/ts.out" \
+  'recs[1]["tags"] == ["_dateparsefailure"] and recs[1]["@timestamp"] == "2024-05-01T10:00:01.5Z" and "event" not in recs[1] and recs[1]["source"]["address"] == "1.2.3.4"'
+"$TJ" parse --timestamp 'timestamp' --pattern x </dev/null >/dev/null 2>"$T/ts.err"
+check timestamp_bad_spec grep -q 'timestamp: ' "$T/ts.err"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

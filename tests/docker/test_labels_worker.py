@@ -13,7 +13,8 @@ token file. The cases run in order, on the same swarm, and each builds on the on
                      defines the pattern its logPattern uses, on both nodes; a definition that
                      does not compile is reported naming logPatternDefinitions, and the
                      service's lines ship tagged _patternerror. The table the manager serves
-                     carries logEcs and logPatternDefinitions.
+                     carries logEcs, logPatternDefinitions and logTimestamp; logTimestamp
+                     takes @timestamp from the Apache line (Docker's time: event.created).
   worker_parsed      W parses the worker's task with the service label's pattern, with the
                      task's full metadata; every one of its lines, the first ones included
                      (they wait for the labels, they are not shipped unparsed); the table
@@ -265,6 +266,7 @@ def case_worker_parsed(wd):
 
 APACHE = ('10.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 '
           '"http://www.example.com/start.html" "Mozilla/4.08"')
+TS = "timestamp dd/MMM/yyyy:HH:mm:ss Z"
 DEFS = "TICKWORD tick\nTICKLINE %{TICKWORD:word} #%{INT:n:int}"
 
 
@@ -272,7 +274,7 @@ def case_logstash_labels(wd):
     loop = "while true; do echo %s; sleep 0.1; done"
     wd.m.docker("service", "create", "--detach", "--name", "tjlegacy", "--mode", "global",
                 "--label", "logPattern=%{COMBINEDAPACHELOG}", "--label", "logEcs=disabled",
-                IMAGE, "sh", "-c", loop % ("'" + APACHE + "'"))
+                "--label", "logTimestamp=" + TS, IMAGE, "sh", "-c", loop % ("'" + APACHE + "'"))
     wd.m.docker("service", "create", "--detach", "--name", "tjdefs", "--mode", "global",
                 "--label", "logPattern=%{TICKLINE}", "--label", "logPatternDefinitions=" + DEFS,
                 IMAGE, "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick \\#$i; sleep 0.1; done")
@@ -292,6 +294,10 @@ def case_logstash_labels(wd):
                     "request": "/apache_pb.gif", "httpversion": "1.0", "response": "200",
                     "bytes": "2326", "timestamp": "10/Oct/2000:13:55:36 -0700"}
             got = {k: r.get(k) for k in want}
+            check(r.get("@timestamp") == "2000-10-10T20:55:36Z" and
+                  r.get("event", {}).get("created", "").startswith("20"),
+                  "%s: logTimestamp did not set @timestamp from the line (json-file time in "
+                  "event.created): %s" % (who, json.dumps(r)[:700]))
             check(got == want and "source" not in r and "http" not in r and "tags" not in r,
                   "%s: logEcs=disabled record is not Logstash's legacy one: %s"
                   % (who, json.dumps(r)[:700]))
@@ -312,7 +318,8 @@ def case_logstash_labels(wd):
               % (who, tail_text(err, 40)))
     st, body = http_get(wd.url_m("/v1/services"), TOKEN)
     table = {s["name"]: s["labels"] for s in json.loads(body)["services"]}
-    check(table.get("tjlegacy") == {"logPattern": "%{COMBINEDAPACHELOG}", "logEcs": "disabled"} and
+    check(table.get("tjlegacy") == {"logPattern": "%{COMBINEDAPACHELOG}", "logEcs": "disabled",
+                                    "logTimestamp": TS} and
           table.get("tjdefs") == {"logPattern": "%{TICKLINE}", "logPatternDefinitions": DEFS},
           "the label table does not carry logEcs / logPatternDefinitions: %s" % table)
     for svc in ("tjlegacy", "tjdefs", "tjbaddefs"):
