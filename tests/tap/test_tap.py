@@ -16,6 +16,9 @@ Cases:
   machine), and its drops are counted in tailjet_tap_dropped_total. The figures are printed.
 - token: with --label-token-file, /v1/tap, /ui/ and /v1/workbench refuse a request without the
   token (401); `tailjet tap --token-file` works; /ui/?token= sets a cookie that then suffices.
+- cli: `tailjet tap --ca-file` over HTTPS (tailjet run --tls-cert); SIGINT ends an idle tap at
+  once with status 0; --rate 5 prints at most 5 records a second and says how many it did not
+  print; a daemon that is not there is an error naming the address.
 - twin: POST /v1/workbench and `tailjet parse` give the same records for the same pattern and
   lines (but @timestamp, the time of parsing); an invalid pattern answers PCRE2's message with
   its offset; more than 1000 lines are refused (413).
@@ -24,6 +27,7 @@ Cases:
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -35,6 +39,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 from tj_engine_util import (Env, check, fail, free_port, log, main_wrapper,  # noqa: E402
                             run_cases, wait_until)
 from tj_fake_docker import fake_root  # noqa: E402
+
+sys.path.insert(0, os.path.join(HERE, "..", "es"))
+from tj_es_server import make_test_ca  # noqa: E402
 
 PATTERN = "%{WORD:verb} %{URIPATH:url} %{INT:status:int}"
 STOP_BOUND = 15.0
@@ -358,7 +365,69 @@ def case_twin(binary, env):
     t.stop(STOP_BOUND)
 
 
-CASES = [(case_failures, 240), (case_stuck, 600), (case_token, 240), (case_twin, 240)]
+def case_cli(binary, env):
+    ca = make_test_ca(env.path("ca"))
+    d = env.mkdir("logs")
+    port = free_port()
+    t = env.tailjet(binary, ["--watch", os.path.join(d, "*.log"), "--pattern", PATTERN,
+                             "--output", "file:" + env.path("out.ndjson"),
+                             "--state-dir", env.path("st"), "--tls-cert", ca["cert"],
+                             "--tls-key", ca["key"], "--metrics-addr", "127.0.0.1:%d" % port])
+
+    def taps_opened():
+        """Taps opened so far (not the gauge: a tap that went counts until its next heartbeat)."""
+        try:
+            st, _, body = https_get(port, ca["ca_cert"])
+        except OSError:
+            return None
+        m = [ln for ln in body.decode().splitlines() if ln.startswith("tailjet_taps_opened_total ")]
+        return int(float(m[0].split()[1])) if m else None
+    wait_until(lambda: taps_opened() is not None, 20, "tailjet's HTTPS endpoint", procs=[t])
+    # HTTPS with --ca-file; Ctrl-C ends an idle tap at once, status 0
+    p, out, err = start_tap(env, binary, port, "--ca-file", ca["ca_cert"], name="idle")
+    wait_until(lambda: taps_opened() == 1, 20, "the HTTPS tap connected", procs=[t])
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    try:
+        rc = p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        fail("tailjet tap did not exit within 5 s of SIGINT")
+    log("    an idle tap exited %.2f s after SIGINT" % (time.monotonic() - t0))
+    check(rc == 0, "tailjet tap after SIGINT: exit %d, %s" % (rc, open(err).read()))
+    # --rate 5: at most 5 a second printed, the rest counted and said
+    p, out, err = start_tap(env, binary, port, "--ca-file", ca["ca_cert"], "--rate", "5",
+                            name="rate")
+    wait_until(lambda: taps_opened() == 2, 20, "the --rate tap connected", procs=[t])
+    with open(os.path.join(d, "a.log"), "w") as f:
+        f.write("".join("GET /r/%d 200\n" % i for i in range(200)))
+    wait_until(lambda: os.path.getsize(out) > 0, 20, "the --rate tap's first records",
+               procs=[t])
+    t0 = time.monotonic()
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    check(p.wait(timeout=5) == 0, "tailjet tap --rate: exit status")
+    elapsed = time.monotonic() - t0
+    n = len(read_json_lines(out))
+    text = open(err).read()
+    check(1 <= n <= 5 * (int(elapsed) + 3), "--rate 5 printed %d records in %.1f s" % (n, elapsed))
+    check("not printed" in text and "%d not printed" % (200 - n) in text,
+          "--rate 5: the records not printed are not said on stderr: %r (printed %d)" % (text, n))
+    # a daemon that is not there
+    p, out, err = start_tap(env, binary, free_port(), name="nobody")
+    check(p.wait(timeout=20) == 1 and "tailjet run listening" in open(err).read(),
+          "tailjet tap to no daemon: %s" % open(err).read())
+    t.stop(STOP_BOUND)
+
+
+def https_get(port, ca_file):
+    ctx = ssl.create_default_context(cafile=ca_file)
+    with urllib.request.urlopen("https://127.0.0.1:%d/metrics" % port, timeout=5,
+                                context=ctx) as r:
+        return r.status, r.headers, r.read()
+
+
+CASES = [(case_failures, 240), (case_stuck, 600), (case_token, 240), (case_twin, 240),
+         (case_cli, 240)]
 
 
 def main(binary):
