@@ -37,7 +37,7 @@ static const struct tj_opt tap_opts[] = {
      "only the records of this container (its name, or its id or an id prefix)", NULL},
     {"failures", TJ_OPT_FLAG, offsetof(struct tap_cfg, failures), NULL, NULL, NULL,
      "only records that failed: tagged _grokparsefailure, _groktimeout, _jsonparsefailure, "
-     "_truncated, _patternerror or _labelsmissing",
+     "_truncated, _dateparsefailure, _patternerror or _labelsmissing (any tag tailjet adds)",
      NULL},
     {"limit", TJ_OPT_UINT, offsetof(struct tap_cfg, limit), "0", NULL, "N",
      "exit after N records (0: run until Ctrl-C)", NULL},

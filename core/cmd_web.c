@@ -139,7 +139,7 @@ static void serve_workbench(struct tj_web *w, struct tj_http_req *req, struct tj
 {
     size_t len;
     const char *text = tj_http_body(req, &len);
-    cJSON *root = NULL, *pats, *ml, *lines, *defs, *ecs;
+    cJSON *root = NULL, *pats, *ml, *lines, *defs, *ecs, *ts;
     const char *exprs[TJ_RULESET_MAX_ALTS];
     struct tj_workbench_req wr = {0};
 
@@ -162,6 +162,7 @@ static void serve_workbench(struct tj_web *w, struct tj_http_req *req, struct tj
     lines = cJSON_GetObjectItemCaseSensitive(root, "lines");
     defs = cJSON_GetObjectItemCaseSensitive(root, "definitions");
     ecs = cJSON_GetObjectItemCaseSensitive(root, "ecs");
+    ts = cJSON_GetObjectItemCaseSensitive(root, "timestamp");
     if (!cJSON_IsString(lines) || (pats && !cJSON_IsArray(pats))) {
         json_error(body, status, 400, "give \"lines\" (a string) and \"patterns\" (an array)",
                    ctype);
@@ -187,6 +188,7 @@ static void serve_workbench(struct tj_web *w, struct tj_http_req *req, struct tj
     wr.limits = w->limits;
     wr.cpu_budget_ms = TJ_WEB_CPU_BUDGET_MS;
     wr.definitions = cJSON_IsString(defs) && *defs->valuestring ? defs->valuestring : NULL;
+    wr.timestamp = cJSON_IsString(ts) && *ts->valuestring ? ts->valuestring : NULL;
     if (ecs && (!cJSON_IsString(ecs) || tj_ecs_mode_parse(ecs->valuestring, &wr.ecs))) {
         json_error(body, status, 400, "ecs: \"v1\" or \"disabled\"", ctype);
         goto out;

@@ -141,6 +141,7 @@ int tj_workbench_run(const struct tj_grok_lib *lib, const struct tj_workbench_re
     spec.multiline = req->multiline;
     spec.ecs = req->ecs;
     spec.definitions = req->definitions;
+    spec.timestamp = req->timestamp;
     r.rs = tj_ruleset_build(lib, &spec, err, sizeof(err));
     if (!r.rs) {
         tj_buf_append(out, "{\"error\":", 9);

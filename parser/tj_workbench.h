@@ -20,6 +20,7 @@ struct tj_workbench_req {
     enum tj_ecs_mode ecs;    /* field names of the library's patterns */
     const char *definitions; /* "NAME REGEX" lines for these patterns only (as a service's
                                 logPatternDefinitions), or NULL */
+    const char *timestamp;   /* "FIELD FORMAT[|FORMAT...]" (as logTimestamp), or NULL */
     const char *text;        /* the sample lines (json-file or plain, as `tailjet parse` reads) */
     size_t len;
     const char *host_name; /* host.name of the records, or NULL */

@@ -345,6 +345,22 @@ def case_twin(binary, env):
     check(ans["records"][0].get("clientip") == "127.0.0.1" and
           ans["records"][1].get("v") == "POST", "legacy names / definitions not applied: %s" %
           ans["records"][:2])
+    # the event time from a field, against tailjet parse --timestamp
+    ts = "timestamp dd/MMM/yyyy:HH:mm:ss Z"
+    st, _, body = http("http://127.0.0.1:%d/v1/workbench" % port, data=json.dumps(
+        {"patterns": ["%{COMMONAPACHELOG}"], "lines": lines2, "timestamp": ts}).encode())
+    ans = json.loads(body)
+    cli = subprocess.run([binary, "parse", "--quiet", "--pattern", "%{COMMONAPACHELOG}",
+                          "--timestamp", ts], input=lines2.encode(), stdout=subprocess.PIPE,
+                         check=True, timeout=30)
+    cli_recs = [json.loads(x) for x in cli.stdout.splitlines()]
+    def no_created(r):  # event.created: when the line was read, as @timestamp is otherwise
+        r = json.loads(json.dumps(r))
+        r.get("event", {}).pop("created", None)
+        return r
+    check(st == 200 and no_created(ans["records"][0]) == no_created(cli_recs[0]) and
+          ans["records"][0]["@timestamp"].startswith("2026-12-07T10:00:00"),
+          "--timestamp: the workbench %s, tailjet parse %s" % (body[:300], cli_recs[:1]))
     st, _, body = http("http://127.0.0.1:%d/v1/workbench" % port, data=json.dumps(
         {"patterns": ["%{BAD:x}"], "lines": "x", "definitions": "BAD (unclosed"}).encode())
     ans = json.loads(body)
