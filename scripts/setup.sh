@@ -16,8 +16,10 @@ pkgs=(
   prometheus
   # a real Docker engine for the discovery tests (started privately by the tests themselves)
   docker.io busybox-static
-  # an independent Kafka client to read back what the Kafka output produced to the mock cluster
+  # an independent Kafka client to read back what the Kafka output produced
   kcat
+  # a real Apache Kafka for the `real` tests: a JDK to run it, Maven to fetch it (below)
+  openjdk-17-jdk-headless maven
   # the packaging test: a Debian base image without a registry; systemd-analyze for the unit
   debootstrap systemd
   # regenerating tests/data/logstash from logstash-patterns-core's specs (tests/logstash/port_specs.rb)
@@ -37,9 +39,15 @@ npm_ci() {
   (cd "$(dirname "$0")/../tests/ui" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
     npm ci --no-audit --no-fund --loglevel=error)
 }
+# Servers the `real` tests start, fetched from Maven Central into Maven's own repository
+# (~/.m2/repository) at pinned versions; a second run finds them there (tests/servers/README.md).
+fetch_servers() {
+  bash "$(dirname "$0")/../tests/servers/kafka.sh" fetch
+}
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#pkgs[@]} packages already installed"
   npm_ci
+  fetch_servers
   exit 0
 fi
 
@@ -58,3 +66,4 @@ if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/nul
   $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 npm_ci
+fetch_servers

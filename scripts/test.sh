@@ -4,8 +4,8 @@
 #   2. the packaging test (ctest label package: the Dockerfile, deploy/stack.yml on a swarm,
 #      Prometheus scraping it; 2.5-4 min, skipped with TJ_SKIP_PACKAGE=1 for a quick local run),
 #   3. builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test again,
-#   4. builds with ThreadSanitizer and runs the engine's tests (label engine) and the other
-#      tests of threaded code (label threads) against it,
+#   4. builds with ThreadSanitizer and runs the engine's tests (label engine), the other
+#      tests of threaded code (label threads) and the tests against real servers (label real),
 #   5. runs each libFuzzer target for FUZZ_SECONDS (default 30) from its seed corpus,
 #   6. checks that the tree is clang-formatted.
 # Any failure stops it with a non-zero exit.
@@ -33,13 +33,13 @@ CC=clang bash scripts/build.sh build-asan -DTJ_SANITIZE=address,undefined
   TJ_BACKPRESSURE_BYTES=268435456 TJ_RSS_BOUND_MIB=256 \
   ctest -LE package --output-on-failure)
 
-echo "== 4/6 ThreadSanitizer: the engine's tests and the other threaded ones"
+echo "== 4/6 ThreadSanitizer: the engine's tests, the other threaded ones, the real servers'"
 CC=clang bash scripts/build.sh build-tsan -DTJ_SANITIZE=thread
 # A data race makes tailjet exit 66, which every engine test checks. The backpressure test
 # writes 256 MiB here instead of 1 GiB: TSan runs the same code several times slower.
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66 suppressions=$PWD/../tests/tsan.supp" \
   TJ_BACKPRESSURE_BYTES=268435456 TJ_RSS_BOUND_MIB=256 \
-  ctest -L 'engine|threads' --no-tests=error --output-on-failure)
+  ctest -L 'engine|threads|real' --no-tests=error --output-on-failure)
 
 echo "== 5/6 fuzz targets, ${FUZZ_SECONDS}s each"
 CC=clang bash scripts/build.sh build-fuzz -DTJ_FUZZ=ON -DTJ_SANITIZE=address,undefined
