@@ -12,6 +12,14 @@
  * end. A generation is released when it is read to its end, nothing of it is in flight, and it
  * is no longer at the path.
  *
+ * Identity: a file is known by its device, inode and the fingerprint of its first bytes, not by
+ * its path. A file is read by one generation at a time, whatever names it has: a path whose file
+ * is followed under another name (a glob that matches the rotated names too, `app.log*`) is an
+ * alias and reads nothing while the other name's generation lives. A released file is remembered
+ * (struct done: its identity and the offset it was read to) while some path still shows it, so
+ * that a name that shows it later goes on from there instead of reading it again; checkpoints
+ * hold those too (with an empty path), so a restart reads no finished file again.
+ *
  * Locking: one mutex (e->lock) guards lists, sequencing, acknowledged offsets, the job queue,
  * the buffer pools and the in-flight budget. The reader alone touches fds, read offsets and
  * carries; workers alone touch their assembler and matcher. Nothing is read or parsed with the
@@ -44,9 +52,10 @@
 #include "tj_log.h"
 #include "tj_tap.h"
 
-#define MAX_SEGS     2
-#define NAME_BUCKETS 1024
-#define POOL_KEEP    16
+#define MAX_SEGS      2
+#define NAME_BUCKETS  1024
+#define IDENT_BUCKETS 4096
+#define POOL_KEEP     16
 
 struct gen {
     int fd;
@@ -62,11 +71,21 @@ struct gen {
                              cut short, or 16 KiB pieces whose next file is not there yet) */
     int refs;             /* lock: chunks in flight with data of this generation */
     struct gen *next;     /* newer */
+    struct gen *inext;    /* reader: the next in its identity bucket */
     /* reader: its first bytes as read, while they are fewer than a fingerprint: the
      * fingerprint grows from what was shipped, never from what the file holds later */
     uint32_t head_len;
     bool head_from_reads; /* read from offset 0 */
     char head[TJ_FILEID_FP_MAX];
+};
+
+/* A file read to its end and released: what a name that shows it later goes on from. Reader
+ * changes it under the lock (checkpoints read it). */
+struct done {
+    struct tj_fileid id;
+    int64_t off;     /* read and acknowledged up to here */
+    int64_t seen_ms; /* when a path last showed it */
+    struct done *next;
 };
 
 /* A run of a chunk's (or a carry's) bytes that comes from one generation. */
@@ -184,6 +203,8 @@ struct path {
     bool dirty;      /* may have data to read */
     bool matched;    /* seen by the last glob scan */
     bool unreadable; /* a reason other than its absence kept it closed: reported once */
+    bool aliased;    /* the file at the path is read under another path (alias_*) */
+    uint64_t alias_dev, alias_ino;
     int64_t last_read_ms;
     uint64_t seq;
     /* lock */
@@ -221,8 +242,14 @@ struct tj_engine {
     size_t nwatches;
     struct path *paths;
     struct path *by_name[NAME_BUCKETS];
-    struct tj_ckpt_table restored; /* checkpoints read at start, used by the first scan */
+    struct tj_ckpt_table restored;       /* checkpoints read at start; an entry used once gets
+                                            offset -1 */
+    size_t *rest_by_id, *rest_by_path;   /* indices of restored, by (dev, ino) and by path */
+    struct gen *by_ident[IDENT_BUCKETS]; /* reader: every generation, by (dev, ino) */
+    struct done *done[IDENT_BUCKETS];    /* reader, changed under the lock */
+    size_t ndone;
     bool first_start;
+    bool first_scan; /* reader: the globs' first run at start */
 
     pthread_mutex_t lock;
     pthread_cond_t job_cv;
@@ -351,9 +378,210 @@ static struct gen *gen_open(const char *name, int64_t off, char *why, size_t why
     return g;
 }
 
+/* ---- identities (reader) ---- */
+
+static size_t ident_bucket(uint64_t dev, uint64_t ino)
+{
+    return (size_t)(((ino * 0x9e3779b97f4a7c15ULL) ^ dev) >> 20) % IDENT_BUCKETS;
+}
+
+/* The generation that reads the file (dev, ino) now, under any path, or NULL. A generation
+ * whose descriptor was truncated is no longer that file's reader. */
+static struct gen *ident_live(struct tj_engine *e, uint64_t dev, uint64_t ino)
+{
+    for (struct gen *g = e->by_ident[ident_bucket(dev, ino)]; g; g = g->inext)
+        if (g->id.dev == dev && g->id.ino == ino && !g->truncated)
+            return g;
+    return NULL;
+}
+
+static void ident_del(struct tj_engine *e, struct gen *g)
+{
+    struct gen **pp = &e->by_ident[ident_bucket(g->id.dev, g->id.ino)];
+
+    while (*pp && *pp != g)
+        pp = &(*pp)->inext;
+    if (*pp)
+        *pp = g->inext;
+}
+
+static struct done **done_find(struct tj_engine *e, uint64_t dev, uint64_t ino)
+{
+    struct done **pp = &e->done[ident_bucket(dev, ino)];
+
+    while (*pp && ((*pp)->id.dev != dev || (*pp)->id.ino != ino))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Remembers a released file and the offset it was read to. Lock held. */
+static void done_add(struct tj_engine *e, const struct gen *g, int64_t now)
+{
+    struct done **pp = done_find(e, g->id.dev, g->id.ino), *d = *pp;
+
+    if (!d && !(d = calloc(1, sizeof(*d))))
+        return; /* out of memory: a name that shows it later reads it again (duplicates) */
+    if (!*pp) {
+        *pp = d;
+        e->ndone++;
+    }
+    d->id = g->id;
+    d->off = g->read_off;
+    d->seen_ms = now;
+}
+
+/* True when the open file fd (st: its fstat) was read to its end and released earlier (its
+ * fingerprint too, so not a reused inode). */
+static bool done_holds(struct tj_engine *e, int fd, const struct stat *st)
+{
+    struct done *d = *done_find(e, st->st_dev, st->st_ino);
+
+    return d && tj_fileid_matches_fd(fd, &d->id);
+}
+
+/* A path shows the file (dev, ino) now: its memory is kept. */
+static void done_touch(struct tj_engine *e, uint64_t dev, uint64_t ino, int64_t now)
+{
+    struct done *d = *done_find(e, dev, ino);
+
+    if (d)
+        d->seen_ms = now;
+}
+
+/* Forgets released files that no path showed for `grace` ms. */
+static void done_prune(struct tj_engine *e, int64_t now, int64_t grace)
+{
+    pthread_mutex_lock(&e->lock);
+    for (size_t i = 0; i < IDENT_BUCKETS; i++) {
+        for (struct done **pp = &e->done[i], *d; (d = *pp);) {
+            if (now - d->seen_ms > grace) {
+                *pp = d->next;
+                free(d);
+                e->ndone--;
+                continue;
+            }
+            pp = &d->next;
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+}
+
+static int cmp_rest_id(const void *a, const void *b, void *arg)
+{
+    const struct tj_ckpt_entry *v = arg, *x = &v[*(const size_t *)a], *y = &v[*(const size_t *)b];
+
+    if (x->id.dev != y->id.dev)
+        return x->id.dev < y->id.dev ? -1 : 1;
+    if (x->id.ino != y->id.ino)
+        return x->id.ino < y->id.ino ? -1 : 1;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+static int cmp_rest_path(const void *a, const void *b, void *arg)
+{
+    const struct tj_ckpt_entry *v = arg, *x = &v[*(const size_t *)a], *y = &v[*(const size_t *)b];
+    int c = strcmp(x->path, y->path);
+
+    if (c)
+        return c;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1; /* saved order: oldest first */
+}
+
+/* Indexes the restored checkpoints by identity and by path. Returns 0 or TJ_ENOMEM. */
+static int restored_index(struct tj_engine *e)
+{
+    size_t n = e->restored.n;
+
+    if (!n)
+        return 0;
+    e->rest_by_id = malloc(n * sizeof(size_t));
+    e->rest_by_path = malloc(n * sizeof(size_t));
+    if (!e->rest_by_id || !e->rest_by_path)
+        return TJ_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        e->rest_by_id[i] = e->rest_by_path[i] = i;
+    qsort_r(e->rest_by_id, n, sizeof(size_t), cmp_rest_id, e->restored.v);
+    qsort_r(e->rest_by_path, n, sizeof(size_t), cmp_rest_path, e->restored.v);
+    return 0;
+}
+
+/* The first position in rest_by_id whose entry is not before (dev, ino). */
+static size_t restored_lower_id(const struct tj_engine *e, uint64_t dev, uint64_t ino)
+{
+    size_t lo = 0, hi = e->restored.n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct tj_fileid *id = &e->restored.v[e->rest_by_id[mid]].id;
+        if (id->dev < dev || (id->dev == dev && id->ino < ino))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The first position in rest_by_path whose entry's path is not before name. */
+static size_t restored_lower_path(const struct tj_engine *e, const char *name)
+{
+    size_t lo = 0, hi = e->restored.n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(e->restored.v[e->rest_by_path[mid]].path, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* How far the open file fd (identity *id, taken from fd) was read before: by a generation
+ * released earlier (under any path), or before a restart (checkpoints, under any path). Returns
+ * true with *off set when it is known; an entry so used is forgotten. */
+static bool file_known(struct tj_engine *e, int fd, const struct tj_fileid *id, int64_t *off)
+{
+    struct done **pp = done_find(e, id->dev, id->ino), *d = *pp;
+    struct stat st;
+    bool known = false;
+
+    if (fstat(fd, &st) != 0)
+        return false;
+    if (d) {
+        known = tj_fileid_matches_fd(fd, &d->id); /* else the inode was reused */
+        *off = d->off;
+        pthread_mutex_lock(&e->lock);
+        *pp = d->next;
+        e->ndone--;
+        pthread_mutex_unlock(&e->lock);
+        free(d);
+    }
+    for (size_t i = e->rest_by_id ? restored_lower_id(e, id->dev, id->ino) : e->restored.n;
+         !known && i < e->restored.n; i++) {
+        struct tj_ckpt_entry *c = &e->restored.v[e->rest_by_id[i]];
+        if (c->id.dev != id->dev || c->id.ino != id->ino)
+            break;
+        if (c->offset >= 0 && tj_fileid_matches_fd(fd, &c->id)) {
+            known = true;
+            *off = c->offset;
+            c->offset = -1; /* used */
+        }
+    }
+    if (known && *off > st.st_size)
+        *off = 0; /* shorter than what was read of it: it was truncated, its content is new */
+    return known;
+}
+
+/* A copy of a followed file made by copytruncate, seen under its own name (`app.log.1` matched
+ * by `app.log*`) before the original's path noticed the truncation: the original's path reads
+ * it (from where it had read the original), so this name does not. True when name is
+ * `BASE.N`, BASE is followed, and fd's first bytes are those of BASE's current file. */
+static bool copy_of_followed(struct tj_engine *e, const char *name, int fd);
+
 static void gen_append(struct tj_engine *e, struct path *p, struct gen *g)
 {
     struct gen **pp = &p->gens;
+    size_t b = ident_bucket(g->id.dev, g->id.ino);
 
     pthread_mutex_lock(&e->lock);
     while (*pp)
@@ -361,6 +589,8 @@ static void gen_append(struct tj_engine *e, struct path *p, struct gen *g)
     *pp = g;
     e->st.files_opened++;
     pthread_mutex_unlock(&e->lock);
+    g->inext = e->by_ident[b];
+    e->by_ident[b] = g;
 }
 
 /* The newest generation when it is the file at the path, else NULL. */
@@ -393,6 +623,9 @@ static void gens_release(struct tj_engine *e, struct path *p)
             tj_log(TJ_LOG_DEBUG, "%s: released inode %llu at offset %lld", p->name,
                    (unsigned long long)g->id.ino, (long long)g->read_off);
             *pp = g->next;
+            ident_del(e, g);
+            if (!g->truncated)
+                done_add(e, g, now_ms());
             close(g->fd);
             free(g);
             continue;
@@ -489,14 +722,6 @@ static int sibling_index(const char *name, uint64_t dev, uint64_t ino)
     return 0;
 }
 
-static bool path_has_file(const struct path *p, uint64_t dev, uint64_t ino)
-{
-    for (const struct gen *g = p->gens; g; g = g->next)
-        if (g->id.dev == dev && g->id.ino == ino && !g->truncated)
-            return true;
-    return false;
-}
-
 /* When the reader lagged several rotations behind (a busy machine, files that live a few
  * milliseconds), files rotated after the last one it knows were never opened: if that one is
  * PATH.k now, they are PATH.(k-1) ... PATH.1. They are followed, oldest first, from their start,
@@ -511,12 +736,17 @@ static void add_missed(struct tj_engine *e, struct path *p, uint64_t dev, uint64
         struct gen *g;
         int fd;
         snprintf(sib, sizeof(sib), "%s.%d", p->name, i);
+        int64_t off = 0;
         if ((fd = open_log(AT_FDCWD, sib)) < 0)
             continue;
-        if (fstat(fd, &st) != 0 || path_has_file(p, st.st_dev, st.st_ino) ||
-            !(g = gen_from_fd(fd, 0))) {
+        if (fstat(fd, &st) != 0 || ident_live(e, st.st_dev, st.st_ino) ||
+            !(g = gen_from_fd(fd, 0))) { /* read under its own name already (a glob) */
             close(fd);
             continue;
+        }
+        if (file_known(e, g->fd, &g->id, &off)) {
+            g->read_off = g->acked_off = off;
+            g->head_from_reads = off == 0;
         }
         g->retired = true;
         gen_append(e, p, g);
@@ -533,6 +763,13 @@ static void handle_truncation(struct tj_engine *e, struct path *p, struct gen *c
     struct gen *g;
 
     cur->retired = cur->eof = cur->truncated = true; /* its descriptor shows the new content */
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) != 0 || ident_live(e, st.st_dev, st.st_ino) || done_holds(e, fd, &st)) {
+            close(fd); /* the copy is read under its own name already (a glob) */
+            fd = -1;
+        }
+    }
     if (fd >= 0 && (g = gen_from_fd(fd, cur->read_off))) {
         g->retired = true;
         gen_append(e, p, g);
@@ -647,8 +884,58 @@ static void path_unreadable(struct path *p, int err)
                          : "");
 }
 
+/* True when the file st at the path is read under another path (or by one of this path's own
+ * older generations): then this path reads nothing of it. */
+static bool path_alias(struct tj_engine *e, struct path *p, const struct stat *st)
+{
+    struct gen *g = ident_live(e, st->st_dev, st->st_ino);
+
+    if (!g)
+        return false;
+    if (!p->aliased || p->alias_dev != (uint64_t)st->st_dev || p->alias_ino != (uint64_t)st->st_ino)
+        tj_log(TJ_LOG_DEBUG, "%s: inode %llu is read under another name already", p->name,
+               (unsigned long long)st->st_ino);
+    p->aliased = true;
+    p->alias_dev = st->st_dev;
+    p->alias_ino = st->st_ino;
+    return true;
+}
+
+/* Opens the file now at the path as a new generation: from where it was read before when its
+ * identity is known (released earlier under any name, or in the checkpoints), else from its
+ * start. NULL (errno set, why filled) when it cannot be opened, or when it turns out to be read
+ * under another name (p->aliased set, errno 0). */
+static struct gen *gen_open_at(struct tj_engine *e, struct path *p, char *why, size_t whylen)
+{
+    struct gen *g = gen_open(p->name, 0, why, whylen);
+    struct stat st;
+    int64_t off = 0;
+
+    if (!g)
+        return NULL;
+    if ((fstat(g->fd, &st) == 0 && path_alias(e, p, &st)) || copy_of_followed(e, p->name, g->fd)) {
+        if (!p->aliased)
+            tj_log(TJ_LOG_DEBUG, "%s: a copy of a followed file; read by that file's path",
+                   p->name);
+        p->aliased = true;
+        p->alias_dev = g->id.dev;
+        p->alias_ino = g->id.ino;
+        close(g->fd);
+        free(g);
+        errno = 0;
+        return NULL;
+    }
+    p->aliased = false;
+    if (file_known(e, g->fd, &g->id, &off)) {
+        g->read_off = g->acked_off = off;
+        g->head_from_reads = off == 0;
+    }
+    return g;
+}
+
 /* Compares the path with what is followed: a new file (rename, unlink, re-creation) retires
- * the current generation and opens the new one from its start; truncation is handled. */
+ * the current generation and opens the new one (from its start unless its identity is known);
+ * truncation is handled. */
 static void path_check(struct tj_engine *e, struct path *p)
 {
     struct gen *cur = gen_current(p), *g;
@@ -658,6 +945,8 @@ static void path_check(struct tj_engine *e, struct path *p)
 
     gens_linger(e, p);
     serr = stat(p->name, &st) != 0 ? errno : 0;
+    if (!serr)
+        done_touch(e, st.st_dev, st.st_ino, now_ms());
     if (serr || !S_ISREG(st.st_mode)) {
         if (serr)
             path_unreadable(p, serr);
@@ -683,18 +972,21 @@ static void path_check(struct tj_engine *e, struct path *p)
         e->st.rotations++;
         pthread_mutex_unlock(&e->lock);
     }
+    if (path_alias(e, p, &st))
+        return;
     for (g = p->gens; g && g->next; g = g->next)
         ;
-    if (g && !path_has_file(p, st.st_dev, st.st_ino))
+    if (g)
         add_missed(e, p, g->id.dev, g->id.ino);
-    if (path_has_file(p, st.st_dev, st.st_ino))
+    if (path_alias(e, p, &st))
         return; /* the file at the path is one of those just found (it was renamed back?) */
-    if ((g = gen_open(p->name, 0, why, sizeof(why)))) {
+    if ((g = gen_open_at(e, p, why, sizeof(why)))) {
         gen_append(e, p, g);
         p->unreadable = false;
-        tj_log(TJ_LOG_DEBUG, "%s: following inode %llu%s", p->name, (unsigned long long)g->id.ino,
+        tj_log(TJ_LOG_DEBUG, "%s: following inode %llu from offset %lld%s", p->name,
+               (unsigned long long)g->id.ino, (long long)g->read_off,
                cur ? " (the file before was rotated)" : "");
-    } else {
+    } else if (errno) {
         path_unreadable(p, errno);
     }
 }
@@ -721,35 +1013,93 @@ static bool has_suffix(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-/* At start: the files of this path that the checkpoints know, rotated away or not. */
+/* A restored entry whose file was found under no name. */
+static void restored_gone(struct tj_ckpt_entry *c)
+{
+    tj_log(TJ_LOG_WARN,
+           "%s: a file followed before (inode %llu, offset %lld) is gone; what it held past that "
+           "offset was not shipped",
+           c->path, (unsigned long long)c->id.ino, (long long)c->offset);
+    c->offset = -1;
+}
+
+/* After the first scan: the files of followed paths that no name showed are gone. */
+static void restored_sweep(struct tj_engine *e)
+{
+    for (size_t i = 0; i < e->restored.n; i++) {
+        struct tj_ckpt_entry *c = &e->restored.v[i];
+        if (c->offset >= 0 && c->path[0] && path_find(e, c->path))
+            restored_gone(c);
+    }
+}
+
+static bool copy_of_followed(struct tj_engine *e, const char *name, int fd)
+{
+    const char *dot = strrchr(name, '.');
+    char base[PATH_MAX], buf[TJ_FILEID_FP_MAX];
+    struct path *bp;
+    struct gen *g;
+    struct stat st;
+    size_t n, got = 0;
+
+    if (!dot || dot == name || !dot[1] || strspn(dot + 1, "0123456789") != strlen(dot + 1) ||
+        (size_t)(dot - name) >= sizeof(base))
+        return false;
+    memcpy(base, name, (size_t)(dot - name));
+    base[dot - name] = '\0';
+    if (!(bp = path_find(e, base)) || !(g = gen_current(bp)) || fstat(fd, &st) != 0)
+        return false;
+    if (st.st_size == 0)
+        return true; /* maybe a copy being made: looked at again when it has bytes */
+    if (!g->head_from_reads || g->head_len == 0) {
+        struct tj_fileid id = g->id;
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+        return g->id.fp_len && tj_fileid_matches_fd(fd, &id);
+    }
+    /* A copy still being made may hold less than the head kept: compare what it holds. */
+    n = (size_t)st.st_size < g->head_len ? (size_t)st.st_size : g->head_len;
+    while (got < n) {
+        ssize_t k = pread(fd, buf + got, n - got, (off_t)got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return false;
+        got += (size_t)k;
+    }
+    return memcmp(buf, g->head, n) == 0;
+}
+
+/* At start (or when a path is followed again later): the files the checkpoints knew under this
+ * path that were rotated away meanwhile (found by their identity among PATH.N, unless another
+ * path reads them), then the file at the path, from where it was read before when its identity
+ * is known under any path. */
 static void path_restore(struct tj_engine *e, struct path *p, bool at_start)
 {
     struct gen *cur = NULL, *g;
     struct stat st;
     char why[256];
+    int64_t off = 0;
     bool cur_known = false;
 
-    if (stat(p->name, &st) == 0 && S_ISREG(st.st_mode))
+    if (stat(p->name, &st) == 0 && S_ISREG(st.st_mode) && !path_alias(e, p, &st))
         cur = gen_open(p->name, 0, why, sizeof(why));
-    for (size_t i = 0; i < e->restored.n; i++) {
-        struct tj_ckpt_entry *c = &e->restored.v[i];
+    for (size_t k = e->rest_by_path ? restored_lower_path(e, p->name) : e->restored.n;
+         k < e->restored.n; k++) {
+        struct tj_ckpt_entry *c = &e->restored.v[e->rest_by_path[k]];
         int fd;
         if (strcmp(c->path, p->name) != 0)
-            continue;
-        c->path[0] = '\0'; /* used once: a path followed again later starts from its files */
-        if (cur && tj_fileid_matches_fd(cur->fd, &c->id)) {
-            struct stat cs;
-            cur_known = true;
-            if (fstat(cur->fd, &cs) == 0 && cs.st_size >= c->offset)
-                cur->read_off = cur->acked_off = c->offset;
+            break;
+        if (c->offset < 0 || (cur && tj_fileid_matches_fd(cur->fd, &c->id)))
+            continue; /* used, or the file at the path: below */
+        if (ident_live(e, c->id.dev, c->id.ino)) {
+            c->offset = -1; /* read under another name (a glob matched its new name first) */
             continue;
         }
         fd = find_sibling(p->name, want_identity, &c->id);
         if (fd < 0) {
-            tj_log(TJ_LOG_WARN,
-                   "%s: a file followed before (inode %llu, offset %lld) is gone; what it held "
-                   "past that offset was not shipped",
-                   p->name, (unsigned long long)c->id.ino, (long long)c->offset);
+            if (!e->first_scan) /* else another name may show it: see restored_gone */
+                restored_gone(c);
             continue;
         }
         if ((g = gen_from_fd(fd, c->offset))) {
@@ -760,6 +1110,24 @@ static void path_restore(struct tj_engine *e, struct path *p, bool at_start)
                    "offset %lld",
                    p->name, (long long)c->offset);
         }
+        c->offset = -1;
+    }
+    if (cur && fstat(cur->fd, &st) == 0 && path_alias(e, p, &st)) {
+        close(cur->fd); /* one of those just found (renamed back?) */
+        free(cur);
+        cur = NULL;
+    }
+    if (cur && copy_of_followed(e, p->name, cur->fd)) {
+        p->aliased = true;
+        p->alias_dev = cur->id.dev;
+        p->alias_ino = cur->id.ino;
+        close(cur->fd);
+        free(cur);
+        cur = NULL;
+    }
+    if (cur && (cur_known = file_known(e, cur->fd, &cur->id, &off))) {
+        cur->read_off = cur->acked_off = off;
+        cur->head_from_reads = off == 0;
     }
     if (cur && !cur_known && at_start && e->first_start && e->cfg.start_at_end)
         cur->read_off = cur->acked_off = (int64_t)lseek(cur->fd, 0, SEEK_END);
@@ -1532,6 +1900,15 @@ static void paths_prune(struct tj_engine *e)
     pthread_mutex_unlock(&e->lock);
 }
 
+/* How long a released file is remembered after the last time a path showed it: a few full
+ * checks of every path, so that a name that shows it finds it. */
+static int64_t done_grace(const struct tj_engine *e)
+{
+    int64_t g = 4 * (int64_t)e->cfg.poll_ms;
+
+    return g > 10000 ? g : 10000;
+}
+
 static void *reader_main(void *arg)
 {
     struct tj_engine *e = arg;
@@ -1547,7 +1924,10 @@ static void *reader_main(void *arg)
         __atomic_store_n(&e->fatal, true, __ATOMIC_RELEASE);
         goto out;
     }
+    e->first_scan = true;
     scan_globs(e, true);
+    e->first_scan = false;
+    restored_sweep(e);
     __atomic_store_n(&e->started, true, __ATOMIC_RELEASE);
     while (!__atomic_load_n(&e->reader_stop, __ATOMIC_ACQUIRE)) {
         int64_t now = now_ms();
@@ -1564,6 +1944,7 @@ static void *reader_main(void *arg)
                 p->dirty = true;
             }
             paths_prune(e);
+            done_prune(e, now, done_grace(e));
             next_scan = now + e->cfg.poll_ms;
         }
         for (struct path *p = e->paths; p && !blocked; p = p->next) {
@@ -1821,6 +2202,9 @@ static int save_checkpoints(struct tj_engine *e)
     for (struct path *p = e->paths; p && !rc; p = p->next)
         for (struct gen *g = p->gens; g && !rc; g = g->next)
             rc = tj_ckpt_table_add(&t, &g->id, g->acked_off, p->name);
+    for (size_t i = 0; i < IDENT_BUCKETS && !rc; i++) /* finished files: no path */
+        for (struct done *d = e->done[i]; d && !rc; d = d->next)
+            rc = tj_ckpt_table_add(&t, &d->id, d->off, "");
     pthread_mutex_unlock(&e->lock);
     if (rc || (rc = tj_ckpt_save(e->state_dir, &t, err, sizeof(err)))) {
         if (!e->ckpt_failing)
@@ -1917,6 +2301,10 @@ struct tj_engine *tj_engine_create(const struct tj_engine_cfg *cfg, char *err, s
                "(records may be shipped again)",
                e->state_dir);
     e->first_start = rc == TJ_ENOENT;
+    if (restored_index(e)) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     /* The state directory must be writable before anything is shipped. */
     if (tj_ckpt_save(e->state_dir, &e->restored, err, errlen) != 0)
         goto fail;
@@ -2218,6 +2606,15 @@ void tj_engine_destroy(struct tj_engine *e)
     free(e->watches);
     free(e->workers);
     tj_ckpt_table_fini(&e->restored);
+    free(e->rest_by_id);
+    free(e->rest_by_path);
+    for (size_t i = 0; i < IDENT_BUCKETS; i++) {
+        while (e->done[i]) {
+            struct done *d = e->done[i];
+            e->done[i] = d->next;
+            free(d);
+        }
+    }
     if (e->wake_fd >= 0)
         close(e->wake_fd);
     if (e->main_fd >= 0)

@@ -11,6 +11,8 @@ Cases:
   shifted, the oldest deleted) several times a second: every line exactly once.
 - glob_logrotate: `--watch 'DIR/*'` and Debian's logrotate (`create`) rotating a file whose
   writer reopens it: every line exactly once.
+- glob_copytruncate: the same glob while the writer copies app.log to app.log.1 and truncates
+  it (copytruncate, lossless as the writer does it): every line exactly once.
 - glob_restart: the same glob, SIGTERM, a rename rotation while tailjet is down, a restart:
   every line exactly once.
 - kill9: 10 kill -9 at random moments while a writer appends and rotates by rename with the
@@ -129,6 +131,26 @@ def case_glob_rename(binary, env):
     exactly_once(seen, {"a": n}, "glob over rotated names, rename", tail)
 
 
+def case_glob_copytruncate(binary, env):
+    d, out, state = setup(env)
+    p = os.path.join(d, "app.log")
+    open(p, "wb").close()
+    tj = env.tailjet(binary, tj_args([p + "*"], out, state))
+    tj.wait_open(p)
+    spec = rename_spec(p, 6.0, rate=2000)
+    spec["files"][0]["mode"] = "copytruncate"
+    writer, stats_path = start_writer(env, spec)
+    stats = finish_writer(env, writer, stats_path, stop=False)
+    n, rot = stats["files"]["a"]["lines"], stats["files"]["a"]["rotations"]
+    log("    writer: %d lines, %d copytruncate rotations in %.1f s" % (n, rot, stats["seconds"]))
+    tail, seen = OutputTail(out, fast=True), SeqCounter()
+    collect(tail, seen, {"a": n}, tj, 60.0, "while catching up")
+    tj.stop(bound=15.0)
+    for r in tail.poll_all():
+        seen.add(r)
+    exactly_once(seen, {"a": n}, "glob over rotated names, copytruncate", tail)
+
+
 LOGROTATE_CONF = """%s {
     create
     rotate 3
@@ -219,7 +241,7 @@ def case_glob_restart(binary, env):
 
 
 KILLS = int(os.environ.get("TJ_IDENTITY_KILLS", "10"))
-CKPT_MS = 1000
+CKPT_MS = int(os.environ.get("TJ_IDENTITY_CKPT_MS", "1000"))
 
 
 def kill_run(binary, env, kills, seed):
@@ -277,7 +299,7 @@ def case_kill9(binary, env):
     # acknowledged since the last save (1 s of the writer's 3000 lines/s, plus the read-ahead
     # of lines read but not acknowledged, 8 MiB = 41,943 lines of 200 B).
     bound = KILLS * (3000 * CKPT_MS // 1000 * 2 + (8 << 20) // 200)
-    FIGURES.append(("kill -9 x %d, 1 s checkpoints, 3000 lines/s" % KILLS,
+    FIGURES.append(("kill -9 x %d, %d ms checkpoints, 3000 lines/s" % (KILLS, CKPT_MS),
                     "%d lines, %d duplicates (%.0f per kill; bound %d per kill)" %
                     (n, extra, extra / max(KILLS, 1), bound // max(KILLS, 1))))
     check(extra <= bound, "%d duplicates after %d kills: over the bound %d" % (extra, KILLS, bound))
@@ -291,6 +313,12 @@ def case_no_kill(binary, env):
 
 CASES = [
     case_torn_output,
+    (case_glob_rename, 120),
+    (case_glob_logrotate, 120),
+    (case_glob_copytruncate, 120),
+    (case_glob_restart, 120),
+    (case_kill9, 300),
+    (case_no_kill, 120),
 ]
 
 
