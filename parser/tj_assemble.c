@@ -16,6 +16,8 @@ struct pending {
     struct tj_buf text;
     char time[64];
     size_t time_len;
+    char time_raw[64]; /* json-file's time when it was not RFC 3339 (cut at 64 bytes) */
+    size_t time_raw_len;
     struct tj_buf attrs;
     int64_t offset;
     unsigned tags;
@@ -121,6 +123,9 @@ static void pending_start(struct pending *p, const struct tj_event *ev)
     p->tags = ev->tags;
     p->time_len = ev->time.len <= sizeof(p->time) ? ev->time.len : 0;
     memcpy(p->time, ev->time.ptr, p->time_len);
+    p->time_raw_len =
+        ev->time_raw.len <= sizeof(p->time_raw) ? ev->time_raw.len : sizeof(p->time_raw);
+    memcpy(p->time_raw, ev->time_raw.ptr, p->time_raw_len);
     if (ev->attrs.len && tj_buf_append(&p->attrs, ev->attrs.ptr, ev->attrs.len))
         p->attrs.len = 0; /* attrs larger than 4 KiB are not kept on joined events */
     pending_append(p, ev->message.ptr, ev->message.len);
@@ -142,6 +147,7 @@ static struct tj_event pending_take(struct pending *p, struct tj_slice stream,
         .message = {p->text.data ? p->text.data : "", p->text.len},
         .stream = stream,
         .attrs = {p->attrs.data, p->attrs.len},
+        .time_raw = {p->time_raw, p->time_raw_len},
         .offset = p->offset,
         .tags = p->tags,
     };
@@ -216,6 +222,46 @@ static int corrupt_line(struct tj_assembler *a, const char *line, size_t len, in
     return f->fn(f->arg, &ev);
 }
 
+static bool digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+static int num2(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* True when t[0..n) is an RFC 3339 date-time as Docker writes it and Elasticsearch's
+ * strict_date_optional_time reads it: YYYY-MM-DDTHH:MM:SS, an optional fraction of 1 to 9
+ * digits, then Z or +HH:MM / -HH:MM; fields in their ranges (a leap second's 60 too). */
+static bool time_valid(const char *t, size_t n)
+{
+    size_t i = 19, k;
+
+    if (n < 20 || !digits(t, 4) || t[4] != '-' || !digits(t + 5, 2) || t[7] != '-' ||
+        !digits(t + 8, 2) || (t[10] != 'T' && t[10] != 't') || !digits(t + 11, 2) || t[13] != ':' ||
+        !digits(t + 14, 2) || t[16] != ':' || !digits(t + 17, 2))
+        return false;
+    if (num2(t + 5) < 1 || num2(t + 5) > 12 || num2(t + 8) < 1 || num2(t + 8) > 31 ||
+        num2(t + 11) > 23 || num2(t + 14) > 59 || num2(t + 17) > 60)
+        return false;
+    if (t[i] == '.') {
+        for (k = i + 1; k < n && t[k] >= '0' && t[k] <= '9'; k++)
+            ;
+        if (k == i + 1 || k - i - 1 > 9)
+            return false;
+        i = k;
+    }
+    if (i + 1 == n && (t[i] == 'Z' || t[i] == 'z'))
+        return true;
+    return i + 6 == n && (t[i] == '+' || t[i] == '-') && digits(t + i + 1, 2) && t[i + 3] == ':' &&
+           digits(t + i + 4, 2) && num2(t + i + 1) <= 23 && num2(t + i + 4) <= 59;
+}
+
 static int stream_index(struct tj_slice s)
 {
     if (s.len == 6 && memcmp(s.ptr, "stdout", 6) == 0)
@@ -239,6 +285,12 @@ static int jsonfile_line(struct tj_assembler *a, const char *line, size_t len, i
     si = stream_index(e.stream);
     p = &a->part[si];
     ev.time = e.time.len ? e.time : f->now;
+    if (e.time.len && !time_valid(e.time.ptr, e.time.len)) {
+        /* Every index would refuse the record: the read time stands in, the text is kept. */
+        ev.time = f->now;
+        ev.time_raw = e.time;
+        ev.tags |= TJ_TAG_TIMESTAMPPARSEFAILURE;
+    }
     ev.stream = e.stream;
     ev.attrs = e.attrs;
     if (e.partial || p->active) {

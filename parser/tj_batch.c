@@ -113,7 +113,7 @@ int tj_batch_push(struct tj_batch *b, const struct tj_event *ev, const struct tj
         e = &b->ev[b->n];
         *e = *ev;
         if (keep_text(b, &e->message) && keep_text(b, &e->message_json) && keep_text(b, &e->time) &&
-            keep_text(b, &e->stream) && keep_text(b, &e->attrs)) {
+            keep_text(b, &e->stream) && keep_text(b, &e->attrs) && keep_text(b, &e->time_raw)) {
             b->n++;
             return 0;
         }

@@ -20,6 +20,7 @@ enum node_kind {
     N_META,
     N_OFFSET,
     N_ATTRS,
+    N_TIMERAW,
     N_TAGS,
     N_FIELD,
 };
@@ -30,6 +31,7 @@ enum {
     B_TIME = TJ_META_COUNT,
     B_STREAM,
     B_ATTRS,
+    B_TIMERAW,
     B_ORIGINAL,
     B_CREATED,
     B_OFFSET,
@@ -365,6 +367,9 @@ static unsigned set_masks(struct tj_shape *s, int i)
     case N_ATTRS:
         nd->mask = 1u << B_ATTRS;
         break;
+    case N_TIMERAW:
+        nd->mask = 1u << B_TIMERAW;
+        break;
     case N_TAGS:
         nd->mask = 1u << B_TAGS;
         break;
@@ -556,6 +561,7 @@ struct tj_shape *tj_shape_create(const struct tj_grok *g, char *err, size_t errl
         {"log.file.path", N_META, TJ_META_FILE_PATH},
         {"log.offset", N_OFFSET, 0},
         {"docker.attrs", N_ATTRS, 0},
+        {"docker.time", N_TIMERAW, 0},
     };
     struct tj_shape *s = calloc(1, sizeof(*s));
     int idx;
@@ -620,9 +626,9 @@ struct ectx {
     unsigned present; /* presence bits of this record */
 };
 
-static const char *const tag_names[] = {"_grokparsefailure", "_jsonparsefailure", "_truncated",
-                                        "_groktimeout",      "_patternerror",     "_labelsmissing",
-                                        "_dateparsefailure"};
+static const char *const tag_names[] = {
+    "_grokparsefailure", "_jsonparsefailure", "_truncated",        "_groktimeout",
+    "_patternerror",     "_labelsmissing",    "_dateparsefailure", "_timestampparsefailure"};
 
 /* The first group of nd that matched something non-empty (Logstash keeps no empty capture). */
 static int pick_group(const struct node *nd, const size_t *ov)
@@ -805,6 +811,8 @@ static int emit_leaf(struct ectx *c, const struct node *nd, int gi)
         return tj_json_string(c->out, ev->stream.ptr, ev->stream.len);
     case N_CREATED:
         return tj_json_string(c->out, ev->created.ptr, ev->created.len);
+    case N_TIMERAW:
+        return tj_json_string(c->out, ev->time_raw.ptr, ev->time_raw.len);
     case N_META:
         return tj_buf_append(c->out, c->meta->val[nd->meta], c->meta->len[nd->meta]);
     case N_OFFSET:
@@ -988,6 +996,7 @@ int tj_record_encode(struct tj_buf *out, const struct tj_shape *s, const struct 
     c.present |= (meta ? meta->present : 0) | (ev->time.len ? 1u << B_TIME : 0) |
                  (ev->stream.len ? 1u << B_STREAM : 0) | (ev->attrs.len ? 1u << B_ATTRS : 0) |
                  (ev->created.len ? 1u << B_CREATED : 0) |
+                 (ev->time_raw.len ? 1u << B_TIMERAW : 0) |
                  (c.msg_group >= 0 ? 1u << B_ORIGINAL : 0) |
                  (ev->offset >= 0 ? 1u << B_OFFSET : 0) | (ev->tags ? 1u << B_TAGS : 0);
     /* Every dynamic write below leaves the shape's static bytes free after it, so keys and

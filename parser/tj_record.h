@@ -42,6 +42,8 @@ enum tj_tag {
     TJ_TAG_PATTERNERROR = 1u << 4,     /* the service's pattern label did not compile */
     TJ_TAG_LABELSMISSING = 1u << 5,    /* a worker did not learn its service's labels in time */
     TJ_TAG_DATEPARSEFAILURE = 1u << 6, /* the event-time field fitted none of its formats */
+    TJ_TAG_TIMESTAMPPARSEFAILURE = 1u << 7, /* json-file's time was not RFC 3339: read time used,
+                                               the text kept in docker.time */
 };
 
 /* One event: slices borrowed for the duration of tj_record_encode. */
@@ -54,6 +56,7 @@ struct tj_event {
                                      (valid, printable ASCII), or empty: then it is escaped */
     struct tj_slice stream;       /* "stdout"/"stderr", or empty */
     struct tj_slice attrs;        /* raw JSON object text from json-file, or empty */
+    struct tj_slice time_raw;     /* json-file's time when it was not RFC 3339, or empty */
     int64_t offset;               /* byte offset of the event's first line in its file */
     unsigned tags;                /* enum tj_tag bits */
     bool ascii;                   /* message holds no byte >= 0x80 (false: not known), which

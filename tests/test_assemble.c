@@ -166,21 +166,23 @@ static void test_detect_jsonfile(void)
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1024);
 
     CHECK(tj_assembler_format(a) == TJ_FORMAT_AUTO);
-    CHECK(feed(a, &f, "{\"log\":\"one\\n\",\"stream\":\"stdout\",\"time\":\"T1\"}", 0) == 0);
+    CHECK(feed(a, &f,
+               "{\"log\":\"one\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-25T17:56:11Z\"}",
+               0) == 0);
     CHECK(tj_assembler_format(a) == TJ_FORMAT_JSONFILE);
     CHECK(feed(a, &f,
                "{\"log\":\"two\\r\\n\",\"stream\":\"stderr\",\"attrs\":{\"tag\":\"w\"},"
-               "\"time\":\"T2\"}",
+               "\"time\":\"2026-11-25T17:56:12Z\"}",
                51) == 0);
     CHECK(k.n == 2);
     if (k.n == 2) {
         CHECK(MSG_IS(&k.ev[0], "one"));
         CHECK_STR(k.ev[0].stream, "stdout");
-        CHECK_STR(k.ev[0].time, "T1");
+        CHECK_STR(k.ev[0].time, "2026-11-25T17:56:11Z");
         CHECK(k.ev[0].offset == 0 && k.ev[0].tags == 0);
         CHECK(MSG_IS(&k.ev[1], "two"));
         CHECK_STR(k.ev[1].stream, "stderr");
-        CHECK_STR(k.ev[1].time, "T2");
+        CHECK_STR(k.ev[1].time, "2026-11-25T17:56:12Z");
         CHECK_STR(k.ev[1].attrs, "{\"tag\":\"w\"}");
         CHECK(k.ev[1].offset == 51);
     }
@@ -339,7 +341,8 @@ static void test_jsonfile_malformed_and_cut(void)
     struct tj_feed f = feed_to(&k);
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 20);
 
-    CHECK(feed(a, &f, "{\"log\":\"ok\\n\",\"stream\":\"stdout\",\"time\":\"T\"}", 0) == 0);
+    CHECK(feed(a, &f, "{\"log\":\"ok\\n\",\"stream\":\"stdout\",\"time\":\"2026-11-25T17:56:16Z\"}",
+               0) == 0);
     CHECK(feed(a, &f, "{\"log\":\"torn wri", 44) == 0);
     CHECK(feed(a, &f, "plain text in a json-file stream", 60) == 0);
     CHECK(feed_n(a, &f, "{\"log\":\"x\\n\"}", 13, 93, true) == 0); /* cut by the reader */
@@ -368,9 +371,9 @@ static void test_jsonfile_single_line_cap(void)
     struct tj_feed f = feed_to(&k);
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 8);
 
-    CHECK(feed_json(a, &f, "abcdefgh\\n", "stdout", "T", 0) == 0);
-    CHECK(feed_json(a, &f, "abcdefg\\u00e9\\n", "stdout", "T", 1) == 0);
-    CHECK(feed_json(a, &f, "abcdefghij\\r\\n", "stdout", "T", 2) == 0);
+    CHECK(feed_json(a, &f, "abcdefgh\\n", "stdout", "2026-11-25T17:56:16Z", 0) == 0);
+    CHECK(feed_json(a, &f, "abcdefg\\u00e9\\n", "stdout", "2026-11-25T17:56:16Z", 1) == 0);
+    CHECK(feed_json(a, &f, "abcdefghij\\r\\n", "stdout", "2026-11-25T17:56:16Z", 2) == 0);
     CHECK(k.n == 3);
     if (k.n == 3) {
         CHECK(MSG_IS(&k.ev[0], "abcdefgh") && k.ev[0].tags == 0);
@@ -395,10 +398,10 @@ static void test_partials_joined(void)
         text[i] = (char)('a' + (i * 7) % 26);
     text[3 * piece] = '\0';
     for (int p = 0; p < 3; p++) {
-        char t[8];
+        char t[32];
         memcpy(buf, text + p * piece, piece);
         strcpy(buf + piece, p == 2 ? "tail\\r\\n" : "");
-        snprintf(t, sizeof(t), "T%d", p);
+        snprintf(t, sizeof(t), "2026-11-25T17:56:1%dZ", p);
         char *line = jline(buf, "stdout", t);
         CHECK(feed(a, &f, line, off) == 0);
         CHECK(k.n == 0 || p == 2);
@@ -411,7 +414,7 @@ static void test_partials_joined(void)
         CHECK(memcmp(k.ev[0].msg, text, 3 * piece) == 0);
         CHECK(memcmp(k.ev[0].msg + 3 * piece, "tail", 4) == 0);
         CHECK(k.ev[0].offset == 1000); /* the first piece's */
-        CHECK_STR(k.ev[0].time, "T0");
+        CHECK_STR(k.ev[0].time, "2026-11-25T17:56:10Z");
         CHECK_STR(k.ev[0].stream, "stdout");
         CHECK(k.ev[0].tags == 0);
     }
@@ -427,24 +430,25 @@ static void test_partials_interleaved(void)
     struct tj_feed f = feed_to(&k);
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1024);
 
-    CHECK(feed_json(a, &f, "out-1 ", "stdout", "T1", 10) == 0);
-    CHECK(feed_json(a, &f, "err-1 ", "stderr", "T2", 20) == 0);
-    CHECK(feed_json(a, &f, "out-2 ", "stdout", "T3", 30) == 0);
-    CHECK(feed_json(a, &f, "whole\\n", "stdout", "T4", 40) == 0); /* ends the stdout chain */
-    CHECK(feed_json(a, &f, "whole\\n", "stdout", "T5", 50) == 0);
-    CHECK(feed_json(a, &f, "err-2\\n", "stderr", "T6", 60) == 0);
+    CHECK(feed_json(a, &f, "out-1 ", "stdout", "2026-11-25T17:56:11Z", 10) == 0);
+    CHECK(feed_json(a, &f, "err-1 ", "stderr", "2026-11-25T17:56:12Z", 20) == 0);
+    CHECK(feed_json(a, &f, "out-2 ", "stdout", "2026-11-25T17:56:13Z", 30) == 0);
+    CHECK(feed_json(a, &f, "whole\\n", "stdout", "2026-11-25T17:56:14Z", 40) ==
+          0); /* ends the stdout chain */
+    CHECK(feed_json(a, &f, "whole\\n", "stdout", "2026-11-25T17:56:15Z", 50) == 0);
+    CHECK(feed_json(a, &f, "err-2\\n", "stderr", "2026-11-25T17:56:16Z", 60) == 0);
     CHECK(k.n == 3);
     if (k.n == 3) {
         CHECK(MSG_IS(&k.ev[0], "out-1 out-2 whole"));
         CHECK_STR(k.ev[0].stream, "stdout");
         CHECK(k.ev[0].offset == 10);
-        CHECK_STR(k.ev[0].time, "T1");
+        CHECK_STR(k.ev[0].time, "2026-11-25T17:56:11Z");
         CHECK(MSG_IS(&k.ev[1], "whole") && k.ev[1].offset == 50);
-        CHECK_STR(k.ev[1].time, "T5");
+        CHECK_STR(k.ev[1].time, "2026-11-25T17:56:15Z");
         CHECK(MSG_IS(&k.ev[2], "err-1 err-2"));
         CHECK_STR(k.ev[2].stream, "stderr");
         CHECK(k.ev[2].offset == 20);
-        CHECK_STR(k.ev[2].time, "T2");
+        CHECK_STR(k.ev[2].time, "2026-11-25T17:56:12Z");
     }
     sink_fini(&k);
     tj_assembler_destroy(a);
@@ -457,8 +461,8 @@ static void test_partials_crlf_across_pieces(void)
     struct tj_feed f = feed_to(&k);
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1024);
 
-    CHECK(feed_json(a, &f, "abc\\r", "stdout", "T", 0) == 0);
-    CHECK(feed_json(a, &f, "\\n", "stdout", "T", 1) == 0);
+    CHECK(feed_json(a, &f, "abc\\r", "stdout", "2026-11-25T17:56:16Z", 0) == 0);
+    CHECK(feed_json(a, &f, "\\n", "stdout", "2026-11-25T17:56:16Z", 1) == 0);
     CHECK(k.n == 1);
     if (k.n == 1)
         CHECK(MSG_IS(&k.ev[0], "abc"));
@@ -472,8 +476,8 @@ static void test_partials_flush(void)
     struct tj_feed f = feed_to(&k);
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1024);
 
-    CHECK(feed_json(a, &f, "half ", "stdout", "T1", 5) == 0);
-    CHECK(feed_json(a, &f, "more", "stdout", "T2", 6) == 0);
+    CHECK(feed_json(a, &f, "half ", "stdout", "2026-11-25T17:56:11Z", 5) == 0);
+    CHECK(feed_json(a, &f, "more", "stdout", "2026-11-25T17:56:12Z", 6) == 0);
     /* The writer may still finish the line: flush(false) keeps it. */
     CHECK(tj_assembler_flush(a, false, &f) == 0);
     CHECK(k.n == 0);
@@ -482,7 +486,7 @@ static void test_partials_flush(void)
     if (k.n == 1) {
         CHECK(MSG_IS(&k.ev[0], "half more") && k.ev[0].offset == 5);
         CHECK_STR(k.ev[0].stream, "stdout");
-        CHECK_STR(k.ev[0].time, "T1");
+        CHECK_STR(k.ev[0].time, "2026-11-25T17:56:11Z");
     }
     CHECK(tj_assembler_flush(a, true, &f) == 0);
     CHECK(k.n == 1);
@@ -498,17 +502,17 @@ static void test_partials_over_cap(void)
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 10);
 
     /* The cap falls inside a character of the second piece. */
-    CHECK(feed_json(a, &f, "012345", "stdout", "T", 0) == 0);
-    CHECK(feed_json(a, &f, "678\\u20acabc", "stdout", "T", 1) == 0);
-    CHECK(feed_json(a, &f, "more and more", "stdout", "T", 2) == 0);
-    CHECK(feed_json(a, &f, "end\\n", "stdout", "T", 3) == 0);
+    CHECK(feed_json(a, &f, "012345", "stdout", "2026-11-25T17:56:16Z", 0) == 0);
+    CHECK(feed_json(a, &f, "678\\u20acabc", "stdout", "2026-11-25T17:56:16Z", 1) == 0);
+    CHECK(feed_json(a, &f, "more and more", "stdout", "2026-11-25T17:56:16Z", 2) == 0);
+    CHECK(feed_json(a, &f, "end\\n", "stdout", "2026-11-25T17:56:16Z", 3) == 0);
     /* Docker splits by bytes: a character cut between pieces, the cap right after the first. */
-    CHECK(feed_json(a, &f, "012345678\xC3", "stdout", "T", 4) == 0);
-    CHECK(feed_json(a, &f, "\xA9xyz\\n", "stdout", "T", 5) == 0);
+    CHECK(feed_json(a, &f, "012345678\xC3", "stdout", "2026-11-25T17:56:16Z", 4) == 0);
+    CHECK(feed_json(a, &f, "\xA9xyz\\n", "stdout", "2026-11-25T17:56:16Z", 5) == 0);
     /* After a cut, a later piece that would fit in the room left is not appended. */
-    CHECK(feed_json(a, &f, "01234567", "stdout", "T", 6) == 0);
-    CHECK(feed_json(a, &f, "\\u20ac", "stdout", "T", 7) == 0);
-    CHECK(feed_json(a, &f, "z\\n", "stdout", "T", 8) == 0);
+    CHECK(feed_json(a, &f, "01234567", "stdout", "2026-11-25T17:56:16Z", 6) == 0);
+    CHECK(feed_json(a, &f, "\\u20ac", "stdout", "2026-11-25T17:56:16Z", 7) == 0);
+    CHECK(feed_json(a, &f, "z\\n", "stdout", "2026-11-25T17:56:16Z", 8) == 0);
     CHECK(k.n == 3);
     if (k.n == 3) {
         CHECK(MSG_IS(&k.ev[0], "012345678"));
@@ -528,9 +532,10 @@ static void test_partials_split_character(void)
     struct sink k;
     struct tj_feed f = feed_to(&k);
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 100);
-    char *l1 = jline("ab\xE2\x82", "stdout", "T"), *l2 = jline("\xAC"
-                                                               "cd\\n",
-                                                               "stdout", "T");
+    char *l1 = jline("ab\xE2\x82", "stdout", "2026-11-25T17:56:16Z"),
+         *l2 = jline("\xAC"
+                     "cd\\n",
+                     "stdout", "2026-11-25T17:56:16Z");
 
     CHECK(feed(a, &f, l1, 0) == 0);
     CHECK(feed(a, &f, l2, 1) == 0);
@@ -618,14 +623,14 @@ static void test_multiline_java_jsonfile(void)
     struct tj_feed f = feed_to(&k);
     struct ml ml;
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_AUTO, 1u << 20);
-    char t[8];
+    char t[32];
 
     ml_init(&ml, "^%{TIMESTAMP_ISO8601} ", &f);
     for (size_t i = 0; i < TJ_ARRAY_LEN(lines); i++) {
-        snprintf(t, sizeof(t), "T%zu", i);
+        snprintf(t, sizeof(t), "2026-11-25T17:56:1%zuZ", i);
         CHECK(feed_json(a, &f, lines[i], "stderr", t, 100 * (int64_t)i) == 0);
         /* stdout lines in between belong to their own events */
-        snprintf(t, sizeof(t), "O%zu", i);
+        snprintf(t, sizeof(t), "2026-11-26T00:00:0%zuZ", i);
         CHECK(feed_json(a, &f, i ? "\\tout continuation\\n" : "2026-11-25 17:00:00 out\\n",
                         "stdout", t, 100 * (int64_t)i + 50) == 0);
     }
@@ -635,17 +640,17 @@ static void test_multiline_java_jsonfile(void)
         CHECK(MSG_IS(&k.ev[0], "2026-11-25 17:56:16,123 ERROR boom\njava.lang.RuntimeException: x\n"
                                "\tat a.B.c(B.java:1)"));
         CHECK(k.ev[0].offset == 0);
-        CHECK_STR(k.ev[0].time, "T0");
+        CHECK_STR(k.ev[0].time, "2026-11-25T17:56:10Z");
         CHECK_STR(k.ev[0].stream, "stderr");
         /* flush emits per stream: stdout's pending event, then stderr's */
         CHECK(MSG_IS(&k.ev[1], "2026-11-25 17:00:00 out\n\tout continuation\n"
                                "\tout continuation\n\tout continuation"));
         CHECK(k.ev[1].offset == 50);
-        CHECK_STR(k.ev[1].time, "O0");
+        CHECK_STR(k.ev[1].time, "2026-11-26T00:00:00Z");
         CHECK_STR(k.ev[1].stream, "stdout");
         CHECK(MSG_IS(&k.ev[2], "2026-11-25 17:56:17,000 INFO ok"));
         CHECK(k.ev[2].offset == 300);
-        CHECK_STR(k.ev[2].time, "T3");
+        CHECK_STR(k.ev[2].time, "2026-11-25T17:56:13Z");
     }
     sink_fini(&k);
     ml_fini(&ml);
@@ -661,17 +666,17 @@ static void test_multiline_with_partials(void)
     struct tj_assembler *a = tj_assembler_create(TJ_FORMAT_JSONFILE, 1024);
 
     ml_init(&ml, "^START", &f);
-    CHECK(feed_json(a, &f, "STA", "stdout", "T0", 0) == 0);
-    CHECK(feed_json(a, &f, "RT one\\n", "stdout", "T1", 1) == 0);
-    CHECK(feed_json(a, &f, "  cont", "stdout", "T2", 2) == 0);
-    CHECK(feed_json(a, &f, "inued\\n", "stdout", "T3", 3) == 0);
-    CHECK(feed_json(a, &f, "START two\\n", "stdout", "T4", 4) == 0);
+    CHECK(feed_json(a, &f, "STA", "stdout", "2026-11-25T17:56:10Z", 0) == 0);
+    CHECK(feed_json(a, &f, "RT one\\n", "stdout", "2026-11-25T17:56:11Z", 1) == 0);
+    CHECK(feed_json(a, &f, "  cont", "stdout", "2026-11-25T17:56:12Z", 2) == 0);
+    CHECK(feed_json(a, &f, "inued\\n", "stdout", "2026-11-25T17:56:13Z", 3) == 0);
+    CHECK(feed_json(a, &f, "START two\\n", "stdout", "2026-11-25T17:56:14Z", 4) == 0);
     CHECK(k.n == 1);
     CHECK(tj_assembler_flush(a, true, &f) == 0);
     CHECK(k.n == 2);
     if (k.n == 2) {
         CHECK(MSG_IS(&k.ev[0], "START one\n  continued") && k.ev[0].offset == 0);
-        CHECK_STR(k.ev[0].time, "T0");
+        CHECK_STR(k.ev[0].time, "2026-11-25T17:56:10Z");
         CHECK(MSG_IS(&k.ev[1], "START two") && k.ev[1].offset == 4);
     }
     sink_fini(&k);

@@ -12,7 +12,8 @@ followed; a partial line waits for its end; empty lines, CRLF and a line over
 shorter size; a reused inode with other content after a restart; a restart resumes from the
 checkpoint; a rename-and-create while tailjet is down; a line written to the renamed file
 before the application reopens; Docker's 16 KiB partial entries joined, also across a
-rotation; garbage checkpoints (a warning, no crash, nothing lost); SIGTERM/SIGINT (exit 0,
+rotation; a json-file time that is not RFC 3339 (read time, text in docker.time, tagged
+_timestampparsefailure); garbage checkpoints (a warning, no crash, nothing lost); SIGTERM/SIGINT (exit 0,
 quickly, and after a SIGTERM while shipping every line exactly once); bad flags (exit 2).
 """
 
@@ -366,6 +367,50 @@ def case_jsonfile_partials_late_file(binary, env):
 CKPT_WARN = re.compile(r"^\S+ tailjet\[\d+\] (warn|error): .*checkpoint", re.M | re.I)
 
 
+def case_jsonfile_bad_time(binary, env):
+    """json-file lines whose `time` is not RFC 3339: @timestamp is the read time (which every
+    index accepts), the text Docker wrote is kept in docker.time, tagged _timestampparsefailure;
+    also for a line joined from 16 KiB pieces. A good time is kept as it is."""
+    import datetime
+    d, out, state = setup(env)
+    p = os.path.join(d, "c-json.log")
+    good = "2026-11-25T17:56:16.123456789Z"
+    with open(p, "w") as f:
+        f.write(docker_entry("one\n", "bad"))
+        f.write(docker_entry("two\n", good))
+        f.write(docker_entry("three\n", "2026-13-45T99:00:00Z"))
+        f.write(docker_entry("x" * 16384, "not a time either"))
+        f.write(docker_entry("y\n", good))
+        f.write(docker_entry("four\n", "2026-11-25T17:56:16+01:00"))
+    before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5)
+    run_eof(env, binary, [p], out, state)
+    recs = read_records(out)
+    got = [(r.get("message", "")[:5], r.get("@timestamp"), (r.get("docker") or {}).get("time"),
+            r.get("tags")) for r in recs]
+    check(len(recs) == 5, "%d records, expected 5: %s" % (len(recs), short(got)))
+    bad = {0: "bad", 2: "2026-13-45T99:00:00Z", 3: "not a time either"}
+    for i, r in enumerate(recs):
+        ts = r.get("@timestamp")
+        if i in bad:
+            check(r.get("tags") == ["_timestampparsefailure"] and
+                  (r.get("docker") or {}).get("time") == bad[i],
+                  "record %d (time %r): tags %s, docker.time %r; expected the tag "
+                  "_timestampparsefailure and the text kept in docker.time" %
+                  (i, bad[i], r.get("tags"), (r.get("docker") or {}).get("time")))
+            try:
+                t = datetime.datetime.fromisoformat(ts[:26] + "+00:00")
+            except (TypeError, ValueError):
+                fail("record %d: @timestamp %r is not an RFC 3339 time" % (i, ts))
+            check(t >= before, "record %d: @timestamp %s is not the read time" % (i, ts))
+        else:
+            check("tags" not in r and "docker" not in r,
+                  "record %d has a good time but tags %s, docker %s" %
+                  (i, r.get("tags"), r.get("docker")))
+    check(recs[1]["@timestamp"] == good and recs[4]["@timestamp"] == "2026-11-25T17:56:16+01:00",
+          "good times changed: %s" % short(got))
+    check(recs[3]["message"] == "x" * 16384 + "y", "the 16 KiB pieces were not joined")
+
+
 def case_corrupt_state(binary, env):
     d, out, state = setup(env)
     p = os.path.join(d, "app.log")
@@ -478,6 +523,7 @@ CASES = [
     case_jsonfile_partials,
     case_jsonfile_partials_rotated,
     case_jsonfile_partials_late_file,
+    case_jsonfile_bad_time,
     case_corrupt_state,
     case_sigterm,
     case_bad_flags,
