@@ -111,7 +111,8 @@ static int list_names(const struct tj_grok_lib *lib)
 static int show_name(const struct tj_grok_lib *lib, const struct tj_grok_opts *opts,
                      const char *name)
 {
-    const char *origin = "", *def = tj_grok_lib_get(lib, name, strlen(name), &origin);
+    const char *origin = "",
+               *def = tj_grok_lib_get_ecs(lib, name, strlen(name), opts->ecs, &origin);
     char expr[256], err[1024];
     struct tj_grok *g;
 

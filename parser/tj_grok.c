@@ -39,6 +39,9 @@ struct legacy_name {
 };
 
 struct tj_grok_lib {
+    /* definitions used instead of the library's under TJ_ECS_DISABLED (patterns/legacy.defs), for
+     * patterns whose legacy captures a rename cannot give; NULL when none */
+    struct tj_grok_lib *legacy_defs;
     struct legacy_name *legacy; /* sorted by (pattern, field) once loaded */
     size_t nlegacy;
     struct lib_entry *slots;
@@ -90,6 +93,7 @@ void tj_grok_lib_destroy(struct tj_grok_lib *lib)
         free(lib->slots[i].name);
         free(lib->slots[i].def);
     }
+    tj_grok_lib_destroy(lib->legacy_defs);
     for (size_t i = 0; i < lib->nlegacy; i++)
         free(lib->legacy[i].pattern);
     free(lib->legacy);
@@ -331,9 +335,18 @@ int tj_grok_lib_load_builtin(struct tj_grok_lib *lib, char *err, size_t errlen)
     for (size_t i = 0; i < tj_pattern_files_count; i++) {
         const struct tj_pattern_file *f = &tj_pattern_files[i];
         size_t k = strlen(f->name);
-        int rc = k > 6 && strcmp(f->name + k - 6, ".names") == 0
-                     ? tj_grok_lib_load_legacy(lib, f->text, f->len, f->name, err, errlen)
-                     : tj_grok_lib_load(lib, f->text, f->len, f->name, false, err, errlen);
+        int rc;
+        if (k > 6 && strcmp(f->name + k - 6, ".names") == 0) {
+            rc = tj_grok_lib_load_legacy(lib, f->text, f->len, f->name, err, errlen);
+        } else if (k > 5 && strcmp(f->name + k - 5, ".defs") == 0) {
+            if (!lib->legacy_defs && !(lib->legacy_defs = tj_grok_lib_create())) {
+                snprintf(err, errlen, "out of memory");
+                return TJ_ENOMEM;
+            }
+            rc = tj_grok_lib_load(lib->legacy_defs, f->text, f->len, f->name, false, err, errlen);
+        } else {
+            rc = tj_grok_lib_load(lib, f->text, f->len, f->name, false, err, errlen);
+        }
         if (rc)
             return rc;
     }
@@ -365,6 +378,16 @@ const char *tj_grok_lib_get(const struct tj_grok_lib *lib, const char *name, siz
     if (origin)
         *origin = e->origin;
     return e->def;
+}
+
+const char *tj_grok_lib_get_ecs(const struct tj_grok_lib *lib, const char *name, size_t n,
+                                enum tj_ecs_mode ecs, const char **origin)
+{
+    const char *def = NULL;
+
+    if (ecs == TJ_ECS_DISABLED && lib->legacy_defs)
+        def = tj_grok_lib_get(lib->legacy_defs, name, n, origin);
+    return def ? def : tj_grok_lib_get(lib, name, n, origin);
 }
 
 size_t tj_grok_lib_count(const struct tj_grok_lib *lib)
@@ -690,7 +713,7 @@ static size_t gx_reference(struct gx *g, const char *src, size_t n, size_t at)
         return n;
     def = g->defs ? tj_grok_lib_get(g->defs, r.name, r.name_len, NULL) : NULL;
     if (!def)
-        def = tj_grok_lib_get(g->lib, r.name, r.name_len, NULL);
+        def = tj_grok_lib_get_ecs(g->lib, r.name, r.name_len, g->ecs, NULL);
     if (!def) {
         gx_fail(g, "unknown pattern %%{%.*s} at offset %zu%s%.*s%s", (int)r.name_len, r.name, at,
                 g->depth ? " (used by %{" : "", g->depth ? (int)g->stack_len[g->depth - 1] : 0,

@@ -20,6 +20,10 @@
 #define TJ_GROK_MAX_DEPTH       64
 #define TJ_GROK_MAX_FIELD_DEPTH 16
 
+/* Logstash's ecs_compatibility: the library's field names are ECS v1 ones, or under DISABLED
+ * the legacy names (clientip, verb, response, ...). */
+enum tj_ecs_mode { TJ_ECS_V1, TJ_ECS_DISABLED };
+
 struct tj_grok_lib;
 
 /* Returns an empty library, or NULL when out of memory. */
@@ -34,7 +38,8 @@ int tj_grok_lib_load(struct tj_grok_lib *lib, const char *text, size_t len, cons
                      bool override, char *err, size_t errlen);
 
 /* Adds every file of the built-in library (compiled into the binary from patterns/): the
- * definitions (*.grok) and the legacy field names (legacy.names, see tj_grok_lib_load_legacy). */
+ * definitions (*.grok), the legacy field names (legacy.names, see tj_grok_lib_load_legacy) and
+ * the legacy-mode definitions of names a rename cannot turn legacy (legacy.defs). */
 int tj_grok_lib_load_builtin(struct tj_grok_lib *lib, char *err, size_t errlen);
 
 /* Adds legacy field names: lines "NAME<TAB>FIELD<TAB>LEGACY[:type]" (LEGACY "-": no capture in
@@ -47,6 +52,11 @@ int tj_grok_lib_load_legacy(struct tj_grok_lib *lib, const char *text, size_t le
 /* Looks a name up. Returns its definition (borrowed, NUL-terminated) or NULL; sets *origin. */
 const char *tj_grok_lib_get(const struct tj_grok_lib *lib, const char *name, size_t n,
                             const char **origin);
+
+/* The definition a compile in mode ecs uses: under TJ_ECS_DISABLED, the library's legacy
+ * definition of the name when it has one (patterns/legacy.defs), else tj_grok_lib_get's. */
+const char *tj_grok_lib_get_ecs(const struct tj_grok_lib *lib, const char *name, size_t n,
+                                enum tj_ecs_mode ecs, const char **origin);
 
 /* Number of names. */
 size_t tj_grok_lib_count(const struct tj_grok_lib *lib);
@@ -83,10 +93,6 @@ struct tj_grok {
     uint32_t ngroups; /* highest capture group number */
     int refs;         /* atomic reference count */
 };
-
-/* Logstash's ecs_compatibility: the library's field names are ECS v1 ones, or under DISABLED
- * the legacy names (clientip, verb, response, ...). */
-enum tj_ecs_mode { TJ_ECS_V1, TJ_ECS_DISABLED };
 
 /* How an expression is compiled. A NULL opts is {TJ_ECS_V1, NULL}. */
 struct tj_grok_opts {
