@@ -290,9 +290,10 @@ def case_logstash_labels(wd):
                    len(out.of(bad)) >= 2, APPEAR,
                    "records of the three services' tasks on the %s" % who, procs=procs)
         for r in out.of(legacy):
-            want = {"clientip": "10.0.0.1", "ident": None, "auth": "frank", "verb": "GET",
+            want = {"clientip": "10.0.0.1", "ident": "-", "auth": "frank", "verb": "GET",
                     "request": "/apache_pb.gif", "httpversion": "1.0", "response": "200",
-                    "bytes": "2326", "timestamp": "10/Oct/2000:13:55:36 -0700"}
+                    "bytes": "2326", "timestamp": "10/Oct/2000:13:55:36 -0700",
+                    "referrer": '"http://www.example.com/start.html"', "agent": '"Mozilla/4.08"'}
             got = {k: r.get(k) for k in want}
             check(r.get("@timestamp") == "2000-10-10T20:55:36Z" and
                   r.get("event", {}).get("created", "").startswith("20"),
