@@ -54,6 +54,7 @@ tv() { awk -v k="$2" 'index($0, k) { sub(/.*: /, ""); print; exit }' "$1"; }
 # Results, one row per tool.
 ROWS=()   # "tool|input file|lines|wall s|cpu s|peak rss KiB|note"
 NOTES=()
+VECTOR_FAILURES=()
 add_row() { ROWS+=("$1|$2|$3|$4|$5|$6|$7"); }
 
 
@@ -242,7 +243,11 @@ peer_usage() {
 
 # run_peer NAME DIR OUTPUT PIDFILE CMD...: starts CMD pinned and timed, waits until OUTPUT holds
 # LINES lines (or the peer dies, stalls PEER_STALL s, or PEER_TIMEOUT s pass), reads its CPU time
-# and peak RSS from /proc, stops it, adds a row.
+# and peak RSS from /proc, stops it, adds a row. PEER_PIN (default: taskset -c CPU; empty: all
+# cores) prefixes CMD; PEER_INPUT (default: the plain corpus) is the row's input, PEER_NOTE its note.
+PEER_PIN=(taskset -c "$CPU")
+PEER_INPUT=""
+PEER_NOTE=""
 run_peer() {
 	local name=$1 dir=$2 out=$3 pidfile=$4
 	shift 4
@@ -251,7 +256,7 @@ run_peer() {
 	rm -f "$out" "$pidfile"
 	sync
 	t0=$(now_ns)
-	taskset -c "$CPU" /usr/bin/time -v -o "$dir/time.txt" "$@" >"$dir/stdout.txt" 2>"$dir/stderr.txt" &
+	${PEER_PIN[@]+"${PEER_PIN[@]}"} /usr/bin/time -v -o "$dir/time.txt" "$@" >"$dir/stdout.txt" 2>"$dir/stderr.txt" &
 	tpid=$!
 	PIDS+=("$tpid")
 	last_change=$t0
@@ -301,10 +306,10 @@ run_peer() {
 	stop_pid "$tpid"
 	wait "$tpid" 2>/dev/null || true
 	if [ -z "$t_done" ]; then
-		add_row "$name" "$PLAIN" "$counted" - "$cpu" "$rss" "${note}: $counted/$LINES lines"
+		add_row "$name" "${PEER_INPUT:-$PLAIN}" "$counted" - "$cpu" "$rss" "${note}: $counted/$LINES lines${PEER_NOTE:+; $PEER_NOTE}"
 		return 0
 	fi
-	add_row "$name" "$PLAIN" "$LINES" "$(secs "$t0" "$t_done")" "$cpu" "$rss" ""
+	add_row "$name" "${PEER_INPUT:-$PLAIN}" "$LINES" "$(secs "$t0" "$t_done")" "$cpu" "$rss" "$PEER_NOTE"
 }
 
 # setup_syslog_ng: unpacks syslog-ng-core (and each of its dependencies the machine lacks) under
@@ -426,6 +431,116 @@ EOF
 	[ "$KEEP_OUTPUT" = 1 ] || rm -f "$run/out.ndjson"
 }
 
+# ---- Vector --------------------------------------------------------------------------------------
+# find_vector: sets VECTOR_BIN to $VECTOR, else the newest binary bench/vector_build.sh cached in
+# /var/cache/tailjet-bench/vector; returns 1 when there is none.
+find_vector() {
+	VECTOR_BIN=${VECTOR:-}
+	if [ -z "$VECTOR_BIN" ]; then
+		# shellcheck disable=SC2012 # the names are ours: vector-VERSION-LTO
+		VECTOR_BIN=$(ls -t /var/cache/tailjet-bench/vector/vector-* 2>/dev/null | grep -v '\.tmp$' | head -1 || true)
+	fi
+	[ -n "$VECTOR_BIN" ] && [ -x "$VECTOR_BIN" ]
+}
+
+# vector_config DIR INPUT OUTPUT SINK GROK: writes DIR/vector.toml: the file source reading INPUT
+# from its beginning (checkpoints in DIR/data, fresh), a remap that decodes Docker's json-file
+# line (the line, without its \n, becomes .message; time and stream are kept) and runs parse_grok
+# with GROK on it (fields merged into the event, or tags = ["_grokparsefailure"]), and a sink
+# writing NDJSON to OUTPUT: SINK=file is Vector's file sink, SINK=console its console sink, whose
+# stdout the caller sends to OUTPUT.
+vector_config() {
+	local dir=$1 input=$2 output=$3 sink=$4 grok=$5
+	rm -rf "$dir/data"
+	mkdir -p "$dir/data"
+	{
+		cat <<EOF
+data_dir = "$dir/data"
+
+[sources.corpus]
+type = "file"
+include = ["$input"]
+read_from = "beginning"
+
+[transforms.parse]
+type = "remap"
+inputs = ["corpus"]
+source = '''
+entry = parse_json!(string!(.message))
+line = string!(entry.log)
+if ends_with(line, "\n") { line = slice!(line, 0, -1) }
+.message = line
+."@timestamp" = entry.time
+.stream = entry.stream
+fields, err = parse_grok(line, "$grok")
+if err == null {
+  . = merge(., fields)
+} else {
+  .tags = ["_grokparsefailure"]
+}
+'''
+
+EOF
+		if [ "$sink" = file ]; then
+			printf '[sinks.out]\ntype = "file"\ninputs = ["parse"]\npath = "%s"\nencoding.codec = "json"\n' "$output"
+		else
+			printf '[sinks.out]\ntype = "console"\ninputs = ["parse"]\ntarget = "stdout"\nencoding.codec = "json"\n'
+		fi
+	} >"$dir/vector.toml"
+}
+
+# run_vector: Vector on the json-file corpus, pinned to CPU with one worker thread, then on all
+# cores (no pin, one thread a core), each a row; with VECTOR_CONSOLE=1 also pinned with the
+# console sink (stdout to a file) instead of the file sink.
+run_vector() {
+	local run="$BENCH_DIR/vector" threads ver label sink pin out c
+	if ! find_vector; then
+		NOTES+=("vector: no binary (set VECTOR=path, or build one: bash bench/vector_build.sh SRC; see bench/README.md)")
+		return 0
+	fi
+	ver=$("$VECTOR_BIN" --version 2>/dev/null | head -1 || true)
+	if [ -z "$ver" ]; then
+		NOTES+=("vector: $VECTOR_BIN --version failed")
+		return 0
+	fi
+	say "running $ver ($VECTOR_BIN)"
+	VECTOR_VERSION=$ver
+	local cases=("1core file" "all file")
+	[ "${VECTOR_CONSOLE:-0}" != 1 ] || cases+=("1core console")
+	for c in "${cases[@]}"; do
+		read -r pin sink <<<"$c"
+		rm -rf "$run"
+		mkdir -p "$run"
+		out="$run/out.ndjson"
+		vector_config "$run" "$JSON" "$out" "$sink" "$PATTERN"
+		if ! "$VECTOR_BIN" validate --no-environment --config-toml "$run/vector.toml" >"$run/validate.txt" 2>&1; then
+			NOTES+=("vector: rejected the config: $(grep -m1 -iE 'error|x ' "$run/validate.txt" || head -1 "$run/validate.txt")")
+			return 0
+		fi
+		if [ "$pin" = 1core ]; then
+			PEER_PIN=(taskset -c "$CPU")
+			threads=1
+			label=vector
+		else
+			PEER_PIN=()
+			threads=$(nproc)
+			label=vector-all-cores
+		fi
+		[ "$sink" = file ] || label="$label-console"
+		PEER_INPUT=$JSON
+		PEER_NOTE="parse_grok, $sink sink, --threads $threads"
+		# with the console sink, the command's stdout (run_peer's DIR/stdout.txt) is the output
+		[ "$sink" = file ] || out="$run/stdout.txt"
+		run_peer "$label" "$run" "$out" "$run/none.pid" \
+			"$VECTOR_BIN" --quiet --threads "$threads" --config-toml "$run/vector.toml"
+		PEER_PIN=(taskset -c "$CPU")
+		PEER_INPUT=""
+		PEER_NOTE=""
+		VECTOR_FAILURES+=("$label: $(grep -c _grokparsefailure "$out" || true) records tagged _grokparsefailure")
+		[ "$KEEP_OUTPUT" = 1 ] || rm -f "$out"
+	done
+}
+
 # ---- the table ---------------------------------------------------------------------------------
 print_table() {
 	local row tool input lines wall cpu rss note bytes
@@ -486,12 +601,17 @@ main() {
 	if [ "$PEERS" = 1 ]; then
 		run_syslog_ng
 		run_rsyslog
+		run_vector
 	else
 		NOTES+=("peers: skipped (PEERS=0)")
 	fi
 	print_table
 	[ -z "${SNG_FAILURES:-}" ] || echo "syslog-ng: $SNG_FAILURES lines did not match the regex"
 	[ -z "${RSYSLOG_FAILURES:-}" ] || echo "rsyslog: $RSYSLOG_FAILURES lines not normalised by the rulebase"
+	[ -z "${VECTOR_VERSION:-}" ] || echo "vector: $VECTOR_VERSION ($VECTOR_BIN)"
+	for row in "${VECTOR_FAILURES[@]+"${VECTOR_FAILURES[@]}"}"; do
+		echo "$row"
+	done
 	echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 	if [ "$TAILJET_FAILED" != 0 ] || [ "$VERIFY_FAILED" != 0 ]; then
 		say "tailjet's run or its output check failed (see above)"

@@ -23,6 +23,8 @@
 # RUN_TIMEOUT (600 s a run),
 # BENCH_DIR (a new /tmp/tailjet-workloads.XXXXXX, removed at the end unless KEEP=1),
 # WORKLOADS ("apache syslog haproxy java kv nomatch": a subset runs only those).
+# SHIP (0; 1 also runs each workload through `tailjet run --exit-on-eof` to the file output,
+# --workers 1 and 2, RUNS times each, and prints a second table: CPU s per million records).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -36,6 +38,7 @@ SEED=${SEED:-20261125}
 KEEP=${KEEP:-0}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 WORKLOADS=${WORKLOADS:-apache syslog haproxy java kv nomatch}
+SHIP=${SHIP:-0}
 
 say() { printf 'workloads.sh: %s\n' "$*" >&2; }
 die() {
@@ -47,7 +50,7 @@ die() {
 source "$here/lib.sh"
 cleanup() {
 	stop_started
-	remove_bench_dir "corpora and outputs" corpus out bin
+	remove_bench_dir "corpora and outputs" corpus out ship bin
 }
 
 # ---- the workloads -------------------------------------------------------------------------------
@@ -138,8 +141,68 @@ run_workload() {
 	t_cpu=$(printf '%s\n' "${cpus[@]}" | median)
 	t_rss=$rss
 	ROWS+=("$name|$events|$matched_tj|$t_wall|$t_cpu|$t_rss|$(printf '%s\n' "${fb[@]}" | median)|$(printf '%s\n' "${fu[@]}" | median)|$(printf '%s\n' "${walls[@]}" | sort -g | head -1)|$(printf '%s\n' "${walls[@]}" | sort -g | tail -1)|$note")
-	[ "$KEEP" = 1 ] || rm -f "$out" "$json" "$plain"
+	[ "$KEEP" = 1 ] || rm -f "$out"
+	if [ "$SHIP" = 1 ]; then
+		say "$name: $RUNS runs of tailjet run, W=1 and W=2"
+		ship_workload "$name" "$json" "$events" "${args[@]}"
+	fi
+	[ "$KEEP" = 1 ] || rm -f "$json" "$plain"
 	[ "$matched_floor" = "$matched_tj" ] || MISMATCH=1
+}
+
+# ---- the shipping path: tailjet run ------------------------------------------------------------
+SHIP_ROWS=()
+
+# ship_workload NAME JSON EVENTS ARGS...: `tailjet run --exit-on-eof` on the workload's json-file
+# corpus to the file output, W=1 and W=2 alternating, RUNS times each (fresh output and state
+# dir, `sync`ed first, not pinned); checks the exit status and that the output holds EVENTS
+# records; adds a row of medians.
+ship_workload() {
+	local name=$1 json=$2 events=$3 d="$BENCH_DIR/ship" w i out state
+	shift 3
+	local -A walls=() cpus=() rss=()
+	mkdir -p "$d"
+	out="$d/out.ndjson"
+	state="$d/state"
+	for i in $(seq 1 "$RUNS"); do
+		for w in 1 2; do
+			rm -rf "$out" "$state"
+			mkdir -p "$state"
+			sync
+			run_timed "$d" "tailjet run ($name, W=$w)" 0 "$TJ" run --watch "$json" "$@" --output "file:$out" \
+				--state-dir "$state" --exit-on-eof --workers "$w" --metrics-addr off
+			[ "$T_RC" = 0 ] && [ "$T_WAITED" = 0 ] ||
+				die "$name: tailjet run --workers $w failed (exit $T_RC): $(tail -3 "$d/stderr.txt")"
+			[ "$(wc -l <"$out")" = "$events" ] ||
+				die "$name: tailjet run --workers $w shipped $(wc -l <"$out") records, parse made $events"
+			walls[$w]+="$T_WALL "
+			cpus[$w]+="$T_CPU "
+			[ "$T_RSS" = - ] || [ "$T_RSS" -le "${rss[$w]:-0}" ] || rss[$w]=$T_RSS
+		done
+	done
+	rm -rf "$out" "$state"
+	local row="$name|$events"
+	for w in 1 2; do
+		row+="|$(tr ' ' '\n' <<<"${walls[$w]}" | grep . | median)|$(tr ' ' '\n' <<<"${cpus[$w]}" | grep . | median)|${rss[$w]:-0}"
+	done
+	SHIP_ROWS+=("$row")
+}
+
+print_ship_table() {
+	local row
+	echo
+	echo "shipping path: tailjet run --exit-on-eof --watch CORPUS --output file:OUT, json-file, not pinned, median of $RUNS runs, W=1 and W=2 alternating"
+	echo "  cpu/M: CPU seconds (user + system, all threads) per million records"
+	printf '%-9s %9s | %11s %7s %7s %7s %7s | %11s %7s %7s %7s %7s | %5s\n' workload records \
+		W1_lines/s wall_s cpu_s cpu/M RSS W2_lines/s wall_s cpu_s cpu/M RSS 2/1
+	for row in "${SHIP_ROWS[@]}"; do
+		IFS='|' read -r name events w1 c1 r1 w2 c2 r2 <<<"$row"
+		awk -v n="$name" -v e="$events" -v lines="$LINES" -v w1="$w1" -v c1="$c1" -v r1="$r1" \
+			-v w2="$w2" -v c2="$c2" -v r2="$r2" 'BEGIN {
+			printf "%-9s %9d | %11.0f %7.3f %7.2f %7.2f %4.0fMiB | %11.0f %7.3f %7.2f %7.2f %4.0fMiB | %5.2f\n",
+				n, e, lines / w1, w1, c1, c1 * 1e6 / e, r1 / 1024, lines / w2, w2, c2, c2 * 1e6 / e, r2 / 1024, w1 / w2
+		}'
+	done
 }
 
 print_table() {
@@ -181,6 +244,7 @@ main() {
 		run_workload "$w"
 	done
 	print_table
+	[ "$SHIP" != 1 ] || print_ship_table
 	machine_state "after the run"
 	[ "$MISMATCH" = 0 ] || die "tailjet and the floor disagree on what matched (see the table)"
 }
