@@ -74,6 +74,16 @@ def case_page(binary, env):
                               "--label-token-file", tok, "--metrics-addr", "127.0.0.1:%d" % tport],
                      name="tj-token")
     wait_until(lambda: up(port) and up(tport), 20, "both tailjets' HTTP endpoints", procs=[t, t2])
+
+    def counted():  # every line written so far is in the table before the browser looks
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/v1/ui/services" % port,
+                                        timeout=5) as r:
+                data = json.loads(r.read())
+        except OSError:
+            return False
+        return sum(x["matched"] + x["unmatched"] for x in data["services"]) == 42
+    wait_until(counted, 30, "the 42 records counted", procs=[t])
     env_js = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1",
                   PLAYWRIGHT_BROWSERS_PATH=env.path("no-browsers"))
     t0 = time.monotonic()
