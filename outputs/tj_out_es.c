@@ -46,6 +46,7 @@
 #define GZIP_LEVEL    1
 #define MAX_POOLED_PW 64
 #define PASSWORD_MAX  4096
+#define TEMPLATE_MAX  (1u << 20) /* an index template file is at most this long */
 
 /* ---- configuration (set in create, read-only afterwards) ---- */
 
@@ -53,6 +54,7 @@ struct es_opts { /* as parsed; strings borrowed from the options during create *
     const char *index;
     bool data_stream;
     size_t max_bytes;
+    unsigned regrow_ms;
     unsigned max_docs;
     unsigned concurrency;
     unsigned timeout_ms;
@@ -61,6 +63,8 @@ struct es_opts { /* as parsed; strings borrowed from the options during create *
     const char *id;
     const char *pipeline;
     const char *dead_letter_file;
+    const char *template_file;
+    const char *template_name;
     const char *user;
     const char *password_file;
     const char *api_key_file;
@@ -83,6 +87,10 @@ static const struct tj_opt es_opt_table[] = {
      "true|false"},
     {"batch.max_bytes", TJ_OPT_SIZE, OFF(max_bytes), "5MiB", NULL, "N",
      "a bulk request holds at most this many bytes of NDJSON (before compression)", NULL},
+    {"batch.regrow_after", TJ_OPT_DURATION, OFF(regrow_ms), "30s", NULL, "DUR",
+     "after a 413 (request too large) cut requests smaller, their bound doubles again after "
+     "this long without another 413, back up to batch.max_bytes",
+     NULL},
     {"batch.max_events", TJ_OPT_UINT, OFF(max_docs), "5000", NULL, "N",
      "a bulk request holds at most this many documents", NULL},
     {"request.concurrency", TJ_OPT_UINT, OFF(concurrency), "4", NULL, "N",
@@ -106,6 +114,14 @@ static const struct tj_opt es_opt_table[] = {
      "documents Elasticsearch rejects for good (a 400 mapping error, ...) are appended there as "
      "NDJSON with its error, and counted; default STATE-DIR/es-dead-letters.ndjson",
      NULL},
+    {"template_file", TJ_OPT_STRING, OFF(template_file), NULL, NULL, "PATH",
+     "an index template (JSON; deploy/elasticsearch/tailjet-logs-template.json is tailjet's, "
+     "for data streams of ECS records) that tailjet puts into Elasticsearch (PUT "
+     "_index_template/NAME) before it sends any document, at every start, as Filebeat's setup "
+     "does; documents wait until it is in",
+     NULL},
+    {"template_name", TJ_OPT_STRING, OFF(template_name), "tailjet-logs", NULL, "NAME",
+     "the name template_file is put under", NULL},
     {"auth.user", TJ_OPT_STRING, OFF(user), NULL, "TAILJET_ES_USER", "NAME",
      "basic authentication user; the password comes from TAILJET_ES_PASSWORD or "
      "auth.password_file, never from the command line",
@@ -197,8 +213,9 @@ struct out_es {
     char *index; /* the default template */
     bool create, ids, gzip, verify;
     size_t max_bytes, buffer_max;
-    unsigned max_docs, concurrency, timeout_ms, backoff_ms, backoff_max_ms;
+    unsigned max_docs, concurrency, timeout_ms, backoff_ms, backoff_max_ms, regrow_ms;
     char *dl_path;
+    char *tpl_body, *tpl_path, *tpl_name; /* the index template to put in, or NULL */
     char *user, *password, *api_key_header, *ca_file;
     tj_ack_fn ack;
     void *ack_arg;
@@ -232,8 +249,12 @@ struct out_es {
     struct doc *retry, *retry_tail; /* waiting for their back-off, in the order they failed */
     int64_t retry_min;
     size_t next_host;
-    size_t eff_max_bytes; /* max_bytes, halved after a 413 */
-    size_t nheld;         /* documents with held set (output thread) */
+    size_t eff_max_bytes; /* max_bytes, halved after a 413, doubled again after regrow_ms */
+    int64_t cut_ms;       /* when eff_max_bytes last changed */
+    bool tpl_done;        /* the index template is in (or there is none) */
+    int64_t tpl_due;      /* when to try putting it in again */
+    unsigned tpl_attempts;
+    size_t nheld; /* documents with held set (output thread) */
     struct tj_es_piece_writer pw;
     int dl_fd;
     unsigned seed;
@@ -895,6 +916,7 @@ static void http_failed(struct out_es *o, struct slot *s, struct host *h, long s
     } else if (status == 413 && s->ndocs > 1) {
         size_t was = o->eff_max_bytes, half = s->raw / 2 > 16384 ? s->raw / 2 : 16384;
         o->eff_max_bytes = half < was ? half : was;
+        o->cut_ms = now_ms();
         if (o->eff_max_bytes < was)
             tj_log(TJ_LOG_WARN,
                    "elasticsearch: %s refused a request of %llu bytes as too large (413): "
@@ -1137,6 +1159,113 @@ static void start_requests(struct out_es *o, int64_t now)
     }
 }
 
+/* After a 413 cut requests smaller, their bound doubles again once regrow_ms have passed
+ * without another 413, back up to batch.max_bytes: a proxy's limit that was raised, or a 413
+ * caused by one burst of large documents, does not keep requests small until a restart. */
+static void regrow(struct out_es *o, int64_t now)
+{
+    size_t was = o->eff_max_bytes;
+
+    if (was >= o->max_bytes || now - o->cut_ms < (int64_t)o->regrow_ms)
+        return;
+    o->eff_max_bytes = was > o->max_bytes / 2 ? o->max_bytes : was * 2;
+    o->cut_ms = now;
+    tj_log(TJ_LOG_INFO,
+           "elasticsearch: no 413 for %.1f s: requests may be %zu bytes again (batch.max_bytes "
+           "%zu)",
+           (double)o->regrow_ms / 1000.0, o->eff_max_bytes, o->max_bytes);
+}
+
+static size_t on_text(char *p, size_t size, size_t n, void *arg)
+{
+    return tj_buf_append(arg, p, size * n) == 0 ? size * n : 0;
+}
+
+/* Puts the index template of template_file in (PUT _index_template/NAME) before any document
+ * is sent, on the first host that is up; tried again with back-off until it is in. Blocks the
+ * output thread for one request at most: nothing is in flight yet. */
+static void put_template(struct out_es *o, int64_t now)
+{
+    size_t hi = pick_host(o, now);
+    struct curl_slist *hl = NULL, *ok;
+    struct tj_buf answer;
+    char url[700], why[300], errbuf[CURL_ERROR_SIZE] = "";
+    long status = 0;
+    CURLcode rc = CURLE_OUT_OF_MEMORY;
+    CURL *h;
+
+    if (hi == SIZE_MAX) {
+        o->tpl_due = now + 100;
+        return;
+    }
+    tj_buf_init(&answer, 1u << 20);
+    snprintf(url, sizeof(url), "%s/_index_template/%s", o->hosts[hi].url, o->tpl_name);
+    if ((h = curl_easy_init()) &&
+        (ok = hl = curl_slist_append(NULL, "Content-Type: application/json")) &&
+        (!o->api_key_header || (ok = curl_slist_append(hl, o->api_key_header)))) {
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, o->tpl_body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(o->tpl_body));
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_text);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long)(o->timeout_ms < 10000 ? o->timeout_ms : 10000));
+        curl_easy_setopt(h, CURLOPT_USERAGENT, "tailjet/" TJ_VERSION);
+        if (o->user) {
+            curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+            curl_easy_setopt(h, CURLOPT_USERNAME, o->user);
+            curl_easy_setopt(h, CURLOPT_PASSWORD, o->password);
+        }
+        if (o->ca_file)
+            curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
+        if (!o->verify) {
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+        rc = curl_easy_perform(h);
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    }
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hl);
+    if (rc == CURLE_OK && status == 200) {
+        tj_buf_fini(&answer);
+        o->tpl_done = true;
+        tj_log(TJ_LOG_INFO, "elasticsearch: index template %s put into %s from %s", o->tpl_name,
+               o->hosts[hi].url, o->tpl_path);
+        clear_problem(o, &o->hosts[hi]);
+        return;
+    }
+    if (rc != CURLE_OK) {
+        snprintf(why, sizeof(why), "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+            o->hosts[hi].down_until = now + (o->nhosts > 1 ? HOST_DOWN_MS : 0);
+    } else {
+        struct slot tmp = {.answer = answer};
+        answer_reason(&tmp, why, sizeof(why));
+    }
+    tj_buf_fini(&answer);
+    o->tpl_due = now + backoff(o, ++o->tpl_attempts, false);
+    /* 4xx but 408 and 429: the template or the privileges are wrong, not the moment */
+    set_problem(o, rc != CURLE_OK ? 1000 + (int)rc : (int)status,
+                rc != CURLE_OK || status == 408 || status == 429 || status >= 500,
+                status >= 400 && status < 500 && status != 408 && status != 429 ? TJ_LOG_ERROR
+                                                                                : TJ_LOG_WARN,
+                "elasticsearch: cannot put index template %s (template_file %s) into %s: %s%s; "
+                "documents wait for it, tried again",
+                o->tpl_name, o->tpl_path, o->hosts[hi].url,
+                rc != CURLE_OK  ? ""
+                : status == 403 ? "403 (the user needs the manage_index_templates "
+                                  "cluster privilege) "
+                                : "",
+                why);
+}
+
 /* How long the thread may wait for curl (ms). */
 static int next_wait(struct out_es *o, int64_t now)
 {
@@ -1144,6 +1273,8 @@ static int next_wait(struct out_es *o, int64_t now)
 
     if (o->retry && o->retry_min - now < t)
         t = o->retry_min - now;
+    if (!o->tpl_done && o->tpl_due - now < t)
+        t = o->tpl_due - now;
     if (o->ready && o->busy < o->concurrency) { /* no host up, or out of memory */
         int64_t up = INT64_MAX;
         for (size_t i = 0; i < o->nhosts; i++)
@@ -1189,7 +1320,11 @@ static void *es_main(void *arg)
         now = now_ms();
         if (o->retry && now >= o->retry_min)
             requeue_due(o, now);
-        start_requests(o, now);
+        if (!o->tpl_done && now >= o->tpl_due)
+            put_template(o, now);
+        regrow(o, now);
+        if (o->tpl_done)
+            start_requests(o, now);
         curl_multi_poll(o->multi, NULL, 0, next_wait(o, now_ms()), NULL);
         curl_multi_perform(o->multi, &running);
         while ((m = curl_multi_info_read(o->multi, &left))) {
@@ -1451,6 +1586,53 @@ static int check_dl_path(const char *path, char *err, size_t errlen)
     return TJ_EINVAL;
 }
 
+/* Reads template_file: a JSON object of at most TEMPLATE_MAX bytes. Returns 0 or TJ_EINVAL. */
+static int read_template(struct out_es *o, const struct es_opts *eo, char *err, size_t errlen)
+{
+    FILE *f = fopen(eo->template_file, "rb");
+    size_t n = 0;
+    cJSON *j;
+    char *buf;
+
+    if (!f) {
+        snprintf(err, errlen, "elasticsearch: template_file %s: %s", eo->template_file,
+                 strerror(errno));
+        return TJ_EINVAL;
+    }
+    if (!(buf = malloc(TEMPLATE_MAX + 1))) {
+        fclose(f);
+        snprintf(err, errlen, "out of memory");
+        return TJ_ENOMEM;
+    }
+    n = fread(buf, 1, TEMPLATE_MAX + 1, f);
+    fclose(f);
+    buf[n <= TEMPLATE_MAX ? n : TEMPLATE_MAX] = '\0';
+    j = n <= TEMPLATE_MAX ? cJSON_ParseWithLength(buf, n) : NULL;
+    if (!cJSON_IsObject(j) || !cJSON_GetObjectItemCaseSensitive(j, "index_patterns")) {
+        snprintf(err, errlen,
+                 "elasticsearch: template_file %s is not an index template (a JSON object with "
+                 "index_patterns, of at most %u bytes)",
+                 eo->template_file, TEMPLATE_MAX);
+        cJSON_Delete(j);
+        free(buf);
+        return TJ_EINVAL;
+    }
+    cJSON_Delete(j);
+    if (!eo->template_name[0] || strpbrk(eo->template_name, "/?#%&\"\\ *,") ||
+        strlen(eo->template_name) > 255) {
+        snprintf(err, errlen, "elasticsearch: template_name '%s' is not a template name",
+                 eo->template_name);
+        free(buf);
+        return TJ_EINVAL;
+    }
+    o->tpl_body = buf;
+    if (!(o->tpl_path = strdup(eo->template_file)) || !(o->tpl_name = strdup(eo->template_name))) {
+        snprintf(err, errlen, "out of memory");
+        return TJ_ENOMEM;
+    }
+    return 0;
+}
+
 /* The settings that only need the options and the URI. */
 static int configure(struct out_es *o, const char *uri, const struct es_opts *eo, char *err,
                      size_t errlen)
@@ -1560,7 +1742,11 @@ static int configure(struct out_es *o, const char *uri, const struct es_opts *eo
     o->ids = strcmp(eo->id, "hash") == 0;
     o->gzip = strcmp(eo->compression, "gzip") == 0;
     o->verify = eo->verify;
+    if (eo->template_file && (rc = read_template(o, eo, err, errlen)))
+        return rc;
+    o->tpl_done = !o->tpl_body;
     o->max_bytes = o->eff_max_bytes = eo->max_bytes;
+    o->regrow_ms = eo->regrow_ms;
     o->max_docs = eo->max_docs;
     o->concurrency = eo->concurrency;
     o->timeout_ms = eo->timeout_ms;
@@ -1925,6 +2111,9 @@ static void es_destroy(void *state)
     free(o->ca_file);
     free(o->index);
     free(o->dl_path);
+    free(o->tpl_body);
+    free(o->tpl_path);
+    free(o->tpl_name);
     pthread_cond_destroy(&o->idle);
     pthread_mutex_destroy(&o->lock);
     free(o);

@@ -26,6 +26,8 @@ pkgs=(
   ruby
   # the /ui/ page's browser test: Debian's chromium, driven by playwright-core (npm, below)
   chromium nodejs
+  # the real Elasticsearch node of the `real` tests (tests/servers/es.sh): unzip, curl
+  unzip curl
 )
 
 missing=()
@@ -41,29 +43,31 @@ npm_ci() {
 }
 # Servers the `real` tests start, fetched from Maven Central into Maven's own repository
 # (~/.m2/repository) at pinned versions; a second run finds them there (tests/servers/README.md).
+# Elasticsearch refuses to run as root: the tests run it as the system user tailjet-test.
 fetch_servers() {
+  if ! id tailjet-test >/dev/null 2>&1; then
+    $sudo useradd --system --no-create-home --shell /usr/sbin/nologin tailjet-test
+  fi
   bash "$(dirname "$0")/../tests/servers/kafka.sh" fetch
+  bash "$(dirname "$0")/../tests/servers/es.sh" fetch
 }
-if [ "${#missing[@]}" -eq 0 ]; then
-  echo "setup: all ${#pkgs[@]} packages already installed"
-  npm_ci
-  fetch_servers
-  exit 0
-fi
-
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
   sudo="sudo"
 fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# The tests start their own Prometheus on a free port; the package's service is not wanted here.
-if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
-  [ -d /run/systemd/system ]; then
-  $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "setup: all ${#pkgs[@]} packages already installed"
+else
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The tests start their own Prometheus on a free port; the package's service is not wanted here.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null &&
+    [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 npm_ci
 fetch_servers

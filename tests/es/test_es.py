@@ -18,7 +18,8 @@ label with a date, an upper-case service name, gzip, the metrics), item_faults (
 503), request_faults (whole requests 500, 429, 503), drops (connections dropped before and
 after indexing), slow (answers slower than request.timeout), mapping (400 mapping errors: those
 documents in the dead-letter file with Elasticsearch's error, the rest indexed), too_large (413:
-requests cut smaller; a document too large alone is dead-lettered), data_stream
+requests cut smaller; a document too large alone is dead-lettered), regrow (after a 413 the
+request size grows back over time), data_stream
 (create actions; everything sent again: 409 conflicts count as delivered), kill9 (kill -9
 three times mid-stream with dropped connections, restarts with the same state dir), auth_basic
 (wrong password: 401 said clearly and /health 503; right password from a file; a password on the
@@ -490,6 +491,35 @@ def case_too_large(binary, env):
     r.t.stop(STOP_BOUND)
 
 
+def case_regrow(binary, env):
+    """After a 413 cut requests smaller, they grow back: the server takes 64 KiB at most, tailjet
+    may send 256 KiB (batch.regrow_after=1s); bursts of lines 1.5 s apart: after each regrowth
+    the next burst meets a 413 again and is cut again (before the fix the bound stayed halved
+    until a restart, so only the first burst did); every line exactly once."""
+    es = Es(env, "--max-content-length", "65536")
+    root, ctrs = fake_root(env, ("web", {}))
+    c = ctrs[0]
+    r = Run(env, binary, "elasticsearch://" + es.hostport, root,
+            FAST + ["--es-opt", "compression=none", "--es-opt", "batch.max_bytes=256KiB",
+                    "--es-opt", "batch.regrow_after=1s"])
+    for i in range(5):
+        c.write(2000)
+        r.wait_acked(2000 * (i + 1))
+        time.sleep(1.5)
+    over = check_exactly_once(es, ctrs)
+    check(over == 0, "%d _ids written twice" % over)
+    said = lines_of(r.t, r"elasticsearch: .*(too large \(413\)|bytes again)")
+    order = ["grown" if "bytes again" in ln else "cut" for ln in said]
+    check("cut" in order and "grown" in order[order.index("cut"):] and
+          "cut" in order[order.index("grown", order.index("cut")):],
+          "a 413 cut, a regrowth, then a 413 again: %s" % order)
+    log("    %s" % [ln.split("elasticsearch: ", 1)[1][:110] for ln in said[:4]])
+    st = es.stats()
+    figure("regrow", "%d cuts and %d regrowths in 5 bursts; requests by status %s" %
+           (order.count("cut"), order.count("grown"), st["requests_by_status"]))
+    r.t.stop(STOP_BOUND)
+
+
 def case_data_stream(binary, env):
     """--es-data-stream: create actions into logs-<service>-default; everything sent again by a
     run with a fresh state dir is answered 409, which counts as delivered."""
@@ -739,6 +769,7 @@ CASES = [  # (case, time bound in seconds)
     (case_slow, 120),
     (case_mapping, 90),
     (case_too_large, 90),
+    (case_regrow, 90),
     (case_data_stream, 90),
     (case_kill9, 150),
     (case_auth_basic, 90),

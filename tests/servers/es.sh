@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# A real Elasticsearch node for the `real` tests and bench/es.sh: Elastic's integ-test-zip
+# distribution (no bundled JDK, no extra modules) from Maven Central, run by Debian's OpenJDK 17.
+#
+#   es.sh fetch               puts the pinned zip into Maven's repository (~/.m2), the cache
+#                             (scripts/setup.sh runs it; nothing is copied into the tree)
+#   es.sh start DIR [-Ek=v]   a fresh node (a node left running from DIR is stopped first, its
+#                             data removed): unzips it into DIR/home (once), runs it as the non-root user
+#                             $TJ_SERVER_USER (default tailjet-test; it refuses root) with
+#                             DIR/data and DIR/logs: single node, security off, heap
+#                             $TJ_ES_HEAP (default 512m), on 127.0.0.1 and a free port (the one
+#                             in DIR/port when it is restarted), extra -E settings after DIR.
+#                             Waits until the node answers /_cluster/health, then writes
+#                             DIR/url and prints it. DIR/pid is the node's JVM.
+#   es.sh restart DIR         starts it again from DIR with the settings of its last start (after
+#                             a test killed it: same port, same data)
+#   es.sh stop DIR            SIGTERM to DIR/pid, SIGKILL after 30 s; waits for it to be gone.
+# Any failure exits non-zero with the reason (and the end of the node's log): the tests that need
+# the node fail then, they never skip.
+set -euo pipefail
+
+ES_VERSION=8.17.4
+ARTIFACT=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
+M2=${TJ_M2_REPO:-$HOME/.m2/repository}
+ZIP=$M2/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip
+RUN_USER=${TJ_SERVER_USER:-tailjet-test}
+HEAP=${TJ_ES_HEAP:-512m}
+
+here=$(cd "$(dirname "$0")" && pwd)
+# tests/servers/lib.sh (free ports, waits, pidfiles) when it is there; the few helpers this needs
+# otherwise.
+if [ -f "$here/lib.sh" ]; then
+  # shellcheck source=/dev/null
+  source "$here/lib.sh"
+fi
+
+die() {
+  echo "es.sh: $*" >&2
+  exit 1
+}
+
+java_home() {
+  local j
+  for j in "${ES_JAVA_HOME:-}" /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-*; do
+    [ -n "$j" ] && [ -x "$j/bin/java" ] && { echo "$j"; return; }
+  done
+  die "no Java 17 (Debian's openjdk-17-jre-headless; scripts/setup.sh installs it): set ES_JAVA_HOME"
+}
+
+free_port_() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+fetch() {
+  if [ -f "$ZIP" ]; then
+    echo "es.sh: $ARTIFACT is in $M2"
+    return
+  fi
+  command -v mvn >/dev/null || die "mvn is missing (Debian's maven; scripts/setup.sh installs it)"
+  echo "es.sh: fetching $ARTIFACT from Maven Central"
+  mvn -q -B dependency:get -Dartifact="$ARTIFACT" -Dtransitive=false \
+    ${TJ_M2_REPO:+-Dmaven.repo.local="$TJ_M2_REPO"} ||
+    die "Maven Central did not serve $ARTIFACT"
+  [ -f "$ZIP" ] || die "mvn succeeded but $ZIP is not there"
+}
+
+start() {
+  local fresh=$1 dir=$2
+  shift 2
+  [ -f "$ZIP" ] || die "$ZIP is missing: run 'bash tests/servers/es.sh fetch' (scripts/setup.sh does)"
+  id "$RUN_USER" >/dev/null 2>&1 ||
+    die "no user $RUN_USER to run Elasticsearch as (it refuses root): scripts/setup.sh creates it"
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
+    [ "$fresh" = 1 ] || die "a node already runs from $dir (pid $(cat "$dir/pid"))"
+    echo "es.sh: stopping the node left running from $dir" >&2
+    stop "$dir"
+  fi
+  [ "$fresh" = 1 ] && rm -rf "$dir/data" "$dir/logs" "$dir/tmp" "$dir/port"
+  if [ "$(id -u)" -eq 0 ] && ! setpriv --reuid="$RUN_USER" --regid="$RUN_USER" --init-groups \
+    test -x "$dir"; then
+    die "$RUN_USER cannot reach $dir (a parent directory is closed to others): use a build dir it can reach"
+  fi
+  if [ ! -x "$dir/home/bin/elasticsearch" ]; then
+    rm -rf "$dir/home" "$dir/unzip"
+    mkdir -p "$dir/unzip"
+    unzip -q "$ZIP" -d "$dir/unzip"
+    mv "$dir/unzip/elasticsearch-$ES_VERSION" "$dir/home"
+    rmdir "$dir/unzip"
+  fi
+  local port tport
+  port=$(cat "$dir/port" 2>/dev/null || true)
+  [ -n "$port" ] || { port=$(free_port_); echo "$port" >"$dir/port"; }
+  tport=$(free_port_)
+  mkdir -p "$dir/data" "$dir/logs" "$dir/tmp"
+  printf '%s\n' "$@" >"$dir/settings"
+  rm -f "$dir/pid" "$dir/url"
+  local -a as_user=()
+  if [ "$(id -u)" -eq 0 ]; then
+    chown -R "$RUN_USER:" "$dir/home" "$dir/data" "$dir/logs" "$dir/tmp"
+    chown "$RUN_USER:" "$dir"
+    as_user=(setpriv --reuid="$RUN_USER" --regid="$RUN_USER" --init-groups)
+  fi
+  local jh
+  jh=$(java_home)
+  # -d: the launcher returns once the node has started (or failed to); -p: the JVM's pid.
+  # Disk thresholds off: a shared machine's disk filling up must not make indices read-only.
+  if ! "${as_user[@]}" env -i PATH=/usr/bin:/bin HOME="$dir" ES_JAVA_HOME="$jh" \
+    ES_TMPDIR="$dir/tmp" ES_JAVA_OPTS="-Xms$HEAP -Xmx$HEAP -XX:-HeapDumpOnOutOfMemoryError" \
+    "$dir/home/bin/elasticsearch" -d -p "$dir/pid" \
+    -Ediscovery.type=single-node -Expack.security.enabled=false \
+    -Enetwork.host=127.0.0.1 -Ehttp.port="$port" -Etransport.port="$tport" \
+    -Epath.data="$dir/data" -Epath.logs="$dir/logs" \
+    -Ecluster.routing.allocation.disk.threshold_enabled=false \
+    -Eaction.destructive_requires_name=false \
+    "$@" >"$dir/start.log" 2>&1; then
+    echo "es.sh: Elasticsearch $ES_VERSION did not start:" >&2
+    tail -n 30 "$dir/start.log" >&2
+    tail -n 30 "$dir/logs/elasticsearch.log" 2>/dev/null >&2 || true
+    exit 1
+  fi
+  local url="http://127.0.0.1:$port" i
+  for i in $(seq 1 240); do
+    if curl -fsS -o /dev/null "$url/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null; then
+      echo "$url" >"$dir/url"
+      echo "$url"
+      return
+    fi
+    [ -f "$dir/pid" ] && ! alive "$(cat "$dir/pid")" && break
+    sleep 0.5
+  done
+  echo "es.sh: Elasticsearch $ES_VERSION did not answer on $url:" >&2
+  tail -n 30 "$dir/logs/elasticsearch.log" >&2 2>/dev/null || true
+  stop "$dir" || true
+  exit 1
+}
+
+stop() {
+  local dir=$1 pid i
+  pid=$(cat "$dir/pid" 2>/dev/null || true)
+  rm -f "$dir/url"
+  alive "$pid" || { rm -f "$dir/pid"; return 0; }
+  kill -TERM "$pid"
+  for i in $(seq 1 300); do
+    alive "$pid" || { rm -f "$dir/pid"; return 0; }
+    sleep 0.1
+  done
+  echo "es.sh: node $pid still up 30 s after SIGTERM: SIGKILL" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do
+    alive "$pid" || { rm -f "$dir/pid"; return 0; }
+    sleep 0.1
+  done
+  die "node $pid does not exit"
+}
+
+case "${1:-}" in
+fetch) fetch ;;
+start) [ $# -ge 2 ] || die "usage: es.sh start DIR [-Esetting=value ...]"; shift; start 1 "$@" ;;
+restart)
+  [ $# -eq 2 ] || die "usage: es.sh restart DIR"
+  [ -f "$2/settings" ] || die "$2 holds no node to restart"
+  mapfile -t saved <"$2/settings"
+  [ "${saved[0]:-}" ] || saved=()
+  start 0 "$2" "${saved[@]}"
+  ;;
+stop) [ $# -eq 2 ] || die "usage: es.sh stop DIR"; stop "$2" ;;
+*) die "usage: es.sh fetch | start DIR [-Esetting=value ...] | restart DIR | stop DIR" ;;
+esac
