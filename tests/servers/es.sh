@@ -79,11 +79,20 @@ start() {
     echo "es.sh: stopping the node left running from $dir" >&2
     stop "$dir"
   fi
-  [ "$fresh" = 1 ] && rm -rf "$dir/data" "$dir/logs" "$dir/tmp" "$dir/port"
+  # The node's own files (home, data, logs, its pid file) are in DIR, or, when the user cannot
+  # reach DIR (a checkout under a closed home directory), in a directory of /tmp named in
+  # DIR/node and removed by stop.
+  local nd=$dir
   if [ "$(id -u)" -eq 0 ] && ! setpriv --reuid="$RUN_USER" --regid="$RUN_USER" --init-groups \
     test -x "$dir"; then
-    die "$RUN_USER cannot reach $dir (a parent directory is closed to others): use a build dir it can reach"
+    nd=/tmp/tailjet-es-$(printf '%s' "$dir" | sha1sum | cut -c1-12)
+    mkdir -p "$nd"
+    chmod 755 "$nd"
   fi
+  echo "$nd" >"$dir/node"
+  [ "$fresh" = 1 ] && rm -rf "$nd/data" "$nd/logs" "$nd/tmp" "$dir/port"
+  local node_dir=$dir
+  dir=$nd
   if [ ! -x "$dir/home/bin/elasticsearch" ]; then
     rm -rf "$dir/home" "$dir/unzip"
     mkdir -p "$dir/unzip"
@@ -92,12 +101,12 @@ start() {
     rmdir "$dir/unzip"
   fi
   local port tport
-  port=$(cat "$dir/port" 2>/dev/null || true)
-  [ -n "$port" ] || { port=$(free_port_); echo "$port" >"$dir/port"; }
+  port=$(cat "$node_dir/port" 2>/dev/null || true)
+  [ -n "$port" ] || { port=$(free_port_); echo "$port" >"$node_dir/port"; }
   tport=$(free_port_)
   mkdir -p "$dir/data" "$dir/logs" "$dir/tmp"
-  printf '%s\n' "$@" >"$dir/settings"
-  rm -f "$dir/pid" "$dir/url"
+  printf '%s\n' "$@" >"$node_dir/settings"
+  rm -f "$dir/pid" "$node_dir/pid" "$node_dir/url"
   local -a as_user=()
   if [ "$(id -u)" -eq 0 ]; then
     chown -R "$RUN_USER:" "$dir/home" "$dir/data" "$dir/logs" "$dir/tmp"
@@ -125,7 +134,8 @@ start() {
   local url="http://127.0.0.1:$port" i
   for i in $(seq 1 240); do
     if curl -fsS -o /dev/null "$url/_cluster/health?wait_for_status=yellow&timeout=1s" 2>/dev/null; then
-      echo "$url" >"$dir/url"
+      [ "$dir" = "$node_dir" ] || cp "$dir/pid" "$node_dir/pid"
+      echo "$url" >"$node_dir/url"
       echo "$url"
       return
     fi
@@ -134,27 +144,37 @@ start() {
   done
   echo "es.sh: Elasticsearch $ES_VERSION did not answer on $url:" >&2
   tail -n 30 "$dir/logs/elasticsearch.log" >&2 2>/dev/null || true
-  stop "$dir" || true
+  [ "$dir" = "$node_dir" ] || cp "$dir/pid" "$node_dir/pid" 2>/dev/null || true
+  stop "$node_dir" || true
   exit 1
 }
 
 stop() {
-  local dir=$1 pid i
+  local dir=$1 pid i nd
   pid=$(cat "$dir/pid" 2>/dev/null || true)
   rm -f "$dir/url"
-  alive "$pid" || { rm -f "$dir/pid"; return 0; }
-  kill -TERM "$pid"
-  for i in $(seq 1 300); do
-    alive "$pid" || { rm -f "$dir/pid"; return 0; }
-    sleep 0.1
-  done
-  echo "es.sh: node $pid still up 30 s after SIGTERM: SIGKILL" >&2
-  kill -KILL "$pid" 2>/dev/null || true
-  for i in $(seq 1 100); do
-    alive "$pid" || { rm -f "$dir/pid"; return 0; }
-    sleep 0.1
-  done
-  die "node $pid does not exit"
+  if alive "$pid"; then
+    kill -TERM "$pid"
+    for i in $(seq 1 300); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    if alive "$pid"; then
+      echo "es.sh: node $pid still up 30 s after SIGTERM: SIGKILL" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      for i in $(seq 1 100); do
+        alive "$pid" || break
+        sleep 0.1
+      done
+      alive "$pid" && die "node $pid does not exit"
+    fi
+  fi
+  rm -f "$dir/pid"
+  nd=$(cat "$dir/node" 2>/dev/null || true)
+  case $nd in
+  /tmp/tailjet-es-*) rm -rf "$nd" "$dir/node" ;;
+  esac
+  return 0
 }
 
 case "${1:-}" in
