@@ -30,6 +30,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef TJ_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 
 #include "tj_es_bulk.h"
 #include "tj_json.h"
@@ -153,6 +156,13 @@ struct host {
     int err; /* the failure last logged for it (a curl code), 0 when it answers */
 };
 
+/* Pieces are deflated by the workers (zlib), unless libdeflate gzips each body whole. */
+#ifdef TJ_HAVE_LIBDEFLATE
+#define PIECE_GZIP(o) false
+#else
+#define PIECE_GZIP(o) ((o)->gzip)
+#endif
+
 /* ---- what moves through the output ---- */
 
 struct tracker; /* one batch taken */
@@ -241,6 +251,10 @@ struct out_es {
     /* output thread */
     pthread_t thread;
     bool thread_started;
+#ifdef TJ_HAVE_LIBDEFLATE
+    struct libdeflate_compressor *ldc; /* gzips each body in one call */
+    struct tj_buf plain;               /* the body before that */
+#endif
     CURLM *multi;
     struct curl_slist *headers;
     struct slot *slots;
@@ -1088,6 +1102,45 @@ static struct piece *ready_pop(struct out_es *o)
     return p;
 }
 
+#ifdef TJ_HAVE_LIBDEFLATE
+/* fill_body with libdeflate: the pieces' text end to end, then gzipped in one call. */
+static size_t fill_body_whole(struct out_es *o, struct slot *s)
+{
+    struct doc **tail = &s->head;
+    struct piece *p;
+    size_t bound, n;
+
+    o->plain.len = 0;
+    while ((p = o->ready)) {
+        if (s->ndocs && (s->raw + p->raw > o->eff_max_bytes || s->ndocs + p->ndocs > o->max_docs))
+            break;
+        if (p->raw > o->eff_max_bytes && p->ndocs > 1) { /* larger than a 413 allows now */
+            requeue_now(o, pieces_dissolve(ready_pop(o), NULL));
+            continue;
+        }
+        if (tj_buf_append(&o->plain, p->data.data, p->data.len) != 0)
+            break;
+        s->raw += p->raw;
+        s->ndocs += p->ndocs;
+        *tail = p->head;
+        tail = &p->tail->next;
+        piece_free(ready_pop(o));
+    }
+    if (!s->ndocs)
+        return 0;
+    bound = libdeflate_gzip_compress_bound(o->ldc, o->plain.len);
+    if (tj_buf_reserve(&s->body, bound) != 0 ||
+        !(n = libdeflate_gzip_compress(o->ldc, o->plain.data, o->plain.len, s->body.data, bound))) {
+        requeue_now(o, s->head);
+        s->head = NULL;
+        s->ndocs = 0;
+        return 0;
+    }
+    s->body.len = n;
+    return s->ndocs;
+}
+#endif
+
 /* Lays ready pieces end to end into the slot's body, up to the request's bounds. Returns the
  * number of documents taken (0: none could be, out of memory). */
 static size_t fill_body(struct out_es *o, struct slot *s)
@@ -1100,6 +1153,10 @@ static size_t fill_body(struct out_es *o, struct slot *s)
     s->raw = 0;
     s->ndocs = 0;
     s->head = NULL;
+#ifdef TJ_HAVE_LIBDEFLATE
+    if (o->gzip)
+        return fill_body_whole(o, s);
+#endif
     if (o->gzip && tj_es_gzip_head(&s->body) != 0)
         return 0;
     while ((p = o->ready)) {
@@ -1823,7 +1880,7 @@ static int es_create(const char *uri, const char *const *opts, size_t nopts, tj_
     o->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     if ((rc = configure(o, uri, &eo, err, errlen)))
         goto fail;
-    tj_es_pw_init(&o->pw, o->gzip, GZIP_LEVEL);
+    tj_es_pw_init(&o->pw, PIECE_GZIP(o), GZIP_LEVEL);
     rc = TJ_ENOMEM;
     snprintf(err, errlen, "out of memory");
     if (!(hl = curl_slist_append(NULL, "Content-Type: application/x-ndjson")))
@@ -1835,6 +1892,11 @@ static int es_create(const char *uri, const char *const *opts, size_t nopts, tj_
         goto fail;
     if (!(o->multi = curl_multi_init()) || !(o->slots = calloc(o->concurrency, sizeof(*o->slots))))
         goto fail;
+#ifdef TJ_HAVE_LIBDEFLATE
+    tj_buf_init(&o->plain, SIZE_MAX / 4);
+    if (o->gzip && !(o->ldc = libdeflate_alloc_compressor(GZIP_LEVEL)))
+        goto fail;
+#endif
     for (unsigned i = 0; i < o->concurrency; i++)
         if (slot_init(o, &o->slots[i]))
             goto fail;
@@ -1872,7 +1934,7 @@ static struct tj_es_piece_writer *pw_get(struct out_es *o)
         pw = o->pw_pool[--o->npw];
     pthread_mutex_unlock(&o->lock);
     if (!pw && (pw = malloc(sizeof(*pw))))
-        tj_es_pw_init(pw, o->gzip, GZIP_LEVEL);
+        tj_es_pw_init(pw, PIECE_GZIP(o), GZIP_LEVEL);
     return pw;
 }
 
@@ -2095,6 +2157,11 @@ static void es_destroy(void *state)
         free(o->pw_pool[o->npw]);
     }
     tj_es_pw_fini(&o->pw);
+#ifdef TJ_HAVE_LIBDEFLATE
+    if (o->ldc)
+        libdeflate_free_compressor(o->ldc);
+    tj_buf_fini(&o->plain);
+#endif
     if (o->dl_fd >= 0)
         close(o->dl_fd);
     for (size_t i = 0; i < o->nhosts; i++) {
