@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # bench/es.sh: the Elasticsearch output, `tailjet run --exit-on-eof --output elasticsearch://...`,
-# end to end into tests/es/tj_es_server.py (the strict _bulk test server, --no-store-source:
-# it parses every document and keeps ids and counts, not sources). Debian has no Elasticsearch.
+# end to end into tests/es/tj_es_server.py (TARGET=test, the default: the strict _bulk test
+# server, --no-store-source: it parses every document and keeps ids and counts, not sources), or
+# into a real Elasticsearch node (TARGET=real: tests/servers/es.sh starts the pinned 8.17.4 from
+# Maven's repository, default thread pools, heap ES_HEAP (1g), on this machine; every run writes
+# into a new index tjbench of 1 shard and no replica, checked with _count).
 #
 # Generates one Apache combined corpus in Docker's json-file format (bench/gen_corpus.c, as
 # kafka.sh does), records shipped unparsed (~380 B each) or parsed with PATTERN (~700 B with
@@ -21,7 +24,7 @@
 # Environment: TAILJET (build/tailjet), LINES (200000), RUNS (3), WORKERS (2), CONFIGS
 # ("5000:4:gzip 1000:4:gzip 5000:1:gzip 5000:4:none"), SEED (20261125), PATTERN (empty: records
 # shipped unparsed; e.g. '%{COMBINEDAPACHELOG}'), BENCH_DIR (a new mktemp -d under /tmp), KEEP
-# (0; 1 keeps BENCH_DIR), LOAD_MAX (0.5), LOAD_WAIT (120 s).
+# (0; 1 keeps BENCH_DIR), LOAD_MAX (0.5), LOAD_WAIT (120 s), TARGET (test|real), ES_HEAP (1g).
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,6 +40,16 @@ SEED=${SEED:-20261125}
 PATTERN=${PATTERN:-}
 LOAD_MAX=${LOAD_MAX:-0.5}
 LOAD_WAIT=${LOAD_WAIT:-120}
+TARGET=${TARGET:-test}
+ES_HEAP=${ES_HEAP:-1g}
+[[ $TARGET =~ ^(test|real)$ ]] || { echo "es.sh: TARGET must be test or real, not '$TARGET'" >&2; exit 1; }
+if [ "$TARGET" = real ]; then
+	INDEX=tjbench # one index, made anew before each run
+	TJ_INDEX=(--es-opt "index=$INDEX")
+else
+	INDEX=logs-file-2026.11.25 # tailjet's default index for these records
+	TJ_INDEX=()
+fi
 RUN_TIMEOUT=600 # a run that takes longer is stopped and reported as failed
 SERVER="$repo/tests/es/tj_es_server.py"
 export TAILJET_METRICS_ADDR=${TAILJET_METRICS_ADDR:-off} # no /metrics server in the timed runs
@@ -62,11 +75,13 @@ SERVER_PID=
 # the run wrote under BENCH_DIR unless KEEP=1 (and BENCH_DIR itself if this script made it).
 cleanup() {
 	stop_started
-	if [ -n "$SERVER_PID" ]; then
+	if [ "$TARGET" = real ] && [ -d "$BENCH_DIR/node" ]; then
+		bash "$repo/tests/servers/es.sh" stop "$BENCH_DIR/node" || true
+	elif [ -n "$SERVER_PID" ]; then
 		stop_pid "$SERVER_PID"
 		wait "$SERVER_PID" 2>/dev/null || true
 	fi
-	remove_bench_dir "corpus, bodies and logs" bin corpus run server
+	remove_bench_dir "corpus, bodies and logs" bin corpus run server node
 }
 set_traps
 
@@ -89,6 +104,14 @@ check_disk() {
 # ---- the server --------------------------------------------------------------------------------
 start_server() {
 	local d="$BENCH_DIR/server"
+	if [ "$TARGET" = real ]; then
+		URL=$(TJ_ES_HEAP=$ES_HEAP bash "$repo/tests/servers/es.sh" start "$BENCH_DIR/node") ||
+			die "the Elasticsearch node did not start (tests/servers/es.sh)"
+		SERVER_PID=$(cat "$BENCH_DIR/node/pid")
+		PORT=${URL##*:}
+		say "Elasticsearch node (pid $SERVER_PID, heap $ES_HEAP): $URL"
+		return
+	fi
 	mkdir -p "$d"
 	python3 "$SERVER" --port 0 --port-file "$d/port" --no-store-source >"$d/out" 2>&1 &
 	SERVER_PID=$!
@@ -108,7 +131,15 @@ api() { curl -sS --max-time 30 "$@"; }
 # server_check: the server holds LINES documents, every item answered 201; sets CHECK_NOTE
 # (empty when fine) and SENT_BYTES (request bytes it received).
 server_check() {
-	local st
+	local st n
+	if [ "$TARGET" = real ]; then
+		api -X POST "$URL/$INDEX/_refresh" >/dev/null || true
+		n=$(api "$URL/$INDEX/_count" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("count", -1))' || echo -1)
+		CHECK_NOTE=""
+		[ "$n" = "$LINES" ] || CHECK_NOTE="FAILED: the node holds $n documents of $LINES"
+		SENT_BYTES=$REAL_SENT
+		return
+	fi
 	st=$(api "$URL/_test/stats") || st='{}'
 	read -r CHECK_NOTE SENT_BYTES < <(python3 -c '
 import json, sys
@@ -149,9 +180,9 @@ make_bodies() {
 	n=$(wc -l <"$rec")
 	[ "$n" = "$LINES" ] || die "the records file holds $n records, not $LINES"
 	REC_BYTES=$(stat -c %s "$rec") # with their newlines: as they stand in a bulk body
-	python3 - "$rec" "$BENCH_DIR/corpus" "$URL" <<'EOF'
+	python3 - "$rec" "$BENCH_DIR/corpus" "$URL" "$INDEX" <<'EOF'
 import base64, gzip, hashlib, os, sys
-rec, out, url = sys.argv[1:4]
+rec, out, url, index = sys.argv[1:5]
 docs, k, cfg = [], 0, []
 def flush():
     global docs, k
@@ -168,7 +199,7 @@ def flush():
 with open(rec, "rb") as f:
     for line in f:
         i = base64.urlsafe_b64encode(hashlib.md5(line).digest()).rstrip(b"=")
-        docs.append(b'{"index":{"_index":"logs-file-2026.11.25","_id":"' + i + b'"}}\n' + line)
+        docs.append(b'{"index":{"_index":"' + index.encode() + b'","_id":"' + i + b'"}}\n' + line)
         if len(docs) == 5000:
             flush()
 flush()
@@ -176,6 +207,7 @@ with open(os.path.join(out, "curl.cfg"), "w") as f:
     f.write("next\n".join(cfg))
 EOF
 	BODIES=$(find "$BENCH_DIR/corpus" -name 'body-*.gz' | wc -l)
+	CURL_SENT=$(find "$BENCH_DIR/corpus" -name 'body-*.gz' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 	rm -f "$rec" && rm -rf "$d/state"
 }
 
@@ -192,7 +224,16 @@ timed() {
 	local d="$BENCH_DIR/run" wall note=""
 	mkdir -p "$d"
 	[ -n "${CMDS[$who]:-}" ] || CMDS[$who]=$(cmdline "$@")
-	api -X POST "$URL/_test/reset" >/dev/null || die "the server does not answer $URL/_test/reset"
+	if [ "$TARGET" = real ]; then
+		api -X DELETE "$URL/$INDEX?ignore_unavailable=true" >/dev/null || die "the node does not answer $URL"
+		api -X PUT "$URL/$INDEX" -H 'Content-Type: application/json' \
+			-d '{"settings":{"number_of_shards":1,"number_of_replicas":0}}' >/dev/null ||
+			die "the node did not make the index $INDEX"
+		REAL_SENT=0
+		[ "$who" != curl ] || REAL_SENT=$CURL_SENT
+	else
+		api -X POST "$URL/_test/reset" >/dev/null || die "the server does not answer $URL/_test/reset"
+	fi
 	sync
 	run_timed "$d" "$who run $run" "$SERVER_PID" "$@"
 	wall=$T_WALL
@@ -212,7 +253,7 @@ run_tailjet() {
 	local cfg=$1 run=$2 state="$BENCH_DIR/run/state" ev conc comp
 	IFS=: read -r ev conc comp <<<"$cfg"
 	rm -rf "$state"
-	timed "tj $cfg" "$run" "$TJ" run --watch "$ONE" "${PAT[@]}" --output "elasticsearch://127.0.0.1:$PORT" \
+	timed "tj $cfg" "$run" "$TJ" run --watch "$ONE" "${PAT[@]}" --output "elasticsearch://127.0.0.1:$PORT" "${TJ_INDEX[@]}" \
 		--state-dir "$state" --exit-on-eof --workers "$WORKERS" --es-opt "batch.max_events=$ev" \
 		--es-opt "request.concurrency=$conc" --es-opt "compression=$comp"
 	rm -rf "$state"
@@ -264,7 +305,11 @@ print_table() {
 	local row who run wall cpu mcpu rss sent note c mc what="shipped unparsed"
 	[ -z "$PATTERN" ] || what="parsed with $PATTERN"
 	echo
-	echo "Elasticsearch benchmark: tailjet run --exit-on-eof --output elasticsearch://... into tests/es/tj_es_server.py --no-store-source (Python, one process, THIS machine)"
+	if [ "$TARGET" = real ]; then
+		echo "Elasticsearch benchmark: tailjet run --exit-on-eof --output elasticsearch://... into a real Elasticsearch 8.17.4 node (tests/servers/es.sh, heap $ES_HEAP, default thread pools, THIS machine); index $INDEX, 1 shard, 0 replicas, made anew before each run"
+	else
+		echo "Elasticsearch benchmark: tailjet run --exit-on-eof --output elasticsearch://... into tests/es/tj_es_server.py --no-store-source (Python, one process, THIS machine)"
+	fi
 	echo "  tailjet: $TJ_VERSION ($TAILJET, sha256 $TJ_ID), --workers $WORKERS, $(nproc) CPUs, RUNS=$RUNS"
 	echo "  corpus: 1 json-file, $LINES Apache combined lines, $ONE_BYTES bytes; records $what: $REC_BYTES bytes ($(awk -v b="$REC_BYTES" -v n="$LINES" 'BEGIN { printf "%.0f", b / n }') B each with its newline)"
 	echo "  tailjet CONFIG = batch.max_events:request.concurrency:compression (batch.max_bytes 5MiB; gzip level 1)"
@@ -290,9 +335,13 @@ print_table() {
 	echo "  B=$(printf '%q' "$BENCH_DIR")"
 	printf '  %-8s %s\n' "tailjet:" "${CMDS["tj ${CONFIGS%% *}"]:-}" "curl:" "${CMDS[curl]:-}" |
 		awk -v b="$(printf '%q' "$BENCH_DIR")" '{ while ((i = index($0, b)) > 0) $0 = substr($0, 1, i - 1) "$B" substr($0, i + length(b)); print }'
-	echo "  server:  python3 tests/es/tj_es_server.py --port 0 --no-store-source"
+	if [ "$TARGET" = real ]; then
+		echo "  node:    TJ_ES_HEAP=$ES_HEAP bash tests/servers/es.sh start \$B/node (sent_MB/s: curl's bodies only; tailjet's are not counted here)"
+	else
+		echo "  server:  python3 tests/es/tj_es_server.py --port 0 --no-store-source"
+	fi
 	echo "  each under: /usr/bin/time -f '%e %U %S %M' (wall from the script's clock)"
-	echo "  this run:   TAILJET=$TAILJET LINES=$LINES RUNS=$RUNS WORKERS=$WORKERS CONFIGS='$CONFIGS' SEED=$SEED PATTERN='$PATTERN' BENCH_DIR=$BENCH_DIR bench/es.sh"
+	echo "  this run:   TARGET=$TARGET TAILJET=$TAILJET LINES=$LINES RUNS=$RUNS WORKERS=$WORKERS CONFIGS='$CONFIGS' SEED=$SEED PATTERN='$PATTERN' BENCH_DIR=$BENCH_DIR bench/es.sh"
 }
 
 main() {
