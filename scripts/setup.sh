@@ -43,11 +43,7 @@ npm_ci() {
 }
 # Servers the `real` tests start, fetched from Maven Central into Maven's own repository
 # (~/.m2/repository) at pinned versions; a second run finds them there (tests/servers/README.md).
-# Elasticsearch refuses to run as root: the tests run it as the system user tailjet-test.
 fetch_servers() {
-  if ! id tailjet-test >/dev/null 2>&1; then
-    $sudo useradd --system --no-create-home --shell /usr/sbin/nologin tailjet-test
-  fi
   bash "$(dirname "$0")/../tests/servers/kafka.sh" fetch
   bash "$(dirname "$0")/../tests/servers/es.sh" fetch
 }

@@ -27,12 +27,8 @@ RUN_USER=${TJ_SERVER_USER:-tailjet-test}
 HEAP=${TJ_ES_HEAP:-512m}
 
 here=$(cd "$(dirname "$0")" && pwd)
-# tests/servers/lib.sh (free ports, waits, pidfiles) when it is there; the few helpers this needs
-# otherwise.
-if [ -f "$here/lib.sh" ]; then
-  # shellcheck source=/dev/null
-  source "$here/lib.sh"
-fi
+# shellcheck source=tests/servers/lib.sh
+source "$here/lib.sh" # tj_free_port, tj_user, tj_as_user, tj_stop_pid
 
 die() {
   echo "es.sh: $*" >&2
@@ -45,10 +41,6 @@ java_home() {
     [ -n "$j" ] && [ -x "$j/bin/java" ] && { echo "$j"; return; }
   done
   die "no Java 17 (Debian's openjdk-17-jre-headless; scripts/setup.sh installs it): set ES_JAVA_HOME"
-}
-
-free_port_() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
@@ -70,8 +62,9 @@ start() {
   local fresh=$1 dir=$2
   shift 2
   [ -f "$ZIP" ] || die "$ZIP is missing: run 'bash tests/servers/es.sh fetch' (scripts/setup.sh does)"
-  id "$RUN_USER" >/dev/null 2>&1 ||
-    die "no user $RUN_USER to run Elasticsearch as (it refuses root): scripts/setup.sh creates it"
+  if [ "$(id -u)" -eq 0 ]; then
+    tj_user "$RUN_USER" >/dev/null || die "no user $RUN_USER to run Elasticsearch as (it refuses root)"
+  fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   if [ -f "$dir/pid" ] && alive "$(cat "$dir/pid")"; then
@@ -83,8 +76,7 @@ start() {
   # reach DIR (a checkout under a closed home directory), in a directory of /tmp named in
   # DIR/node and removed by stop.
   local nd=$dir
-  if [ "$(id -u)" -eq 0 ] && ! setpriv --reuid="$RUN_USER" --regid="$RUN_USER" --init-groups \
-    test -x "$dir"; then
+  if [ "$(id -u)" -eq 0 ] && ! tj_as_user "$RUN_USER" test -x "$dir"; then
     nd=/tmp/tailjet-es-$(printf '%s' "$dir" | sha1sum | cut -c1-12)
     mkdir -p "$nd"
     chmod 755 "$nd"
@@ -102,22 +94,20 @@ start() {
   fi
   local port tport
   port=$(cat "$node_dir/port" 2>/dev/null || true)
-  [ -n "$port" ] || { port=$(free_port_); echo "$port" >"$node_dir/port"; }
-  tport=$(free_port_)
+  [ -n "$port" ] || { port=$(tj_free_port); echo "$port" >"$node_dir/port"; }
+  tport=$(tj_free_port)
   mkdir -p "$dir/data" "$dir/logs" "$dir/tmp"
   printf '%s\n' "$@" >"$node_dir/settings"
   rm -f "$dir/pid" "$node_dir/pid" "$node_dir/url"
-  local -a as_user=()
   if [ "$(id -u)" -eq 0 ]; then
     chown -R "$RUN_USER:" "$dir/home" "$dir/data" "$dir/logs" "$dir/tmp"
     chown "$RUN_USER:" "$dir"
-    as_user=(setpriv --reuid="$RUN_USER" --regid="$RUN_USER" --init-groups)
   fi
   local jh
   jh=$(java_home)
   # -d: the launcher returns once the node has started (or failed to); -p: the JVM's pid.
   # Disk thresholds off: a shared machine's disk filling up must not make indices read-only.
-  if ! "${as_user[@]}" env -i PATH=/usr/bin:/bin HOME="$dir" ES_JAVA_HOME="$jh" \
+  if ! tj_as_user "$RUN_USER" env -i PATH=/usr/bin:/bin HOME="$dir" ES_JAVA_HOME="$jh" \
     ES_TMPDIR="$dir/tmp" ES_JAVA_OPTS="-Xms$HEAP -Xmx$HEAP -XX:-HeapDumpOnOutOfMemoryError" \
     "$dir/home/bin/elasticsearch" -d -p "$dir/pid" \
     -Ediscovery.type=single-node -Expack.security.enabled=false \
@@ -150,25 +140,10 @@ start() {
 }
 
 stop() {
-  local dir=$1 pid i nd
+  local dir=$1 pid nd
   pid=$(cat "$dir/pid" 2>/dev/null || true)
   rm -f "$dir/url"
-  if alive "$pid"; then
-    kill -TERM "$pid"
-    for i in $(seq 1 300); do
-      alive "$pid" || break
-      sleep 0.1
-    done
-    if alive "$pid"; then
-      echo "es.sh: node $pid still up 30 s after SIGTERM: SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      for i in $(seq 1 100); do
-        alive "$pid" || break
-        sleep 0.1
-      done
-      alive "$pid" && die "node $pid does not exit"
-    fi
-  fi
+  tj_stop_pid "$pid" 30 # SIGTERM, SIGKILL after 30 s
   rm -f "$dir/pid"
   nd=$(cat "$dir/node" 2>/dev/null || true)
   case $nd in
