@@ -12,7 +12,8 @@
 #
 # Environment: TAILJET (build/tailjet), LINES (2000000), BENCH_DIR (/tmp/tailjet-bench), CPU (0),
 # SEED (20261125), RUNS (1: best of N for tailjet and floor), PEERS (1; 0 skips them),
-# PEER_TIMEOUT (600 s), KEEP_OUTPUT (0; 1 keeps the NDJSON outputs).
+# PEER_TIMEOUT (600 s), KEEP_OUTPUT (0; 1 keeps the NDJSON outputs), TIMESTAMP (empty; e.g.
+# 'timestamp dd/MMM/yyyy:HH:mm:ss Z' runs tailjet parse with --timestamp, to measure its cost).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,6 +30,9 @@ PEER_TIMEOUT=${PEER_TIMEOUT:-600}
 PEER_STALL=${PEER_STALL:-60}
 KEEP_OUTPUT=${KEEP_OUTPUT:-0}
 PATTERN='%{COMBINEDAPACHELOG}'
+TIMESTAMP=${TIMESTAMP:-}
+TS_ARGS=()
+if [ -n "$TIMESTAMP" ]; then TS_ARGS=(--timestamp "$TIMESTAMP"); fi
 
 say() { printf 'parse.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -120,7 +124,7 @@ run_tailjet() {
 		sync # earlier outputs' dirty pages are written back now, not during the run
 		t0=$(now_ns)
 		if ! taskset -c "$CPU" /usr/bin/time -v -o "$d/$label.time" \
-			"$TJ" parse --pattern "$PATTERN" "$input" >"$out" 2>"$d/$label.stderr"; then
+			"$TJ" parse --pattern "$PATTERN" "${TS_ARGS[@]}" "$input" >"$out" 2>"$d/$label.stderr"; then
 			say "tailjet parse failed on $input (exit $(tv "$d/$label.time" 'Exit status')), see $d/$label.stderr:"
 			tail -5 "$d/$label.stderr" >&2
 			add_row "$label" "$input" "$LINES" - - - "FAILED"
@@ -143,10 +147,11 @@ run_tailjet() {
 verify_tailjet() {
 	local out=$1
 	say "verifying $out"
-	python3 - "$out" "$PLAIN" "$JSON" "$LINES" <<'PY' || { VERIFY_FAILED=1; return 0; }
+	python3 - "$out" "$PLAIN" "$JSON" "$LINES" "$TIMESTAMP" <<'PY' || { VERIFY_FAILED=1; return 0; }
 import json, sys
 
 out_path, plain_path, json_path, want = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ts_flag = len(sys.argv) > 5 and sys.argv[5] != ""
 
 def flat(v):
     if isinstance(v, dict):
@@ -181,8 +186,10 @@ with open(out_path, encoding="utf-8", errors="surrogateescape") as out, \
                 sample_bad.append(f"line {n}: message differs: {rec.get('message')!r:.200} vs {line[:200]!r}")
         if n % 997 == 1:  # a sample: the json-file time and the extracted values
             e = json.loads(entry)
-            if rec.get("@timestamp") != e["time"]:
-                sample_bad.append(f"line {n}: @timestamp {rec.get('@timestamp')!r} != json-file time {e['time']!r}")
+            # with --timestamp the json-file time is event.created, @timestamp the line's own
+            docker_time = rec.get("event", {}).get("created") if ts_flag else rec.get("@timestamp")
+            if docker_time != e["time"]:
+                sample_bad.append(f"line {n}: json-file time in the record {docker_time!r} != {e['time']!r}")
             words = line.split(" ")
             values = {str(x) for x in flat(rec)}
             status = line.split('" ')[1].split(" ")[0] if '" ' in line else None
@@ -547,7 +554,7 @@ print_table() {
 	local floor_lps=""
 	[ -n "${FLOOR_SECS:-}" ] && floor_lps=$(awk -v n="$LINES" -v s="$FLOOR_SECS" 'BEGIN { if (s > 0) print n / s }')
 	echo
-	echo "parse benchmark: $LINES Apache combined lines, pattern $PATTERN, pinned to CPU $CPU"
+	echo "parse benchmark: $LINES Apache combined lines, pattern $PATTERN${TIMESTAMP:+, --timestamp '$TIMESTAMP'}, pinned to CPU $CPU"
 	echo "  tailjet: $TJ_VERSION ($TJ_ID)"
 	echo "  command: TAILJET=$TAILJET LINES=$LINES SEED=$SEED RUNS=$RUNS CPU=$CPU BENCH_DIR=$BENCH_DIR bench/parse.sh"
 	echo "  json-file corpus $JSON_BYTES bytes, plain corpus $PLAIN_BYTES bytes; MB = 10^6 bytes of each tool's own input"
