@@ -21,7 +21,8 @@ Cases:
   print; a daemon that is not there is an error naming the address.
 - twin: POST /v1/workbench and `tailjet parse` give the same records for the same pattern and
   lines (but @timestamp, the time of parsing); an invalid pattern answers PCRE2's message with
-  its offset; more than 1000 lines are refused (413).
+  its offset; more than 1000 lines are refused (413); a request that needs more than its CPU
+  budget stops there and says so.
 """
 
 import json
@@ -382,6 +383,18 @@ def case_twin(binary, env):
           "a catastrophic pattern: HTTP %d %s" % (st, body[:300]))
     log("    a catastrophic pattern on 50 lines answered in %.2f s (%s)" %
         (time.monotonic() - t0, ans["stopped"] or "every line run"))
+    # 16 such alternatives on 1000 lines: more than the CPU budget of a request (2 s)
+    heavy = json.dumps({"patterns": ["^(a|aa)+$(?#%d)" % i for i in range(16)],
+                        "lines": "\n".join("a" * 30 + "b" for _ in range(1000))}).encode()
+    t0 = time.monotonic()
+    st, _, body = http("http://127.0.0.1:%d/v1/workbench" % port, data=heavy, timeout=120)
+    ans = json.loads(body)
+    log("    16 catastrophic alternatives on 1000 lines: %d lines run in %.2f s, then: %s" %
+        (ans["stats"]["records"], time.monotonic() - t0, ans["stopped"]))
+    check(st == 200 and ans["stopped"] and "CPU budget" in ans["stopped"] and
+          0 < ans["stats"]["records"] < 1000 and ans["stats"]["groktimeout"] > 0,
+          "a request past its CPU budget: HTTP %d %s" % (st, body[:300]))
+    t.check_alive("after the workbench's heavy request")
     t.stop(STOP_BOUND)
 
 
