@@ -103,7 +103,7 @@ struct svc_counters {
     char *name;
     int refs;
     struct tj_ruleset *rs; /* lock: the rules last given for the service (a reference) */
-    uint64_t matched, unmatched, json_error, unparsed, truncated;
+    uint64_t matched, unmatched, json_error, unparsed, truncated, limited;
     struct svc_counters *next;
 };
 
@@ -1582,6 +1582,7 @@ static void counters_add(struct svc_counters *c, const struct tj_parse_stats *be
     __atomic_add_fetch(&c->json_error, json, __ATOMIC_RELAXED);
     __atomic_add_fetch(&c->unparsed, records - matched - unmatched - json, __ATOMIC_RELAXED);
     __atomic_add_fetch(&c->truncated, after->truncated - before->truncated, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->limited, after->limited - before->limited, __ATOMIC_RELAXED);
 }
 
 void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b)
@@ -1675,12 +1676,13 @@ void tj_engine_services_json(struct tj_engine *e, struct tj_buf *b)
         tj_json_string(b, c->name, strlen(c->name));
         tj_buf_printf(b,
                       ",\"matched\":%llu,\"unmatched\":%llu,\"json_error\":%llu,"
-                      "\"unparsed\":%llu,\"truncated\":%llu,\"patterns\":[",
+                      "\"unparsed\":%llu,\"truncated\":%llu,\"groktimeout\":%llu,\"patterns\":[",
                       (unsigned long long)__atomic_load_n(&c->matched, __ATOMIC_RELAXED),
                       (unsigned long long)__atomic_load_n(&c->unmatched, __ATOMIC_RELAXED),
                       (unsigned long long)__atomic_load_n(&c->json_error, __ATOMIC_RELAXED),
                       (unsigned long long)__atomic_load_n(&c->unparsed, __ATOMIC_RELAXED),
-                      (unsigned long long)__atomic_load_n(&c->truncated, __ATOMIC_RELAXED));
+                      (unsigned long long)__atomic_load_n(&c->truncated, __ATOMIC_RELAXED),
+                      (unsigned long long)__atomic_load_n(&c->limited, __ATOMIC_RELAXED));
         for (size_t i = 0; rs && i < rs->nalt; i++) {
             if (i)
                 tj_buf_append(b, ",", 1);

@@ -92,7 +92,8 @@ void tj_engine_metrics(struct tj_engine *e, struct tj_buf *b);
 
 /* Appends a JSON array of the services (the metrics' service label) with their record counts
  * by result and the patterns last given for them: {"name","matched","unmatched",
- * "json_error","unparsed","truncated","patterns":[...],"ecs","multiline"}. Any thread. */
+ * "json_error","unparsed","truncated","groktimeout","patterns":[...],"ecs","multiline"}. Any
+ * thread. */
 void tj_engine_services_json(struct tj_engine *e, struct tj_buf *b);
 
 /* Appends one line per problem (an output that keeps refusing records, checkpoints that are not

@@ -9,7 +9,8 @@ Cases:
 - failures: two fake containers (--docker-root) "web" and "api" whose pattern misses some of
   their lines; `tailjet tap --failures --limit 5` prints exactly 5 records, each tagged
   _grokparsefailure, and exits 0; `--service api` prints only api's records, `--container web`
-  only web's; /v1/ui/services lists both with their pattern, counts and last failed lines.
+  only web's; /v1/ui/services lists both with their pattern, counts and last failed lines, and
+  a third, "slow", whose pattern backtracks past the match limit, with its _groktimeout count.
 - stuck: throughput of tailjet run on a large file (records acknowledged per second, output
   file:/dev/null) without a tap and with a tap that never reads, 3 times each, interleaved (a `tailjet tap` stopped with
   SIGSTOP); the stuck tap must not slow it (at least half the rate without, on a loaded
@@ -99,7 +100,8 @@ def read_json_lines(path):
 
 def case_failures(binary, env):
     labels = {"logPattern": PATTERN}
-    root, (web, api) = fake_root(env, ("web", labels), ("api", labels))
+    root, (web, api, slow) = fake_root(env, ("web", labels), ("api", labels),
+                                       ("slow", {"logPattern": "^(a|aa)+$"}))
     port = free_port()
     t = env.tailjet(binary, ["--docker-root", root, "--output", "file:" + env.path("out.ndjson"),
                              "--state-dir", env.path("state"), "--poll-interval", "200ms",
@@ -143,14 +145,19 @@ def case_failures(binary, env):
           (len(recs), sorted({r["container"]["name"] for r in recs})))
     wait_until(lambda: metric(port, "tailjet_taps_open") == 0, 10, "the taps to be closed",
                procs=[t])
+    slow.write(3, text=lambda seq: "a" * 30 + "b")  # past the match limit: _groktimeout
+
     def all_counted():
         _, _, body = http("http://127.0.0.1:%d/v1/ui/services" % port)
         data = json.loads(body)
-        done = sum(s["matched"] + s["unmatched"] for s in data["services"]) == 120
+        done = sum(s["matched"] + s["unmatched"] for s in data["services"]) == 123
         return data if done else None
-    data = wait_until(all_counted, 30, "the 120 records counted in /v1/ui/services", procs=[t])
+    data = wait_until(all_counted, 30, "the 123 records counted in /v1/ui/services", procs=[t])
     svcs = {s["name"]: s for s in data["services"]}
-    check(set(svcs) == {"web", "api"}, "services listed: %s" % sorted(svcs))
+    check(set(svcs) == {"web", "api", "slow"}, "services listed: %s" % sorted(svcs))
+    check(svcs["slow"]["groktimeout"] == 3 and svcs["slow"]["unmatched"] == 3 and
+          svcs["web"]["groktimeout"] == 0, "_groktimeout counts: slow %s, web %s" %
+          (svcs["slow"], svcs["web"]))
     for name in ("web", "api"):
         s = svcs[name]
         check(s["patterns"] == [PATTERN], "%s's patterns: %s" % (name, s["patterns"]))
