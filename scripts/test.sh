@@ -43,7 +43,7 @@ CC=clang bash scripts/build.sh build-tsan -DTJ_SANITIZE=thread
 
 echo "== 5/6 fuzz targets, ${FUZZ_SECONDS}s each"
 CC=clang bash scripts/build.sh build-fuzz -DTJ_FUZZ=ON -DTJ_SANITIZE=address,undefined
-for f in jsonfile grok checkpoint; do
+for f in jsonfile grok checkpoint time; do
   work=$(mktemp -d)
   cp -r "tests/fuzz/corpus_$f/." "$work/"
   set +e
