@@ -122,10 +122,12 @@ static void pending_start(struct pending *p, const struct tj_event *ev)
     p->offset = ev->offset;
     p->tags = ev->tags;
     p->time_len = ev->time.len <= sizeof(p->time) ? ev->time.len : 0;
-    memcpy(p->time, ev->time.ptr, p->time_len);
+    if (p->time_len) /* a missing time may be a NULL slice: memcpy must not see it */
+        memcpy(p->time, ev->time.ptr, p->time_len);
     p->time_raw_len =
         ev->time_raw.len <= sizeof(p->time_raw) ? ev->time_raw.len : sizeof(p->time_raw);
-    memcpy(p->time_raw, ev->time_raw.ptr, p->time_raw_len);
+    if (p->time_raw_len)
+        memcpy(p->time_raw, ev->time_raw.ptr, p->time_raw_len);
     if (ev->attrs.len && tj_buf_append(&p->attrs, ev->attrs.ptr, ev->attrs.len))
         p->attrs.len = 0; /* attrs larger than 4 KiB are not kept on joined events */
     pending_append(p, ev->message.ptr, ev->message.len);
