@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # bench/kafka.sh: the Kafka output, `tailjet run --exit-on-eof --output kafka://...`, end to end
-# into librdkafka's mock cluster (tests/kafka/tj_kafka_mock.c: 3 brokers in one process).
+# into SERVER: librdkafka's mock cluster (mock, the default: tests/kafka/tj_kafka_mock.c, 3
+# brokers in one process), a real Apache Kafka broker (single: tests/servers/kafka.sh
+# start-single, topics with replication 1) or a real 3-node cluster (cluster: start-cluster,
+# replication 3, min.insync.replicas 2). The real ones run on this machine too (JVMs on the same
+# cores), with topics of 3 partitions made by tests/kafka/tj_kafka_admin.
 #
 # Generates one Apache combined corpus in Docker's json-file format (bench/gen_corpus.c, as
 # engine.sh does) and measures, RUNS times each, alternating (W=1, W=2, kcat, W=1, ...):
@@ -16,8 +20,8 @@
 # start and at the end. The mock keeps at most ~5 MB per partition (older messages are dropped,
 # offsets go on), so the check is on end offsets, not on reading everything back.
 #
-# Environment: TAILJET (build/tailjet), MOCK (built from tests/kafka/tj_kafka_mock.c into
-# BENCH_DIR), LINES (1000000), RUNS (3), SEED (20261125), PATTERN (empty: records shipped
+# Environment: SERVER (mock, single or cluster), TAILJET (build/tailjet), MOCK (built from
+# tests/kafka/tj_kafka_mock.c into BENCH_DIR), LINES (1000000), RUNS (3), SEED (20261125), PATTERN (empty: records shipped
 # unparsed, ~400 B; e.g. '%{COMBINEDAPACHELOG}' parses them as engine.sh does), BENCH_DIR (a new
 # mktemp -d under /tmp), KEEP (0; 1 keeps BENCH_DIR), LOAD_MAX (0.5), LOAD_WAIT (120 s).
 set -Eeuo pipefail
@@ -27,6 +31,8 @@ repo=$(cd "$here/.." && pwd)
 
 TAILJET=${TAILJET:-build/tailjet}
 MOCK=${MOCK:-}
+SERVER=${SERVER:-mock}
+case $SERVER in mock | single | cluster) ;; *) echo "kafka.sh: SERVER must be mock, single or cluster, not '$SERVER'" >&2; exit 2 ;; esac
 LINES=${LINES:-1000000}
 RUNS=${RUNS:-3}
 KEEP=${KEEP:-0}
@@ -49,6 +55,8 @@ use_bench_dir kafka
 
 # ---- processes this script started: stopped on every exit ------------------------------------
 MOCK_PID=
+PEER_PIDS= # the server's process(es): the mock, or the Kafka nodes
+KAFKA_DIR=
 
 # Stops, newest first, every process this script started and their children (tailjet and kcat
 # run as children of /usr/bin/time, which does not pass signals on), then the mock cluster
@@ -66,7 +74,10 @@ cleanup() {
 		stop_pid "$MOCK_PID"
 		wait "$MOCK_PID" 2>/dev/null || true
 	fi
-	remove_bench_dir "corpus, binaries and logs" bin corpus run mock
+	if [ -n "$KAFKA_DIR" ]; then # by the pids in its kafka.env (SIGTERM, then SIGKILL)
+		bash "$repo/tests/servers/kafka.sh" stop "$KAFKA_DIR" || true
+	fi
+	remove_bench_dir "corpus, binaries, logs and Kafka's data" bin corpus run mock kafka
 }
 set_traps
 
@@ -122,7 +133,26 @@ start_mock() {
 		sleep 0.1
 	done
 	[[ $BOOTSTRAP =~ ^127\.0\.0\.1:[0-9]+(,127\.0\.0\.1:[0-9]+){2}$ ]] || die "tj_kafka_mock gave no bootstrap servers: '$BOOTSTRAP' $(cat "$d/err")"
+	PEER_PIDS=$MOCK_PID
 	say "mock cluster (pid $MOCK_PID): $BOOTSTRAP"
+}
+
+# ---- a real Kafka --------------------------------------------------------------------------------
+# start_kafka TOPIC...: a real Apache Kafka (tests/servers/kafka.sh start-single or start-cluster,
+# as SERVER says) in BENCH_DIR/kafka, TOPIC... made with 3 partitions (replication 1 or 3); sets
+# BOOTSTRAP and PEER_PIDS (its nodes).
+start_kafka() {
+	local rf=1 how=start-single
+	[ "$SERVER" = single ] || { rf=3; how=start-cluster; }
+	cc -O2 -Wall -Wextra -o "$BENCH_DIR/bin/tj_kafka_admin" "$repo/tests/kafka/tj_kafka_admin.c" \
+		$(pkg-config --cflags --libs rdkafka) || die "cannot build tests/kafka/tj_kafka_admin.c"
+	KAFKA_DIR="$BENCH_DIR/kafka"
+	bash "$repo/tests/servers/kafka.sh" "$how" "$KAFKA_DIR" || die "Kafka did not start (tests/servers/kafka.sh $how)"
+	BOOTSTRAP=$(sed -n 's/^BOOTSTRAP=//p' "$KAFKA_DIR/kafka.env")
+	KAFKA_VERSION=$(sed -n 's/^VERSION=//p' "$KAFKA_DIR/kafka.env")
+	PEER_PIDS=$(sed -n 's/^NODE[0-9]*_PID=//p' "$KAFKA_DIR/kafka.env" | paste -sd' ')
+	"$BENCH_DIR/bin/tj_kafka_admin" "$BOOTSTRAP" 3 "$rf" "$@" || die "cannot create the topics"
+	say "Apache Kafka $KAFKA_VERSION ($SERVER, pids $PEER_PIDS): $BOOTSTRAP"
 }
 
 # end_offsets TOPIC: the sum of the topic's end offsets (messages it took).
@@ -200,7 +230,7 @@ timed() {
 	mkdir -p "$d"
 	[ -n "${CMDS[$who]:-}" ] || CMDS[$who]=$(cmdline "$@")
 	sync
-	run_timed "$d" "$who W=$w run $run" "$MOCK_PID" "$@"
+	run_timed "$d" "$who W=$w run $run" "$PEER_PIDS" "$@"
 	wall=$T_WALL
 	got=$(end_offsets "$topic")
 	if [ "$T_RC" != 0 ] || [ "$got" != "$LINES" ] || [ "$T_WAITED" = 1 ]; then
@@ -211,7 +241,7 @@ timed() {
 		wall=-
 	fi
 	ROWS+=("$who|$w|$run|$wall|$T_CPU|$T_PEER_CPU|$T_RSS|$note")
-	say "$who W=$w run $run: ${wall} s, $T_CPU cpu s, mock $T_PEER_CPU cpu s, peak RSS $T_RSS KiB"
+	say "$who W=$w run $run: ${wall} s, $T_CPU cpu s, server $T_PEER_CPU cpu s, peak RSS $T_RSS KiB"
 }
 
 run_tailjet() {
@@ -241,7 +271,8 @@ row_fmt() {
 			rmb = sprintf("%.1f", l * rb / lines / 1e6); wall = sprintf("%.3f", wall)
 		}
 		r = (rss == "-" || rss == "") ? "-" : sprintf("%.1f MiB", rss / 1024)
-		printf "%-8s %2s %6s %10s %9s %9s %8s %7s %8s %10s  %s\n", who, w, run, rps, imb, rmb, wall, cpu, mcpu, r, note
+		cpr = (cpu == "-" || cpu == "") ? "-" : sprintf("%.2f", cpu * 1e6 / lines)
+		printf "%-8s %2s %6s %10s %9s %9s %8s %7s %8s %8s %10s  %s\n", who, w, run, rps, imb, rmb, wall, cpu, cpr, mcpu, r, note
 	}'
 }
 
@@ -267,14 +298,19 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b <= 0) p
 print_table() {
 	local row who w run wall cpu mcpu rss note m1 m2 mk
 	echo
-	echo "Kafka benchmark: tailjet run --exit-on-eof --output kafka://... into librdkafka's mock cluster (3 brokers, one process, THIS machine)"
+	case $SERVER in
+	mock) echo "Kafka benchmark: tailjet run --exit-on-eof --output kafka://... into librdkafka's mock cluster (3 brokers, one process, THIS machine)" ;;
+	single) echo "Kafka benchmark: tailjet run --exit-on-eof --output kafka://... into a real Apache Kafka $KAFKA_VERSION broker (1 node, KRaft, THIS machine), 3 partitions, replication 1" ;;
+	cluster) echo "Kafka benchmark: tailjet run --exit-on-eof --output kafka://... into a real Apache Kafka $KAFKA_VERSION cluster (3 nodes, KRaft, THIS machine), 3 partitions, replication 3, min.insync.replicas 2" ;;
+	esac
 	echo "  tailjet: $TJ_VERSION ($TAILJET, sha256 $TJ_ID), librdkafka $(pkg-config --modversion rdkafka), $(nproc) CPUs, RUNS=$RUNS"
 	echo "  corpus: 1 json-file, $LINES Apache combined lines, $ONE_BYTES bytes; ${PATTERN:+pattern $PATTERN; }records: $REC_BYTES bytes ($(awk -v b="$REC_BYTES" -v n="$LINES" 'BEGIN { printf "%.0f", b / n }') B each, as values), key: the file's path (one partition)"
 	echo "  tailjet's producer settings (librdkafka debug=conf, non-defaults): $SETTINGS"
 	echo "  kcat: the same records and key from a file, -z lz4 -X enable.idempotence=true, librdkafka's other defaults (linger.ms 5)"
-	echo "  the mock broker runs on the same $(nproc) cores: mock_cpu is the CPU it used during each run; records/s here are not those against a remote cluster"
+	echo "  the server runs on the same $(nproc) cores: srv_cpu is the CPU it used during each run; records/s here are not those against a remote cluster"
+	echo "  us/rec: the producer's own CPU (user + system) per record, in microseconds"
 	echo "  before the timed runs: $QUIET"
-	printf '%-8s %2s %6s %10s %9s %9s %8s %7s %8s %10s  %s\n' who W run records/s in_MB/s rec_MB/s wall_s cpu_s mock_cpu peak_RSS note
+	printf '%-8s %2s %6s %10s %9s %9s %8s %7s %8s %8s %10s  %s\n' who W run records/s in_MB/s rec_MB/s wall_s cpu_s us/rec srv_cpu peak_RSS note
 	for row in "${ROWS[@]}"; do
 		IFS='|' read -r who w run wall cpu mcpu rss note <<<"$row"
 		row_fmt "$who" "$w" "$run" "$wall" "$cpu" "$mcpu" "$rss" "$note"
@@ -296,7 +332,7 @@ print_table() {
 		awk -v b="$(printf '%q' "$BENCH_DIR")" '{ while ((i = index($0, b)) > 0) $0 = substr($0, 1, i - 1) "$B" substr($0, i + length(b)); print }' |
 		sed -E 's/--workers 1/--workers W/; s/tj-w1-r1/tj-wW-rN/; s/kcat-r1/kcat-rN/'
 	echo "  each under: /usr/bin/time -f '%e %U %S %M' (wall from the script's clock)"
-	echo "  this run:   TAILJET=$TAILJET LINES=$LINES RUNS=$RUNS SEED=$SEED PATTERN='$PATTERN' BENCH_DIR=$BENCH_DIR bench/kafka.sh"
+	echo "  this run:   SERVER=$SERVER TAILJET=$TAILJET LINES=$LINES RUNS=$RUNS SEED=$SEED PATTERN='$PATTERN' BENCH_DIR=$BENCH_DIR bench/kafka.sh"
 }
 
 main() {
@@ -306,10 +342,10 @@ main() {
 	check_disk
 	resolve_tailjet
 	[[ $("$TJ" run --help 2>&1) == *--kafka-opt* ]] || die "$TAILJET has no Kafka output (no --kafka-opt in 'tailjet run --help')"
-	resolve_mock
+	[ "$SERVER" != mock ] || resolve_mock
 	say "tailjet: $TJ_VERSION ($TAILJET, copied to $TJ)"
 	for r in $(seq 1 "$RUNS"); do topics+=("tj-w1-r$r" "tj-w2-r$r" "kcat-r$r"); done
-	start_mock "${topics[@]}"
+	if [ "$SERVER" = mock ]; then start_mock "${topics[@]}"; else start_kafka "${topics[@]}"; fi
 	say "generating the corpus into $BENCH_DIR/corpus ($LINES lines)"
 	generate
 	say "writing the records kcat will send (tailjet --output file:, the same corpus)"

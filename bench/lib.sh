@@ -105,9 +105,14 @@ cmdline() {
 	echo "${out% }"
 }
 
-# ticks PID: user + system clock ticks PID has used so far (all threads), 0 if it is gone.
+# ticks "PID [PID...]": user + system clock ticks the PIDs have used so far (all threads; 0 for
+# one that is gone).
 ticks() {
-	{ sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{ t = $12 + $13 } END { print t + 0 }'
+	local p
+	# shellcheck disable=SC2086 # one pid or several, space-separated
+	for p in $1; do
+		sed 's/.*) //' "/proc/$p/stat" 2>/dev/null || true
+	done | awk '{ t += $12 + $13 } END { print t + 0 }'
 }
 
 # ---- the machine -----------------------------------------------------------------------------

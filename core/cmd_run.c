@@ -286,9 +286,9 @@ struct endpoint {
     struct tj_web web;
 };
 
-/* The options of the output the URI names: --kafka-opt for kafka://, --es-opt (with the
- * dead-letter file in the state directory first, so that one given overrides it, and
- * --es-data-stream last) for the elasticsearch output. Returns 0 or 2 (a usage error, printed).
+/* The options of the output the URI names: --kafka-opt for kafka://, --es-opt (with
+ * --es-data-stream last) for the elasticsearch output; both get the dead-letter file in the state
+ * directory first, so that one given overrides it. Returns 0 or 2 (a usage error, printed).
  * dl holds the default dead-letter option's text. */
 static int output_opts(struct run_cfg *cfg, struct tj_strv *v, char *dl, size_t dln)
 {
@@ -304,9 +304,18 @@ static int output_opts(struct run_cfg *cfg, struct tj_strv *v, char *dl, size_t 
                         "elasticsearch output takes --es-opt)\n");
         return 2;
     }
-    if (!es) {
+    if (!es && !tj_output_matches(&tj_output_kafka, cfg->output)) {
         *v = cfg->output_opts;
         cfg->output_opts = (struct tj_strv){0};
+        return 0;
+    }
+    if (!es) { /* kafka: its dead-letter file in the state directory, unless one is given */
+        snprintf(dl, dln, "dead_letter_file=%s/kafka-dead-letters.ndjson", cfg->state_dir);
+        if (tj_strv_push(v, dl))
+            goto nomem;
+        for (size_t i = 0; i < cfg->output_opts.n; i++)
+            if (tj_strv_push(v, cfg->output_opts.v[i]))
+                goto nomem;
         return 0;
     }
     snprintf(dl, dln, "dead_letter_file=%s/es-dead-letters.ndjson", cfg->state_dir);

@@ -1061,6 +1061,7 @@ static void *discover_main(void *arg)
            d->cfg.docker_root);
     if (d->cfg.labels)
         tj_labels_set_role(d->cfg.labels, false); /* without the API: a worker's view */
+    set_state(d, true, ""); /* no connection to lose: /health has nothing to say about it */
     for (bool initial = true; !stopping(d); initial = false) {
         labels_sync(d);
         root_scan(d, initial);

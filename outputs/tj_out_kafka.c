@@ -7,31 +7,39 @@
  * so librdkafka never drops what the brokers have not taken. A full local queue is
  * back-pressure: submit remembers where it stopped and answers TJ_EAGAIN. A message that fails
  * for good (authorization, unknown topic) is held and produced again every few seconds, and the
- * cause is logged once per topic.
+ * cause is logged once per topic. A message set the broker refuses as too large (the topic's
+ * max.message.bytes) is produced again one message per request, through a second producer made
+ * for that (batch.num.messages=1): what the broker still refuses alone goes to the dead-letter
+ * file with the broker's reason, and is counted.
  *
  * Threads: workers call submit (librdkafka's produce is thread-safe); one poll thread of this
- * output serves delivery reports and retries; librdkafka runs its own broker threads. */
+ * output serves delivery reports, retries and the dead-letter file; librdkafka runs its own
+ * broker threads. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tj_json.h"
 #include "tj_log.h"
 #include "tj_output.h"
 
-#define RETRY_MS     2000
-#define LARGE_RECORD (64 * 1024) /* a refused record this large is cut; smaller ones are not */
-#define POLL_MS      100
+#define RETRY_MS  2000
+#define POLL_MS   100
+#define DL_LOG_MS 10000 /* dead letters are reported at most this often */
 
 struct topic {
     char *name;
     size_t len;
     rd_kafka_topic_t *rkt;
+    rd_kafka_topic_t *rkt1; /* the same topic of the one-at-a-time producer (poll thread) */
     int last_err; /* the last error logged for this topic (logged again when it changes) */
 };
 
@@ -44,6 +52,7 @@ struct held {
     size_t fit; /* the broker refused its size: produce it cut to this many bytes (0: as is) */
     char *own;  /* ptr's copy when it was itself a cut copy (librdkafka frees those), or NULL */
     bool said;  /* that it cannot be made small enough was logged */
+    bool alone; /* refused in a message set too large: produced again one per request */
     struct held *next;
 };
 
@@ -61,7 +70,28 @@ struct out_kafka {
     bool down_said;
     size_t max_bytes;   /* message.max.bytes: a longer record is cut to fit */
     uint64_t truncated; /* records cut to fit (atomic) */
+    /* The one-at-a-time producer (batch.num.messages=1) for records refused in a message set
+     * too large: made by the poll thread at the first such refusal from conf1 (atomic). */
+    rd_kafka_conf_t *conf1;
+    rd_kafka_t *rk1;
+    /* Dead letters: records the broker refuses alone as too large (poll thread). */
+    char *dl_path;
+    int dl_fd;
+    uint64_t dead; /* atomic */
+    uint64_t dl_unlogged;
+    int64_t dl_logged_ms;
+    /* SASL authentication fails: said once, the reason for /health (under lock). */
+    bool auth_said;
+    char auth_why[256];
 };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Produces a copy of the record p[0..len) cut to at most `fit` bytes: its "message" is
  * shortened (on a UTF-8 boundary) and "_truncated" joins its tags, so the record still says
@@ -146,6 +176,70 @@ static struct topic *topic_get(struct out_kafka *o, const char *name, size_t n)
     return t;
 }
 
+/* Appends the dead-letter line of m (when, topic, key, the broker's reason, size, the record)
+ * to the dead-letter file, opened on first use, and fsyncs it. Returns 0, or an errno value
+ * with the file as it was (the record is then held and tried again). Poll thread. */
+static int dead_letter(struct out_kafka *o, const rd_kafka_message_t *m)
+{
+    struct tj_buf line;
+    struct stat st;
+    char now[40];
+    const char *topic = rd_kafka_topic_name(m->rkt), *why = rd_kafka_err2str(m->err);
+    size_t done = 0;
+    int e = 0;
+    int64_t t;
+
+    tj_buf_init(&line, m->len + 1024);
+    tj_time_now(now, sizeof(now));
+    if (tj_buf_printf(&line, "{\"@timestamp\":\"%s\",\"topic\":", now) ||
+        tj_json_string(&line, topic, strlen(topic)) || tj_buf_append(&line, ",\"key\":", 7) ||
+        tj_json_string(&line, m->key ? m->key : "", m->key ? m->key_len : 0) ||
+        tj_buf_append(&line, ",\"error\":", 9) || tj_json_string(&line, why, strlen(why)) ||
+        tj_buf_printf(&line, ",\"bytes\":%zu,\"record\":", m->len) ||
+        tj_buf_append(&line, m->payload, m->len) || tj_buf_append(&line, "}\n", 2)) {
+        tj_buf_fini(&line);
+        return ENOMEM;
+    }
+    if (o->dl_fd < 0)
+        o->dl_fd = open(o->dl_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (o->dl_fd < 0 || fstat(o->dl_fd, &st) != 0)
+        e = errno;
+    while (!e && done < line.len) {
+        ssize_t n = write(o->dl_fd, line.data + done, line.len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            e = n < 0 ? errno : EIO;
+        else
+            done += (size_t)n;
+    }
+    if (!e && fdatasync(o->dl_fd) != 0)
+        e = errno;
+    if (e && o->dl_fd >= 0 && done && ftruncate(o->dl_fd, st.st_size) != 0)
+        tj_log(TJ_LOG_ERROR, "kafka: cannot cut %s back to %lld bytes: %s", o->dl_path,
+               (long long)st.st_size, strerror(errno));
+    tj_buf_fini(&line);
+    if (e) {
+        tj_log(TJ_LOG_ERROR,
+               "kafka: cannot write the dead-letter file %s: %s; the record the broker refused "
+               "is held (set --kafka-opt dead_letter_file=PATH)",
+               o->dl_path, strerror(e));
+        return e;
+    }
+    __atomic_add_fetch(&o->dead, 1, __ATOMIC_RELAXED);
+    o->dl_unlogged++;
+    t = now_ms();
+    if (!o->dl_logged_ms || t - o->dl_logged_ms >= DL_LOG_MS) {
+        tj_log(TJ_LOG_WARN,
+               "kafka: %llu records the brokers refused for good (the last: topic %s, %zu bytes: "
+               "%s) were written to %s",
+               (unsigned long long)o->dl_unlogged, topic, m->len, why, o->dl_path);
+        o->dl_unlogged = 0;
+        o->dl_logged_ms = t;
+    }
+    return 0;
+}
+
 /* Delivery report (poll thread). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -153,40 +247,41 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     struct tj_batch *b = m->_private;
     struct held *h;
 
-    TJ_UNUSED(rk);
     if (!m->err) {
         batch_release(o, b);
         return;
     }
+    if (rk != o->rk && m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && dead_letter(o, m) == 0) {
+        batch_release(o, b); /* refused alone: in the dead-letter file, acknowledged */
+        return;
+    }
     /* Failed for good (idempotence and no time-out leave only those): hold it, in order, and
      * say why once per topic and cause. A broker refuses a message set larger than the topic's
-     * max.message.bytes: only a record that is large by itself is cut; the others wait for
-     * smaller batches (the operator sets message.max.bytes to the topic's limit). */
+     * max.message.bytes: its records are produced again one per request. */
     h = calloc(1, sizeof(*h));
     pthread_mutex_lock(&o->lock);
     for (size_t i = 0; i < o->ntopics; i++) {
         struct topic *t = o->topics[i];
         bool too_large = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
-        if (t->rkt != m->rkt)
+        if (t->rkt != m->rkt && t->rkt1 != m->rkt)
             continue;
         if (__atomic_exchange_n(&t->last_err, (int)m->err, __ATOMIC_ACQ_REL) != (int)m->err)
             tj_log(TJ_LOG_ERROR,
                    "kafka: topic %s: %s; its records are held and produced again "
-                   "every %d s%s",
+                   "every %d s%s%s",
                    t->name, rd_kafka_err2str(m->err), RETRY_MS / 1000,
-                   too_large ? " (records over 64 KiB are cut to fit; if small ones are refused, "
-                               "set --kafka-opt message.max.bytes to the topic's "
-                               "max.message.bytes)"
-                             : "");
+                   too_large ? ", one per request; one the broker refuses alone goes to "
+                               "the dead-letter file "
+                             : "",
+                   too_large ? o->dl_path : "");
         if (h) {
-            size_t fit = too_large && m->len > LARGE_RECORD ? m->len / 2 : 0;
             const char *p = m->payload;
             bool in_batch = p >= b->records.data && p < b->records.data + b->records.len;
             char *own = in_batch ? NULL : malloc(m->len);
             if (in_batch || own) {
                 if (own)
                     memcpy(own, p, m->len);
-                *h = (struct held){b, t, own ? own : p, m->len, fit, own, false, NULL};
+                *h = (struct held){b, t, own ? own : p, m->len, 0, own, false, too_large, NULL};
                 if (o->held_tail)
                     o->held_tail->next = h;
                 else
@@ -208,10 +303,28 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct out_kafka *o = opaque;
 
-    TJ_UNUSED(rk);
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+        bool said;
+        pthread_mutex_lock(&o->lock);
+        said = o->auth_said;
+        o->auth_said = true;
+        snprintf(o->auth_why, sizeof(o->auth_why), "%s", reason);
+        pthread_mutex_unlock(&o->lock);
+        if (!said)
+            tj_log(TJ_LOG_ERROR,
+                   "kafka: the brokers refuse tailjet's credentials: %s; records are held until "
+                   "authentication succeeds (check sasl.username, sasl.password, "
+                   "sasl.mechanisms in --kafka-opt)",
+                   reason);
+        return;
+    }
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
         err == RD_KAFKA_RESP_ERR__RESOLVE) {
-        if (!__atomic_exchange_n(&o->down_said, true, __ATOMIC_ACQ_REL))
+        bool auth;
+        pthread_mutex_lock(&o->lock);
+        auth = o->auth_said;
+        pthread_mutex_unlock(&o->lock);
+        if (!__atomic_exchange_n(&o->down_said, true, __ATOMIC_ACQ_REL) && !auth)
             tj_log(TJ_LOG_WARN,
                    "kafka: cannot reach the brokers: %s; records are held until "
                    "one answers",
@@ -233,6 +346,31 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     tj_log(TJ_LOG_DEBUG, "kafka: %s: %s", fac, buf);
 }
 
+/* The one-at-a-time producer's handle of topic t, both made on first use. NULL when they cannot
+ * be made (logged). Poll thread. */
+static rd_kafka_topic_t *single_topic(struct out_kafka *o, struct topic *t)
+{
+    rd_kafka_t *rk1 = __atomic_load_n(&o->rk1, __ATOMIC_ACQUIRE);
+    char why[512];
+
+    if (!rk1 && o->conf1) {
+        rk1 = rd_kafka_new(RD_KAFKA_PRODUCER, o->conf1, why, sizeof(why));
+        if (!rk1) {
+            tj_log(TJ_LOG_ERROR, "kafka: cannot make the one-at-a-time producer: %s", why);
+            return NULL;
+        }
+        o->conf1 = NULL; /* rd_kafka_new took it */
+        __atomic_store_n(&o->rk1, rk1, __ATOMIC_RELEASE);
+    }
+    if (rk1 && !t->rkt1) { /* under the lock: delivery reports on other threads compare it */
+        rd_kafka_topic_t *rkt1 = rd_kafka_topic_new(rk1, t->name, NULL);
+        pthread_mutex_lock(&o->lock);
+        t->rkt1 = rkt1;
+        pthread_mutex_unlock(&o->lock);
+    }
+    return t->rkt1;
+}
+
 /* Produces held messages again, in their order (poll thread). A record is acknowledged only
  * when it is delivered: one that cannot be made small enough stays held (and its file's
  * checkpoint with it) rather than be lost. */
@@ -249,12 +387,14 @@ static void retry_held(struct out_kafka *o)
         next = h->next;
         h->next = NULL;
         if (!keep) { /* once one waits, the ones after it wait too: order is kept */
-            if (h->fit)
+            rd_kafka_topic_t *rkt = h->alone ? single_topic(o, h->t) : h->t->rkt;
+            if (!rkt)
+                e = RD_KAFKA_RESP_ERR__FAIL; /* no one-at-a-time producer yet: later */
+            else if (h->fit)
                 e = produce_cut(o, h->t, h->b, h->ptr, h->len, h->fit);
-            else if (rd_kafka_produce(h->t->rkt, RD_KAFKA_PARTITION_UA,
-                                      h->own ? RD_KAFKA_MSG_F_FREE : 0, (void *)h->ptr, h->len,
-                                      h->b->key.len ? h->b->key.ptr : NULL, h->b->key.len,
-                                      h->b) != 0)
+            else if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, h->own ? RD_KAFKA_MSG_F_FREE : 0,
+                                      (void *)h->ptr, h->len, h->b->key.len ? h->b->key.ptr : NULL,
+                                      h->b->key.len, h->b) != 0)
                 e = rd_kafka_last_error();
             if (e == 0) {
                 if (!h->fit)
@@ -295,14 +435,21 @@ static void *poll_main(void *arg)
 
     clock_gettime(CLOCK_MONOTONIC, &last);
     while (!__atomic_load_n(&o->stop, __ATOMIC_ACQUIRE)) {
+        rd_kafka_t *rk1 = __atomic_load_n(&o->rk1, __ATOMIC_ACQUIRE);
         rd_kafka_poll(o->rk, POLL_MS);
+        if (rk1)
+            rd_kafka_poll(rk1, 0);
         clock_gettime(CLOCK_MONOTONIC, &now);
         if ((now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000 >=
             RETRY_MS) {
             retry_held(o);
             last = now;
-            if (rd_kafka_outq_len(o->rk) == 0) /* delivered again: say it if it happens again */
+            if (rd_kafka_outq_len(o->rk) == 0) { /* delivered again: say it if it happens again */
                 __atomic_store_n(&o->down_said, false, __ATOMIC_RELEASE);
+                pthread_mutex_lock(&o->lock);
+                o->auth_said = false;
+                pthread_mutex_unlock(&o->lock);
+            }
         }
     }
     return NULL;
@@ -342,6 +489,7 @@ static int kafka_create(const char *uri, const char *const *opts, size_t nopts, 
     }
     o->ack = ack;
     o->ack_arg = ack_arg;
+    o->dl_fd = -1;
     pthread_mutex_init(&o->lock, NULL);
     conf = rd_kafka_conf_new();
     if (set_prop(conf, "bootstrap.servers", servers, err, errlen) ||
@@ -362,8 +510,20 @@ static int kafka_create(const char *uri, const char *const *opts, size_t nopts, 
             goto fail;
         }
         snprintf(name, sizeof(name), "%.*s", (int)(eq - opts[i]), opts[i]);
+        if (strcmp(name, "dead_letter_file") == 0) { /* ours, not librdkafka's */
+            free(o->dl_path);
+            if (!(o->dl_path = strdup(eq + 1))) {
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+            continue;
+        }
         if (set_prop(conf, name, eq + 1, err, errlen))
             goto fail;
+    }
+    if (!o->dl_path || !o->dl_path[0]) {
+        snprintf(err, errlen, "--kafka-opt dead_letter_file=PATH is needed (tailjet run sets it)");
+        goto fail;
     }
     {
         char v[32];
@@ -378,6 +538,10 @@ static int kafka_create(const char *uri, const char *const *opts, size_t nopts, 
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
     rd_kafka_conf_set_opaque(conf, o);
+    o->conf1 = rd_kafka_conf_dup(conf);
+    if (!o->conf1 || set_prop(o->conf1, "batch.num.messages", "1", err, errlen) ||
+        set_prop(o->conf1, "linger.ms", "0", err, errlen))
+        goto fail;
     o->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (!o->rk) { /* the configuration is still ours then */
         snprintf(err, errlen, "kafka: %s", why);
@@ -393,7 +557,10 @@ static int kafka_create(const char *uri, const char *const *opts, size_t nopts, 
 fail:
     rd_kafka_conf_destroy(conf);
 fail_conf_taken:
+    if (o->conf1)
+        rd_kafka_conf_destroy(o->conf1);
     pthread_mutex_destroy(&o->lock);
+    free(o->dl_path);
     free(o->topic);
     free(o);
     return TJ_EINVAL;
@@ -436,7 +603,8 @@ static int kafka_submit(void *state, struct tj_batch *b)
                            "enough; it is held",
                            t->name, len);
                     if (h) {
-                        *h = (struct held){b, t, p, len, o->max_bytes - 1024, NULL, true, NULL};
+                        *h = (struct held){b,    t,    p,     len, o->max_bytes - 1024,
+                                           NULL, true, false, NULL};
                         pthread_mutex_lock(&o->lock);
                         if (o->held_tail)
                             o->held_tail->next = h;
@@ -479,6 +647,11 @@ static int kafka_flush(void *state, unsigned timeout_ms)
     pthread_mutex_lock(&o->lock);
     held = o->held != NULL;
     pthread_mutex_unlock(&o->lock);
+    {
+        rd_kafka_t *rk1 = __atomic_load_n(&o->rk1, __ATOMIC_ACQUIRE);
+        if (rk1 && rd_kafka_outq_len(rk1) > 0)
+            held = true; /* its reports come through the poll thread */
+    }
     return rd_kafka_outq_len(o->rk) == 0 && !held ? 0 : TJ_EAGAIN;
 }
 
@@ -497,11 +670,20 @@ static void kafka_destroy(void *state)
         free(h);
     }
     for (size_t i = 0; i < o->ntopics; i++) {
+        if (o->topics[i]->rkt1)
+            rd_kafka_topic_destroy(o->topics[i]->rkt1);
         rd_kafka_topic_destroy(o->topics[i]->rkt);
         free(o->topics[i]->name);
         free(o->topics[i]);
     }
     free(o->topics);
+    if (o->rk1)
+        rd_kafka_destroy(o->rk1);
+    if (o->conf1)
+        rd_kafka_conf_destroy(o->conf1);
+    if (o->dl_fd >= 0)
+        close(o->dl_fd);
+    free(o->dl_path);
     rd_kafka_destroy(o->rk);
     pthread_mutex_destroy(&o->lock);
     free(o->topic);
@@ -514,7 +696,11 @@ static void kafka_problem(void *state, char *buf, size_t n)
 
     if (n)
         buf[0] = '\0';
-    if (__atomic_load_n(&o->down_said, __ATOMIC_ACQUIRE))
+    pthread_mutex_lock(&o->lock);
+    if (o->auth_said)
+        snprintf(buf, n, "kafka: authentication fails: %s", o->auth_why);
+    pthread_mutex_unlock(&o->lock);
+    if (!buf[0] && __atomic_load_n(&o->down_said, __ATOMIC_ACQUIRE))
         snprintf(buf, n, "kafka: the brokers cannot be reached");
     pthread_mutex_lock(&o->lock);
     if (!buf[0] && o->held)
@@ -523,5 +709,20 @@ static void kafka_problem(void *state, char *buf, size_t n)
     pthread_mutex_unlock(&o->lock);
 }
 
-const struct tj_output_ops tj_output_kafka = {"kafka", kafka_create,  kafka_submit, kafka_flush,
-                                              NULL,    kafka_problem, kafka_destroy};
+static void kafka_metrics(void *state, struct tj_buf *b)
+{
+    struct out_kafka *o = state;
+
+    tj_buf_prom_head(b, "tailjet_output_dead_letters_total", "counter",
+                     "Records the brokers refused for good (alone, as too large), written to the "
+                     "dead-letter file.");
+    tj_buf_printf(b, "tailjet_output_dead_letters_total{output=\"kafka\"} %llu\n",
+                  (unsigned long long)__atomic_load_n(&o->dead, __ATOMIC_RELAXED));
+    tj_buf_prom_head(b, "tailjet_output_records_truncated_total", "counter",
+                     "Records over message.max.bytes, shipped cut to fit and tagged _truncated.");
+    tj_buf_printf(b, "tailjet_output_records_truncated_total{output=\"kafka\"} %llu\n",
+                  (unsigned long long)__atomic_load_n(&o->truncated, __ATOMIC_RELAXED));
+}
+
+const struct tj_output_ops tj_output_kafka = {"kafka", kafka_create,  kafka_submit,  kafka_flush,
+                                              NULL,    kafka_problem, kafka_destroy, kafka_metrics};

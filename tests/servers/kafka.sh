@@ -8,7 +8,7 @@
 #   kafka.sh start-single DIR           1 node, replication 1 (the benchmark)
 #   kafka.sh stop DIR                   stop every node of DIR (SIGTERM, then SIGKILL), by pid
 #   kafka.sh kill-node DIR I [SIGNAL]   signal node I (default KILL) and wait until it is gone
-#   kafka.sh start-node DIR I           start node I again with its config and data
+#   kafka.sh start-node DIR I [J...]    start nodes again with their config and data
 #
 # DIR/kafka.env (KEY=VALUE lines, shell- and Python-readable) says where the cluster is:
 #   BOOTSTRAP=127.0.0.1:P1,...          PLAINTEXT listeners
@@ -16,7 +16,7 @@
 #   SASL_USER=... SASL_PASSWORD=...     the one account the SASL listeners know
 #   NODES=3  NODE1_PID=... NODE1_PORT=... NODE1_SASL_PORT=... NODE1_LOG=...   (per node)
 # Topics are not created automatically (auto.create.topics.enable=false): a test creates its
-# own (tests/kafka/tj_kafka_admin). Environment: KAFKA_HEAP (default 256m),
+# own (tests/kafka/tj_kafka_admin). Environment: KAFKA_HEAP (default 512m),
 # KAFKA_START_SECONDS (default 120: how long a node may take to serve).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +27,7 @@ POM=$HERE/kafka-pom.xml
 VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")
 M2=${MAVEN_REPO:-$HOME/.m2/repository}
 CLASSPATH_FILE=$M2/../tailjet-kafka-$VERSION.classpath
-HEAP=${KAFKA_HEAP:-256m}
+HEAP=${KAFKA_HEAP:-512m}
 START_SECONDS=${KAFKA_START_SECONDS:-120}
 SASL_USER=tailjet
 SASL_PASSWORD=tailjet-secret
@@ -200,7 +200,10 @@ start_node() {
   dir=$(cd "$1" && pwd)
   [ -f "$dir/kafka.env" ] || die "no cluster in $dir (no kafka.env)"
   pid=$(node_pid "$dir" "$i")
-  [ -z "$pid" ] || die "node $i of $dir runs already (pid $pid)"
+  if [ -n "$pid" ]; then
+    echo "kafka.sh: node $i of $dir runs already (pid $pid): left as it is" >&2
+    return 0
+  fi
   echo "=== start $(date -u +%FT%TZ)" >>"$dir/node$i/server.log"
   # shellcheck disable=SC2046
   pid=$(tj_start "$dir/node$i/pid" "$dir/node$i/server.log" $(java_cmd "$dir") kafka.Kafka \
@@ -272,6 +275,13 @@ start-cluster) start "${2:?DIR}" 3 ;;
 start-single) start "${2:?DIR}" 1 ;;
 stop) stop "${2:?DIR}" ;;
 kill-node) kill_node "${2:?DIR}" "${3:?I}" "${4:-KILL}" ;;
-start-node) start_node "${2:?DIR}" "${3:?I}" ;;
-*) die "usage: kafka.sh fetch | start-cluster DIR | start-single DIR | stop DIR | kill-node DIR I [SIGNAL] | start-node DIR I" ;;
+start-node)
+  dir=${2:?DIR}
+  shift 2
+  [ $# -gt 0 ] || die "start-node DIR I [J...]: which nodes?"
+  # all first, then wait: a lone node of a KRaft quorum does not serve until a majority runs
+  for i in "$@"; do start_node "$dir" "$i" nowait; done
+  for i in "$@"; do wait_node "$dir" "$i"; done
+  ;;
+*) die "usage: kafka.sh fetch | start-cluster DIR | start-single DIR | stop DIR | kill-node DIR I [SIGNAL] | start-node DIR I [J...]" ;;
 esac
