@@ -25,7 +25,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 POM=$HERE/kafka-pom.xml
 VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")
-M2=${MAVEN_REPO:-$HOME/.m2/repository}
+M2=${MAVEN_REPO:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.m2/repository}
 CLASSPATH_FILE=$M2/../tailjet-kafka-$VERSION.classpath
 HEAP=${KAFKA_HEAP:-512m}
 START_SECONDS=${KAFKA_START_SECONDS:-120}
