@@ -14,7 +14,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       gcc libc6-dev make cmake pkg-config \
       libpcre2-dev librdkafka-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev \
-      zlib1g-dev libxxhash-dev \
+      libdeflate-dev zlib1g-dev libxxhash-dev \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -30,7 +30,7 @@ FROM ${BASE}
 # anyway), CA certificates for TLS peers.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      libpcre2-8-0 librdkafka1 libcjson1 libcurl4 libmicrohttpd12 curl ca-certificates \
+      libpcre2-8-0 librdkafka1 libcjson1 libcurl4 libmicrohttpd12 libdeflate0 curl ca-certificates \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/tailjet --no-create-home \
       --shell /usr/sbin/nologin tailjet \

@@ -24,7 +24,9 @@
 # Environment: TAILJET (build/tailjet), LINES (200000), RUNS (3), WORKERS (2), CONFIGS
 # ("5000:4:gzip 1000:4:gzip 5000:1:gzip 5000:4:none"), SEED (20261125), PATTERN (empty: records
 # shipped unparsed; e.g. '%{COMBINEDAPACHELOG}'), BENCH_DIR (a new mktemp -d under /tmp), KEEP
-# (0; 1 keeps BENCH_DIR), LOAD_MAX (0.5), LOAD_WAIT (120 s), TARGET (test|real), ES_HEAP (1g).
+# (0; 1 keeps BENCH_DIR), LOAD_MAX (0.5), LOAD_WAIT (120 s), TARGET (test|real), ES_HEAP (1g),
+# ALT_TAILJET (another build, e.g. cmake -DTJ_LIBDEFLATE=ON: its rows "alt CONFIG" run right after
+# each "tj CONFIG" row, same records, same server).
 set -Eeuo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -259,6 +261,16 @@ run_tailjet() {
 	rm -rf "$state"
 }
 
+run_alt() {
+	local cfg=$1 run=$2 state="$BENCH_DIR/run/state" ev conc comp
+	IFS=: read -r ev conc comp <<<"$cfg"
+	rm -rf "$state"
+	timed "alt $cfg" "$run" "$BENCH_DIR/bin/tailjet-alt" run --watch "$ONE" "${PAT[@]}" --output "elasticsearch://127.0.0.1:$PORT" "${TJ_INDEX[@]}" \
+		--state-dir "$state" --exit-on-eof --workers "$WORKERS" --es-opt "batch.max_events=$ev" \
+		--es-opt "request.concurrency=$conc" --es-opt "compression=$comp"
+	rm -rf "$state"
+}
+
 run_curl() {
 	timed "curl" "$1" curl -sS --fail -Z --parallel-max 4 -K "$BENCH_DIR/corpus/curl.cfg"
 }
@@ -327,6 +339,10 @@ print_table() {
 	for c in $CONFIGS; do
 		medians "tj $c"
 		echo "    tj $c / curl = $(ratio "$MED_DPS" "$mc"); tailjet's own work: $(awk -v c="$MED_CPU" -v n="$LINES" 'BEGIN { if (c == "-" || c <= 0) print "-"; else printf "%.0f documents per CPU-second (%.2f us each: json-file, record, id, gzip, HTTP)", n / c, c / n * 1e6 }')"
+		if [ -n "${ALT_TAILJET:-}" ]; then
+			medians "alt $c"
+			echo "    alt $c / curl = $(ratio "$MED_DPS" "$mc"); its own work: $(awk -v c="$MED_CPU" -v n="$LINES" 'BEGIN { if (c == "-" || c <= 0) print "-"; else printf "%.0f documents per CPU-second (%.2f us each)", n / c, c / n * 1e6 }')"
+		fi
 	done
 	echo
 	echo "rec_MB/s: record bytes (the documents' NDJSON, without action lines) per second; sent_MB/s: request bytes on the wire per second"
@@ -341,6 +357,7 @@ print_table() {
 		echo "  server:  python3 tests/es/tj_es_server.py --port 0 --no-store-source"
 	fi
 	echo "  each under: /usr/bin/time -f '%e %U %S %M' (wall from the script's clock)"
+	[ -z "${ALT_TAILJET:-}" ] || echo "  alt:        ALT_TAILJET=$ALT_TAILJET (sha256 $(sha256sum "$BENCH_DIR/bin/tailjet-alt" | cut -c1-12))"
 	echo "  this run:   TARGET=$TARGET TAILJET=$TAILJET LINES=$LINES RUNS=$RUNS WORKERS=$WORKERS CONFIGS='$CONFIGS' SEED=$SEED PATTERN='$PATTERN' BENCH_DIR=$BENCH_DIR bench/es.sh"
 }
 
@@ -352,6 +369,11 @@ main() {
 	resolve_tailjet
 	[[ $("$TJ" run --help 2>&1) == *--es-opt* ]] || die "$TAILJET has no Elasticsearch output (no --es-opt in 'tailjet run --help')"
 	say "tailjet: $TJ_VERSION ($TAILJET, copied to $TJ)"
+	if [ -n "${ALT_TAILJET:-}" ]; then
+		[ -x "$ALT_TAILJET" ] || die "ALT_TAILJET $ALT_TAILJET is not an executable"
+		cp "$ALT_TAILJET" "$BENCH_DIR/bin/tailjet-alt"
+		say "alt: $ALT_TAILJET (sha256 $(sha256sum "$ALT_TAILJET" | cut -c1-12))"
+	fi
 	start_server
 	say "generating the corpus into $BENCH_DIR/corpus ($LINES lines)"
 	generate
@@ -363,6 +385,7 @@ main() {
 	for r in $(seq 1 "$RUNS"); do
 		for c in $CONFIGS; do
 			run_tailjet "$c" "$r"
+			[ -z "${ALT_TAILJET:-}" ] || run_alt "$c" "$r"
 		done
 		run_curl "$r"
 	done

@@ -8,8 +8,8 @@ pkgs=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   # libraries
   libpcre2-dev librdkafka-dev libcjson-dev libcurl4-openssl-dev libmicrohttpd-dev
-  # the Elasticsearch output: gzip bodies, XXH3-128 document ids
-  zlib1g-dev libxxhash-dev
+  # the Elasticsearch output: gzip bodies (libdeflate, zlib), XXH3-128 document ids
+  libdeflate-dev zlib1g-dev libxxhash-dev
   # tests and benchmarks
   python3 pcre2-utils hyperfine time util-linux logrotate openssl
   # a real Prometheus server and promtool for the metrics tests
