@@ -383,7 +383,7 @@ def case_drops(binary, env):
     # large ones)
     es, r, st, over, m = fault_case(binary, env, {"drop_before_rate": 0.15,
                                                   "drop_after_rate": 0.15},
-                                    extra=["--es-opt", "batch.max_events=200"])
+                                    extra=["--es-opt", "batch.max_events=100"])
     check(st["dropped_before"] > 0 and st["dropped_after"] > 0, "the faults happened: %s" %
           {k: st[k] for k in ("dropped_before", "dropped_after")})
     check(over > 0, "no _id written twice although %d answers were dropped after indexing" %
