@@ -21,7 +21,7 @@ set -euo pipefail
 
 ES_VERSION=8.17.4
 ARTIFACT=org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip
-M2=${TJ_M2_REPO:-$HOME/.m2/repository}
+M2=${MAVEN_REPO:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.m2/repository}
 ZIP=$M2/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip
 RUN_USER=${TJ_SERVER_USER:-tailjet-test}
 HEAP=${TJ_ES_HEAP:-512m}
@@ -53,7 +53,7 @@ fetch() {
   command -v mvn >/dev/null || die "mvn is missing (Debian's maven; scripts/setup.sh installs it)"
   echo "es.sh: fetching $ARTIFACT from Maven Central"
   mvn -q -B dependency:get -Dartifact="$ARTIFACT" -Dtransitive=false \
-    ${TJ_M2_REPO:+-Dmaven.repo.local="$TJ_M2_REPO"} ||
+    -Dmaven.repo.local="$M2" ||
     die "Maven Central did not serve $ARTIFACT"
   [ -f "$ZIP" ] || die "mvn succeeded but $ZIP is not there"
 }
