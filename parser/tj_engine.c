@@ -53,25 +53,27 @@
 #include "tj_tap.h"
 
 #define MAX_SEGS      2
-#define NAME_BUCKETS  1024
+#define NAME_BUCKETS  16384
 #define IDENT_BUCKETS 4096
 #define POOL_KEEP     16
+#define SAFETY_POLLS  10 /* with inotify: every file and glob is looked at every 10 polls */
 
 struct gen {
     int fd;
     struct tj_fileid id;
-    int64_t read_off;     /* reader: next byte to read */
-    int64_t acked_off;    /* lock: every byte before it was acknowledged */
-    int64_t size_seen;    /* lock (written by the reader): its size when last looked at */
-    bool retired;         /* reader: no longer at the path; read to its end, then released */
-    bool eof;             /* reader: retired and read to its end */
-    bool truncated;       /* reader: its descriptor shows other content now */
-    int64_t linger_until; /* reader: a rotated file is watched for late writes until then */
-    int64_t torn_since;   /* reader: since when a rotated file read to its end waits (a line
-                             cut short, or 16 KiB pieces whose next file is not there yet) */
-    int refs;             /* lock: chunks in flight with data of this generation */
-    struct gen *next;     /* newer */
-    struct gen *inext;    /* reader: the next in its identity bucket */
+    int64_t read_off;            /* reader: next byte to read */
+    int64_t acked_off;           /* lock: every byte before it was acknowledged */
+    int64_t size_seen;           /* lock (written by the reader): its size when last looked at */
+    int64_t chk_size, chk_mtime; /* reader: size and mtime (ns) when its head last matched */
+    bool retired;                /* reader: no longer at the path; read to its end, then released */
+    bool eof;                    /* reader: retired and read to its end */
+    bool truncated;              /* reader: its descriptor shows other content now */
+    int64_t linger_until;        /* reader: a rotated file is watched for late writes until then */
+    int64_t torn_since;          /* reader: since when a rotated file read to its end waits (a line
+                                    cut short, or 16 KiB pieces whose next file is not there yet) */
+    int refs;                    /* lock: chunks in flight with data of this generation */
+    struct gen *next;            /* newer */
+    struct gen *inext;           /* reader: the next in its identity bucket */
     /* reader: its first bytes as read, while they are fewer than a fingerprint: the
      * fingerprint grows from what was shipped, never from what the file holds later */
     uint32_t head_len;
@@ -187,23 +189,30 @@ struct chunk {
 };
 
 struct path {
+    /* First, in one cache line, what the reader's walks over every path look at: ten thousand
+     * quiet files then cost one line each. The list changes under the lock; the reader alone
+     * changes it, so it walks it without. */
+    struct path *next, *hnext;
+    uint64_t hash; /* of name */
+    int wd;        /* inotify watch of its directory, or -1 */
+    /* reader */
+    bool dirty;      /* may have data to read */
+    bool busy;       /* path_busy when last looked at: polled every time */
+    bool skipping;   /* discarding the rest of an overlong line */
+    bool matched;    /* seen by the last glob scan */
+    bool unreadable; /* a reason other than its absence kept it closed: reported once */
+    bool aliased;    /* the file at the path is read under another path (alias_*) */
     char *name;
     struct source *src; /* reference; replaced (reader) when discovery sends new labels */
     bool discovered;    /* followed because discovery said so (not a glob) */
     struct tj_meta meta;
     enum tj_format fmt;
     struct gen *gens; /* oldest first */
-    int wd;           /* inotify watch of its directory, or -1 */
     /* reader */
     struct tj_buf carry; /* bytes after the last boundary, not yet in a chunk */
     struct seg cseg[MAX_SEGS];
     int ncseg;
-    size_t scanned;  /* carry bytes already searched for a boundary */
-    bool skipping;   /* discarding the rest of an overlong line */
-    bool dirty;      /* may have data to read */
-    bool matched;    /* seen by the last glob scan */
-    bool unreadable; /* a reason other than its absence kept it closed: reported once */
-    bool aliased;    /* the file at the path is read under another path (alias_*) */
+    size_t scanned; /* carry bytes already searched for a boundary */
     uint64_t alias_dev, alias_ino;
     int64_t last_read_ms;
     uint64_t seq;
@@ -215,7 +224,6 @@ struct path {
     unsigned backoff_ms;
     struct chunk *inflight, *inflight_tail;
     size_t ninflight;
-    struct path *next, *hnext;
 };
 
 /* A request from discovery, applied by the reader thread. */
@@ -230,7 +238,9 @@ struct op {
 struct watch {
     char *glob;
     struct source *src;
-    int wd; /* inotify watch of the glob's fixed directory */
+    int wd;      /* inotify watch of the glob's fixed directory */
+    bool polled; /* run at every poll: no watch, or wildcards in directory names (new
+                    directories' files make no event in the watched one) */
 };
 
 struct tj_engine {
@@ -259,6 +269,9 @@ struct tj_engine {
     size_t inflight_bytes;
     size_t inflight_chunks;
     bool reader_blocked;
+    size_t nretry;      /* paths with retry_at set */
+    uint64_t state_ver; /* bumped whenever what checkpoints hold changes */
+    uint64_t saved_ver; /* main thread: the state_ver last written */
     struct tj_buf in_pool[POOL_KEEP], out_pool[POOL_KEEP];
     size_t nin_pool, nout_pool;
     size_t pool_keep; /* buffers kept per pool: enough for the workers, no more */
@@ -336,9 +349,10 @@ static uint64_t name_hash(const char *s)
 
 static struct path *path_find(struct tj_engine *e, const char *name)
 {
-    struct path *p = e->by_name[name_hash(name) % NAME_BUCKETS];
+    uint64_t h = name_hash(name);
+    struct path *p = e->by_name[h % NAME_BUCKETS];
 
-    while (p && strcmp(p->name, name) != 0)
+    while (p && (p->hash != h || strcmp(p->name, name) != 0))
         p = p->hnext;
     return p;
 }
@@ -458,6 +472,7 @@ static void done_prune(struct tj_engine *e, int64_t now, int64_t grace)
                 *pp = d->next;
                 free(d);
                 e->ndone--;
+                e->state_ver++;
                 continue;
             }
             pp = &d->next;
@@ -553,6 +568,7 @@ static bool file_known(struct tj_engine *e, int fd, const struct tj_fileid *id, 
         pthread_mutex_lock(&e->lock);
         *pp = d->next;
         e->ndone--;
+        e->state_ver++;
         pthread_mutex_unlock(&e->lock);
         free(d);
     }
@@ -588,6 +604,7 @@ static void gen_append(struct tj_engine *e, struct path *p, struct gen *g)
         pp = &(*pp)->next;
     *pp = g;
     e->st.files_opened++;
+    e->state_ver++;
     pthread_mutex_unlock(&e->lock);
     g->inext = e->by_ident[b];
     e->by_ident[b] = g;
@@ -624,6 +641,7 @@ static void gens_release(struct tj_engine *e, struct path *p)
                    (unsigned long long)g->id.ino, (long long)g->read_off);
             *pp = g->next;
             ident_del(e, g);
+            e->state_ver++;
             if (!g->truncated)
                 done_add(e, g, now_ms());
             close(g->fd);
@@ -871,6 +889,11 @@ static bool gen_head_matches(struct gen *g)
     return memcmp(buf, g->head, g->head_len) == 0;
 }
 
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
 /* A path that exists but cannot be opened (EACCES: tailjet runs without the right to read the
  * containers' logs) is reported once, not at every poll; it is tried again at every poll. */
 static void path_unreadable(struct path *p, int err)
@@ -962,8 +985,18 @@ static void path_check(struct tj_engine *e, struct path *p)
         pthread_mutex_lock(&e->lock); /* the lag in /metrics, also while reading is paused */
         cur->size_seen = st.st_size;
         pthread_mutex_unlock(&e->lock);
-        if (st.st_size < cur->read_off || !gen_head_matches(cur))
+        /* Its head is read again only when it changed since the last look (a quiet file costs
+         * one stat); a rewrite keeps neither its size nor its mtime. */
+        if (st.st_size < cur->read_off)
             handle_truncation(e, p, cur);
+        else if (st.st_size != cur->chk_size || mtime_ns(&st) != cur->chk_mtime) {
+            if (!gen_head_matches(cur)) {
+                handle_truncation(e, p, cur);
+            } else {
+                cur->chk_size = st.st_size;
+                cur->chk_mtime = mtime_ns(&st);
+            }
+        }
         return;
     }
     if (cur) {
@@ -1141,13 +1174,14 @@ static struct path *path_add(struct tj_engine *e, const char *name, struct sourc
                              const char *const *meta, bool at_start)
 {
     struct path *p = calloc(1, sizeof(*p));
-    uint64_t h = name_hash(name) % NAME_BUCKETS;
+    uint64_t hash = name_hash(name), h = hash % NAME_BUCKETS;
 
     if (!p || !(p->name = strdup(name))) {
         free(p);
         tj_log(TJ_LOG_ERROR, "out of memory: cannot follow %s", name);
         return NULL;
     }
+    p->hash = hash;
     p->src = source_ref(src);
     tj_meta_init(&p->meta);
     for (int k = 0; meta && k < TJ_META_COUNT; k++)
@@ -1161,7 +1195,7 @@ static struct path *path_add(struct tj_engine *e, const char *name, struct sourc
     p->fmt = has_suffix(name, "-json.log") ? TJ_FORMAT_JSONFILE : TJ_FORMAT_AUTO;
     tj_buf_init(&p->carry, TJ_ASSEMBLE_MAX_RAW(e->cfg.max_line_bytes) + e->cfg.chunk_bytes);
     p->wd = path_watch_dir(e, name);
-    p->dirty = true;
+    p->dirty = p->busy = true;
     p->last_read_ms = now_ms();
     path_restore(e, p, at_start);
     pthread_mutex_lock(&e->lock);
@@ -1190,14 +1224,25 @@ static void path_free(struct path *p)
     free(p);
 }
 
-/* Runs every glob; new files become paths. */
-static void scan_globs(struct tj_engine *e, bool at_start)
+/* Runs every glob (with `all`; else only those that no inotify watch covers); new files become
+ * paths. */
+static void scan_globs(struct tj_engine *e, bool at_start, bool all)
 {
+    if (!all) {
+        size_t k = 0;
+        while (k < e->nwatches && !e->watches[k].polled)
+            k++;
+        if (k == e->nwatches)
+            return;
+    }
     for (struct path *p = e->paths; p; p = p->next)
-        p->matched = false;
+        p->matched = p->matched && !all; /* a partial run keeps what the others matched */
     for (size_t i = 0; i < e->nwatches; i++) {
         glob_t gl;
-        int rc = glob(e->watches[i].glob, GLOB_NOSORT, NULL, &gl);
+        int rc;
+        if (!all && !e->watches[i].polled)
+            continue;
+        rc = glob(e->watches[i].glob, GLOB_NOSORT, NULL, &gl);
         if (rc == 0) {
             for (size_t k = 0; k < gl.gl_pathc; k++) {
                 struct path *p = path_find(e, gl.gl_pathv[k]);
@@ -1360,6 +1405,7 @@ static void head_grow(struct tj_engine *e, struct gen *g, const char *data, size
     pthread_mutex_lock(&e->lock); /* checkpoints read it */
     g->id.fp_len = g->head_len;
     g->id.fp_hash = tj_fileid_hash(g->head, g->head_len);
+    e->state_ver++;
     pthread_mutex_unlock(&e->lock);
 }
 
@@ -1765,7 +1811,7 @@ static void apply_ops(struct tj_engine *e)
             p->src = source_ref(o->src); /* chunks read from now on use the new rules */
             source_unref(old);
             p->discovered = true;
-            p->dirty = true;
+            p->dirty = p->busy = true;
             while (g && g->next)
                 g = g->next;
             /* Unfollowed, then followed again (a container listed again): the file still at
@@ -1778,7 +1824,7 @@ static void apply_ops(struct tj_engine *e)
             p->discovered = false;
             if (!p->matched && cur)
                 cur->retired = true; /* read to its end, then released */
-            p->dirty = true;
+            p->dirty = p->busy = true;
             tj_log(TJ_LOG_DEBUG, "%s: no longer followed once read to its end", p->name);
         }
         op_free(o);
@@ -1902,11 +1948,31 @@ static void paths_prune(struct tj_engine *e)
     pthread_mutex_unlock(&e->lock);
 }
 
-/* How long a released file is remembered after the last time a path showed it: a few full
- * checks of every path, so that a name that shows it finds it. */
+/* A path worth a look at every poll even with inotify: a file being finished or followed
+ * elsewhere, one without a file, one whose directory no watch covers. */
+static bool path_busy(const struct path *p)
+{
+    return p->wd < 0 || p->aliased || !p->gens || p->gens->next || p->gens->retired ||
+           p->carry.len || p->unreadable;
+}
+
+/* Whether the path has bytes to read or ship (its current file grew, a rotated one is not
+ * finished, a carry waits). */
+static bool path_has_work(const struct path *p)
+{
+    if (p->carry.len)
+        return true;
+    for (const struct gen *g = p->gens; g; g = g->next)
+        if (!g->eof && (g->retired || g->size_seen != g->read_off))
+            return true;
+    return false;
+}
+
+/* How long a released file is remembered after the last time a path showed it: two full checks
+ * of every path, so that a name that shows it finds it. */
 static int64_t done_grace(const struct tj_engine *e)
 {
-    int64_t g = 4 * (int64_t)e->cfg.poll_ms;
+    int64_t g = 2 * SAFETY_POLLS * (int64_t)e->cfg.poll_ms;
 
     return g > 10000 ? g : 10000;
 }
@@ -1916,7 +1982,8 @@ static void *reader_main(void *arg)
     struct tj_engine *e = arg;
     struct tj_buf scratch;
     struct tj_cut cut = {0};
-    int64_t next_scan = 0;
+    int64_t next_scan = 0, next_full = now_ms() + SAFETY_POLLS * (int64_t)e->cfg.poll_ms;
+    bool rescan = false;
 
     tj_buf_init(&scratch, TJ_ASSEMBLE_MAX_RAW(e->cfg.max_line_bytes) + 64);
     cut.scratch = &scratch;
@@ -1927,7 +1994,7 @@ static void *reader_main(void *arg)
         goto out;
     }
     e->first_scan = true;
-    scan_globs(e, true);
+    scan_globs(e, true, true);
     e->first_scan = false;
     restored_sweep(e);
     __atomic_store_n(&e->started, true, __ATOMIC_RELEASE);
@@ -1940,13 +2007,28 @@ static void *reader_main(void *arg)
 
         apply_ops(e);
         if (now >= next_scan) {
-            scan_globs(e, false);
+            /* The safety net. With inotify, a file is checked as soon as its directory reports
+             * a change; the poll looks each time only at files still being finished (rotated,
+             * lingering, read under another name, absent) and at those no watch covers, and at
+             * every file and glob every SAFETY_POLLS polls. Without inotify, at every poll. */
+            bool full = e->inotify_fd < 0 || now >= next_full;
+            scan_globs(e, false, full || rescan);
+            rescan = false;
             for (struct path *p = e->paths; p; p = p->next) {
+                if (!full && !p->busy)
+                    continue;
                 path_check(e, p);
-                p->dirty = true;
+                if (path_has_work(p))
+                    p->dirty = true;
+                else if (p->gens && p->gens->retired)
+                    gens_release(e, p); /* a rotated file's wait may have ended */
+                p->busy = path_busy(p);
             }
             paths_prune(e);
-            done_prune(e, now, done_grace(e));
+            if (full) {
+                done_prune(e, now, done_grace(e));
+                next_full = now + SAFETY_POLLS * (int64_t)e->cfg.poll_ms;
+            }
             next_scan = now + e->cfg.poll_ms;
         }
         for (struct path *p = e->paths; p && !blocked; p = p->next) {
@@ -1967,6 +2049,7 @@ static void *reader_main(void *arg)
                 p->dirty = p->carry.len != 0 || gen_current(p) != before;
                 progress |= gen_current(p) != before;
                 gens_release(e, p);
+                p->busy = path_busy(p);
             }
             pending |= p->carry.len != 0;
         }
@@ -1986,11 +2069,16 @@ static void *reader_main(void *arg)
             if (pfd[0].revents & POLLIN && read(e->wake_fd, &v, sizeof(v)) < 0)
                 v = 0;
             if (e->inotify_fd >= 0 && pfd[1].revents & POLLIN) {
-                if (drain_inotify(e))
+                if (drain_inotify(e)) {
                     next_scan = now; /* a file appeared: run the globs now */
-                for (struct path *p = e->paths; p; p = p->next)
-                    if (p->dirty)
+                    rescan = true;
+                }
+                for (struct path *p = e->paths; p; p = p->next) {
+                    if (p->dirty) {
                         path_check(e, p);
+                        p->busy = path_busy(p);
+                    }
+                }
             }
         }
     }
@@ -2095,6 +2183,7 @@ static void submit_ready(struct tj_engine *e, struct path *p)
         p->ready = c;
         p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > 1000 ? 1000 : p->backoff_ms * 2) : 10;
         p->retry_at = now_ms() + p->backoff_ms;
+        e->nretry++;
         e->st.submit_retries++;
         break;
     }
@@ -2172,6 +2261,7 @@ void tj_engine_ack(void *engine, struct tj_batch *b, int status)
             int64_t end = h->seg[i].off + (int64_t)h->seg[i].len;
             if (end > g->acked_off)
                 g->acked_off = end;
+            e->state_ver++;
             g->refs--;
         }
         e->inflight_bytes -= h->in_bytes;
@@ -2199,8 +2289,16 @@ static int save_checkpoints(struct tj_engine *e)
     char err[512];
     int rc = 0;
 
-    tj_ckpt_table_init(&t);
+    uint64_t ver;
+
     pthread_mutex_lock(&e->lock);
+    ver = e->state_ver;
+    if (e->ckpt_ok_ms && !e->ckpt_failing && ver == e->saved_ver) {
+        e->ckpt_ok_ms = now_ms(); /* what is on disk is current: nothing to write */
+        pthread_mutex_unlock(&e->lock);
+        return 0;
+    }
+    tj_ckpt_table_init(&t);
     for (struct path *p = e->paths; p && !rc; p = p->next)
         for (struct gen *g = p->gens; g && !rc; g = g->next)
             rc = tj_ckpt_table_add(&t, &g->id, g->acked_off, p->name);
@@ -2219,6 +2317,7 @@ static int save_checkpoints(struct tj_engine *e)
         e->ckpt_failing = false;
         pthread_mutex_lock(&e->lock);
         e->ckpt_ok_ms = now_ms();
+        e->saved_ver = ver;
         pthread_mutex_unlock(&e->lock);
     }
     tj_ckpt_table_fini(&t);
@@ -2341,6 +2440,7 @@ int tj_engine_watch(struct tj_engine *e, const char *glob, struct tj_ruleset *rs
         return TJ_ENOMEM;
     }
     w->wd = -1;
+    w->polled = true;
     e->nwatches++;
     return 0;
 }
@@ -2361,6 +2461,7 @@ static void watch_glob_dirs(struct tj_engine *e)
             snprintf(dir, sizeof(dir), ".");
         e->watches[i].wd = inotify_add_watch(e->inotify_fd, dir,
                                              IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM);
+        e->watches[i].polled = e->watches[i].wd < 0 || strchr(g + fixed, '/') != NULL;
     }
 }
 
@@ -2412,12 +2513,15 @@ static void works_destroy(struct tj_engine *e, struct work *w)
     free(w);
 }
 
+/* Submits again what the output refused, when its time came. The paths are walked only while
+ * some wait: ten thousand idle files cost nothing here. */
 static void retry_due(struct tj_engine *e, int64_t now)
 {
     pthread_mutex_lock(&e->lock);
-    for (struct path *p = e->paths; p; p = p->next) {
+    for (struct path *p = e->paths; p && e->nretry; p = p->next) {
         if (p->retry_at && p->retry_at <= now) {
             p->retry_at = 0;
+            e->nretry--;
             submit_ready(e, p);
         }
     }
