@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <limits.h>
 #include <poll.h>
@@ -56,7 +57,8 @@
 #define NAME_BUCKETS  16384
 #define IDENT_BUCKETS 4096
 #define POOL_KEEP     16
-#define SAFETY_POLLS  10 /* with inotify: every file and glob is looked at every 10 polls */
+#define SAFETY_POLLS  10 /* with inotify: every file is looked at every 10 polls */
+#define GLOB_POLLS    30 /* and the globs run every 30 polls */
 
 struct gen {
     int fd;
@@ -235,6 +237,17 @@ struct op {
     struct op *next;
 };
 
+/* A watched directory: the prefix its paths' names share (up to and including the last '/'),
+ * so that an event's file name finds its path without a walk over every path. */
+struct wdir {
+    int wd;
+    bool mixed; /* paths spell the directory differently: events mark all of them */
+    char *prefix;
+    struct wdir *next;
+};
+
+#define WDIR_BUCKETS 1024
+
 struct watch {
     char *glob;
     struct source *src;
@@ -256,6 +269,7 @@ struct tj_engine {
                                             offset -1 */
     size_t *rest_by_id, *rest_by_path;   /* indices of restored, by (dev, ino) and by path */
     struct gen *by_ident[IDENT_BUCKETS]; /* reader: every generation, by (dev, ino) */
+    struct wdir *wdirs[WDIR_BUCKETS];    /* reader: watched directories of paths, by wd */
     struct done *done[IDENT_BUCKETS];    /* reader, changed under the lock */
     size_t ndone;
     bool first_start;
@@ -1024,10 +1038,41 @@ static void path_check(struct tj_engine *e, struct path *p)
     }
 }
 
+static struct wdir *wdir_find(struct tj_engine *e, int wd)
+{
+    struct wdir *w = e->wdirs[(unsigned)wd % WDIR_BUCKETS];
+
+    while (w && w->wd != wd)
+        w = w->next;
+    return w;
+}
+
+/* Remembers how the paths of watch wd spell their directory. */
+static void wdir_note(struct tj_engine *e, int wd, const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    size_t n = slash ? (size_t)(slash - name) + 1 : 0;
+    struct wdir *w = wdir_find(e, wd);
+
+    if (w) {
+        if (strlen(w->prefix) != n || memcmp(w->prefix, name, n) != 0)
+            w->mixed = true;
+        return;
+    }
+    if (!(w = calloc(1, sizeof(*w))) || !(w->prefix = strndup(name, n))) {
+        free(w);
+        return; /* out of memory: that directory's events mark each of its paths */
+    }
+    w->wd = wd;
+    w->next = e->wdirs[(unsigned)wd % WDIR_BUCKETS];
+    e->wdirs[(unsigned)wd % WDIR_BUCKETS] = w;
+}
+
 static int path_watch_dir(struct tj_engine *e, const char *name)
 {
     char dir[PATH_MAX];
     const char *slash = strrchr(name, '/');
+    int wd;
 
     if (e->inotify_fd < 0)
         return -1;
@@ -1035,9 +1080,12 @@ static int path_watch_dir(struct tj_engine *e, const char *name)
         snprintf(dir, sizeof(dir), ".");
     else
         snprintf(dir, sizeof(dir), "%.*s", slash == name ? 1 : (int)(slash - name), name);
-    return inotify_add_watch(e->inotify_fd, dir,
-                             IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
-                                 IN_CLOSE_WRITE | IN_ATTRIB);
+    wd = inotify_add_watch(e->inotify_fd, dir,
+                           IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                               IN_CLOSE_WRITE | IN_ATTRIB);
+    if (wd >= 0)
+        wdir_note(e, wd, name);
+    return wd;
 }
 
 static bool has_suffix(const char *s, const char *suffix)
@@ -1897,6 +1945,53 @@ static void mark_dir_dirty(struct tj_engine *e, int wd)
             p->dirty = true;
 }
 
+/* An event about file `name` in watch wd: marks its path, if it is one (a file no path follows
+ * is no news; files being finished are looked at every poll anyway). Returns false when the
+ * directory's paths must all be marked instead. */
+static bool mark_file_dirty(struct tj_engine *e, int wd, const char *name)
+{
+    struct wdir *w = wdir_find(e, wd);
+    char full[PATH_MAX];
+    struct path *p;
+
+    if (!w || w->mixed || !name[0] ||
+        (size_t)snprintf(full, sizeof(full), "%s%s", w->prefix, name) >= sizeof(full))
+        return false;
+    if ((p = path_find(e, full)) && p->wd == wd)
+        p->dirty = true;
+    return true;
+}
+
+/* A file appeared as `name` in watch wd: followed at once when a glob matches it (as glob(3)
+ * would: FNM_PATHNAME, FNM_PERIOD), so that a rotation among ten thousand files does not run
+ * every glob again. Returns false when the globs must run instead (a directory, a name that
+ * cannot be made whole). */
+static bool new_file(struct tj_engine *e, int wd, const char *name)
+{
+    struct wdir *w = wdir_find(e, wd);
+    char full[PATH_MAX];
+    struct stat st;
+
+    if (!w || w->mixed ||
+        (size_t)snprintf(full, sizeof(full), "%s%s", w->prefix, name) >= sizeof(full))
+        return false;
+    if (path_find(e, full))
+        return true; /* marked by mark_file_dirty */
+    if (stat(full, &st) != 0)
+        return true; /* gone already: nothing to follow */
+    if (!S_ISREG(st.st_mode))
+        return false;
+    for (size_t i = 0; i < e->nwatches; i++) {
+        if (fnmatch(e->watches[i].glob, full, FNM_PATHNAME | FNM_PERIOD) == 0) {
+            struct path *p = path_add(e, full, e->watches[i].src, NULL, false);
+            if (p)
+                p->matched = true;
+            return p != NULL;
+        }
+    }
+    return true; /* no glob wants it */
+}
+
 /* Drains inotify. Returns true when a glob should be run again soon (files appeared). */
 static bool drain_inotify(struct tj_engine *e)
 {
@@ -1914,11 +2009,14 @@ static bool drain_inotify(struct tj_engine *e)
                 for (struct path *p = e->paths; p; p = p->next)
                     p->dirty = true;
                 rescan = true;
+            } else if (ev->len && mark_file_dirty(e, ev->wd, ev->name)) {
+                /* that file's path only */
             } else if (ev->wd != last_wd) {
                 mark_dir_dirty(e, ev->wd);
                 last_wd = ev->wd;
             }
-            if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+            if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) &&
+                !(ev->len && new_file(e, ev->wd, ev->name)))
                 rescan = true;
             q += sizeof(*ev) + ev->len;
         }
@@ -1972,7 +2070,7 @@ static bool path_has_work(const struct path *p)
  * of every path, so that a name that shows it finds it. */
 static int64_t done_grace(const struct tj_engine *e)
 {
-    int64_t g = 2 * SAFETY_POLLS * (int64_t)e->cfg.poll_ms;
+    int64_t g = 2 * GLOB_POLLS * (int64_t)e->cfg.poll_ms;
 
     return g > 10000 ? g : 10000;
 }
@@ -1982,7 +2080,8 @@ static void *reader_main(void *arg)
     struct tj_engine *e = arg;
     struct tj_buf scratch;
     struct tj_cut cut = {0};
-    int64_t next_scan = 0, next_full = now_ms() + SAFETY_POLLS * (int64_t)e->cfg.poll_ms;
+    int64_t next_scan = 0, next_full = now_ms() + GLOB_POLLS * (int64_t)e->cfg.poll_ms;
+    uint64_t npolls = 0;
     bool rescan = false;
 
     tj_buf_init(&scratch, TJ_ASSEMBLE_MAX_RAW(e->cfg.max_line_bytes) + 64);
@@ -2009,13 +2108,16 @@ static void *reader_main(void *arg)
         if (now >= next_scan) {
             /* The safety net. With inotify, a file is checked as soon as its directory reports
              * a change; the poll looks each time only at files still being finished (rotated,
-             * lingering, read under another name, absent) and at those no watch covers, and at
-             * every file and glob every SAFETY_POLLS polls. Without inotify, at every poll. */
+             * lingering, read under another name, absent) and at those no watch covers, and
+             * at a tenth of the others (by their name's hash: each one every SAFETY_POLLS
+             * polls); the globs run when inotify reports a new file, and every GLOB_POLLS
+             * polls. Without inotify, everything at every poll. */
             bool full = e->inotify_fd < 0 || now >= next_full;
+            unsigned slice = (unsigned)(npolls++ % SAFETY_POLLS);
             scan_globs(e, false, full || rescan);
             rescan = false;
             for (struct path *p = e->paths; p; p = p->next) {
-                if (!full && !p->busy)
+                if (!full && !p->busy && p->hash % SAFETY_POLLS != slice)
                     continue;
                 path_check(e, p);
                 if (path_has_work(p))
@@ -2027,7 +2129,7 @@ static void *reader_main(void *arg)
             paths_prune(e);
             if (full) {
                 done_prune(e, now, done_grace(e));
-                next_full = now + SAFETY_POLLS * (int64_t)e->cfg.poll_ms;
+                next_full = now + GLOB_POLLS * (int64_t)e->cfg.poll_ms;
             }
             next_scan = now + e->cfg.poll_ms;
         }
@@ -2462,6 +2564,12 @@ static void watch_glob_dirs(struct tj_engine *e)
         e->watches[i].wd = inotify_add_watch(e->inotify_fd, dir,
                                              IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM);
         e->watches[i].polled = e->watches[i].wd < 0 || strchr(g + fixed, '/') != NULL;
+        if (e->watches[i].wd >= 0 && !e->watches[i].polled) {
+            char name[PATH_MAX + 2];
+            snprintf(name, sizeof(name), "%s/x",
+                     strcmp(dir, "/") == 0 ? "" : dir); /* their prefix */
+            wdir_note(e, e->watches[i].wd, slash ? name : "x");
+        }
     }
 }
 
@@ -2714,6 +2822,14 @@ void tj_engine_destroy(struct tj_engine *e)
     tj_ckpt_table_fini(&e->restored);
     free(e->rest_by_id);
     free(e->rest_by_path);
+    for (size_t i = 0; i < WDIR_BUCKETS; i++) {
+        while (e->wdirs[i]) {
+            struct wdir *w = e->wdirs[i];
+            e->wdirs[i] = w->next;
+            free(w->prefix);
+            free(w);
+        }
+    }
     for (size_t i = 0; i < IDENT_BUCKETS; i++) {
         while (e->done[i]) {
             struct done *d = e->done[i];
