@@ -566,6 +566,8 @@ static int run_main(int argc, char **argv)
             goto out;
         }
     }
+    if (cfg.docker_root)
+        tj_engine_hold_eof(e); /* released once the first scan's containers are followed */
     if (cfg.docker_host || cfg.docker_root) {
         struct tj_discover_cfg dc = {cfg.docker_host, cfg.docker_root, cfg.label_prefix, lib,
                                      ec.poll_ms,      labels,          cfg.label_wait_ms};

@@ -1065,6 +1065,9 @@ static void *discover_main(void *arg)
     for (bool initial = true; !stopping(d); initial = false) {
         labels_sync(d);
         root_scan(d, initial);
+        if (initial && tj_engine_release_eof(d->e) != 0) /* --exit-on-eof may end after these */
+            tj_log(TJ_LOG_ERROR, "out of memory: --exit-on-eof may end before every container "
+                                 "found is read");
         nap(d, pending_check(d, d->cfg.poll_ms));
     }
     return NULL;

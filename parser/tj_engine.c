@@ -234,6 +234,7 @@ struct op {
     struct source *src; /* NULL: stop following the path (drain it, then release it) */
     char *meta[TJ_META_COUNT];
     bool initial;
+    bool release; /* tj_engine_release_eof: no path */
     struct op *next;
 };
 
@@ -304,6 +305,7 @@ struct tj_engine {
     bool reader_idle; /* atomic: a full pass found nothing to read and no carry */
     bool fatal;       /* atomic */
     bool started;     /* atomic: the first scan is done (checkpoints may be written) */
+    int eof_holds;    /* atomic: --exit-on-eof waits while some discovery has not released it */
 
     pthread_t reader;
     pthread_t *workers;
@@ -1846,9 +1848,13 @@ static void apply_ops(struct tj_engine *e)
     e->ops = e->ops_tail = NULL;
     pthread_mutex_unlock(&e->lock);
     for (; o; o = next) {
-        struct path *p = path_find(e, o->path);
+        struct path *p = o->path ? path_find(e, o->path) : NULL;
         next = o->next;
-        if (o->src && !p) {
+        if (o->release) {
+            /* what was followed before this is in the paths now: the next idle pass counts */
+            __atomic_store_n(&e->reader_idle, false, __ATOMIC_RELEASE);
+            __atomic_sub_fetch(&e->eof_holds, 1, __ATOMIC_ACQ_REL);
+        } else if (o->src && !p) {
             p = path_add(e, o->path, o->src, (const char *const *)o->meta, o->initial);
             if (p)
                 p->discovered = true;
@@ -1912,6 +1918,21 @@ nomem:
     if (o)
         op_free(o);
     return TJ_ENOMEM;
+}
+
+void tj_engine_hold_eof(struct tj_engine *e)
+{
+    __atomic_add_fetch(&e->eof_holds, 1, __ATOMIC_ACQ_REL);
+}
+
+int tj_engine_release_eof(struct tj_engine *e)
+{
+    struct op *o = calloc(1, sizeof(*o));
+
+    if (!o)
+        return TJ_ENOMEM;
+    o->release = true;
+    return op_queue(e, o);
 }
 
 int tj_engine_unfollow(struct tj_engine *e, const char *path)
@@ -2721,8 +2742,9 @@ int tj_engine_run(struct tj_engine *e, bool *abandoned)
             status = 1;
             break;
         }
-        if (!stopping && e->cfg.exit_on_eof && __atomic_load_n(&e->reader_idle, __ATOMIC_ACQUIRE) &&
-            inflight(e) == 0 && __atomic_load_n(&e->reader_idle, __ATOMIC_ACQUIRE)) {
+        if (!stopping && e->cfg.exit_on_eof && !__atomic_load_n(&e->eof_holds, __ATOMIC_ACQUIRE) &&
+            __atomic_load_n(&e->reader_idle, __ATOMIC_ACQUIRE) && inflight(e) == 0 &&
+            __atomic_load_n(&e->reader_idle, __ATOMIC_ACQUIRE)) {
             stopping = true;
             deadline = now + e->cfg.shutdown_timeout_ms;
             __atomic_store_n(&e->reader_stop, true, __ATOMIC_RELEASE);

@@ -83,6 +83,13 @@ struct tj_follow {
  * Returns 0 or TJ_ENOMEM. */
 int tj_engine_follow(struct tj_engine *e, const struct tj_follow *f, bool initial);
 
+/* --exit-on-eof waits for discovery: tj_engine_hold_eof (before tj_engine_run) keeps it from
+ * exiting until tj_engine_release_eof, called after the follows of a first full scan: the
+ * release is applied after them, so everything they found is read to its end first. Release
+ * returns 0 or TJ_ENOMEM. Any thread. */
+void tj_engine_hold_eof(struct tj_engine *e);
+int tj_engine_release_eof(struct tj_engine *e);
+
 /* Stops following path once it is read to its end (a removed container). Any thread. Returns 0
  * or TJ_ENOMEM. */
 int tj_engine_unfollow(struct tj_engine *e, const char *path);

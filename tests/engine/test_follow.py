@@ -13,7 +13,8 @@ shorter size; a reused inode with other content after a restart; a restart resum
 checkpoint; a rename-and-create while tailjet is down; a line written to the renamed file
 before the application reopens; Docker's 16 KiB partial entries joined, also across a
 rotation; a json-file time that is not RFC 3339 (read time, text in docker.time, tagged
-_timestampparsefailure); garbage checkpoints (a warning, no crash, nothing lost); SIGTERM/SIGINT (exit 0,
+_timestampparsefailure); --exit-on-eof with --docker-root reads what the first scan found;
+garbage checkpoints (a warning, no crash, nothing lost); SIGTERM/SIGINT (exit 0,
 quickly, and after a SIGTERM while shipping every line exactly once); bad flags (exit 2).
 """
 
@@ -411,6 +412,24 @@ def case_jsonfile_bad_time(binary, env):
     check(recs[3]["message"] == "x" * 16384 + "y", "the 16 KiB pieces were not joined")
 
 
+def case_docker_root_exit_on_eof(binary, env):
+    """--exit-on-eof with --docker-root exits only once the containers of discovery's first
+    scan are followed and read to their end: every line of each, in five runs."""
+    from tj_fake_docker import fake_root
+    root, ctrs = fake_root(env, *(("c%d" % i, {}) for i in range(20)))
+    for c in ctrs:
+        c.write(50)
+    for run in range(5):
+        out, state = env.path("out%d.ndjson" % run), env.path("state%d" % run)
+        t = env.tailjet(binary, ["--docker-root", root, "--output", "file:" + out,
+                                 "--state-dir", state, "--exit-on-eof", "--metrics-addr", "off"],
+                        name="run%d" % run)
+        t.run_to_exit(EOF_TIMEOUT)
+        n = len(read_records(out))
+        check(n == 20 * 50, "run %d: %d records at exit, expected every line of the 20 "
+              "containers found (1000)" % (run, n))
+
+
 def case_corrupt_state(binary, env):
     d, out, state = setup(env)
     p = os.path.join(d, "app.log")
@@ -524,6 +543,7 @@ CASES = [
     case_jsonfile_partials_rotated,
     case_jsonfile_partials_late_file,
     case_jsonfile_bad_time,
+    case_docker_root_exit_on_eof,
     case_corrupt_state,
     case_sigterm,
     case_bad_flags,
