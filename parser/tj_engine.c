@@ -2018,7 +2018,8 @@ static bool drain_inotify(struct tj_engine *e)
 {
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
     bool rescan = false;
-    int last_wd = -2;
+    int last_wd = -2, last_named_wd = -2;
+    char last_name[NAME_MAX + 1] = "";
 
     for (;;) {
         ssize_t n = read(e->inotify_fd, buf, sizeof(buf));
@@ -2030,8 +2031,11 @@ static bool drain_inotify(struct tj_engine *e)
                 for (struct path *p = e->paths; p; p = p->next)
                     p->dirty = true;
                 rescan = true;
+            } else if (ev->len && ev->wd == last_named_wd && strcmp(ev->name, last_name) == 0) {
+                /* the same file as the event before (a writer's every write): marked */
             } else if (ev->len && mark_file_dirty(e, ev->wd, ev->name)) {
-                /* that file's path only */
+                last_named_wd = ev->wd; /* that file's path only */
+                snprintf(last_name, sizeof(last_name), "%s", ev->name);
             } else if (ev->wd != last_wd) {
                 mark_dir_dirty(e, ev->wd);
                 last_wd = ev->wd;
