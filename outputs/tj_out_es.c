@@ -1240,6 +1240,27 @@ static size_t on_text(char *p, size_t size, size_t n, void *arg)
     return tj_buf_append(arg, p, size * n) == 0 ? size * n : 0;
 }
 
+/* The connection settings every request of this output shares (the bulk slots' and the
+ * template's): timeouts, user agent, basic auth, CA file, certificate checks. */
+static void set_conn_opts(const struct out_es *o, CURL *h)
+{
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(o->timeout_ms < 10000 ? o->timeout_ms : 10000));
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "tailjet/" TJ_VERSION);
+    if (o->user) {
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(h, CURLOPT_USERNAME, o->user);
+        curl_easy_setopt(h, CURLOPT_PASSWORD, o->password);
+    }
+    if (o->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
+    if (!o->verify) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
 /* Puts the index template of template_file in (PUT _index_template/NAME) before any document
  * is sent, on the first host that is up; tried again with back-off until it is in. Blocks the
  * output thread for one request at most: nothing is in flight yet. */
@@ -1271,21 +1292,7 @@ static void put_template(struct out_es *o, int64_t now)
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_text);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &answer);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                         (long)(o->timeout_ms < 10000 ? o->timeout_ms : 10000));
-        curl_easy_setopt(h, CURLOPT_USERAGENT, "tailjet/" TJ_VERSION);
-        if (o->user) {
-            curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-            curl_easy_setopt(h, CURLOPT_USERNAME, o->user);
-            curl_easy_setopt(h, CURLOPT_PASSWORD, o->password);
-        }
-        if (o->ca_file)
-            curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
-        if (!o->verify) {
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-            curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
+        set_conn_opts(o, h);
         rc = curl_easy_perform(h);
         if (rc == CURLE_OK)
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -1834,22 +1841,8 @@ static int slot_init(struct out_es *o, struct slot *s)
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_answer);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, s->errbuf);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(o->timeout_ms < 10000 ? o->timeout_ms : 10000));
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "tailjet/" TJ_VERSION);
-    if (o->user) {
-        curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(h, CURLOPT_USERNAME, o->user);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, o->password);
-    }
-    if (o->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
-    if (!o->verify) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    set_conn_opts(o, h);
     return 0;
 }
 
