@@ -1,4 +1,4 @@
-/* test_json.c: core/tj_json.h, the JSON text writers: string escaping with UTF-8 repair (checked
+/* test_json.c: lib/tj_json.h, the JSON text writers: string escaping with UTF-8 repair (checked
  * byte for byte, against a plain reference implementation, and re-parsed with cJSON), the
  * UTF-8 cut, and the number converters. */
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 #include "tj_json.h"
 #include "tj_workbench.h"
 
-/* The page, embedded at build time from core/ui/index.html (cmake/embed.cmake). */
+/* The page, embedded at build time from cmd/ui/index.html (cmake/embed.cmake). */
 extern const unsigned char tj_ui_html[];
 extern const size_t tj_ui_html_len;
 

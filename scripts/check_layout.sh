@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# scripts/check_layout.sh [ROOT]: every include of ours points down the layers:
+#   lib/                        includes only headers of lib/ (it is the bottom: nothing else of ours),
+#   parser/ discover/ outputs/ patterns/  never include a header of cmd/ (the commands are the top).
+# An include is "ours" when its file name is a header somewhere in those folders (the include
+# directories are flat, so "tj_buf.h", <tj_buf.h> and "../lib/tj_buf.h" all name lib/tj_buf.h).
+# Prints each offending line as FILE:LINE: ... and exits 1 when there is one, 0 otherwise.
+# `check_layout.sh --self-test` plants one violation of each rule in a copy and checks both are caught.
+set -euo pipefail
+
+check() {
+	local root=$1 bad=0 f line name
+	declare -A where=()
+	for d in lib cmd parser discover outputs patterns; do
+		[ -d "$root/$d" ] || continue
+		while IFS= read -r f; do where[$(basename "$f")]=$d; done < <(find "$root/$d" -name '*.h')
+	done
+	[ -d "$root/lib" ] && [ -d "$root/cmd" ] || {
+		echo "check_layout: $root has no lib/ or no cmd/ folder" >&2
+		return 2
+	}
+	for d in lib parser discover outputs patterns; do
+		[ -d "$root/$d" ] || continue
+		while IFS= read -r hit; do
+			f=${hit%%:*}
+			line=${hit#*:}
+			line=${line%%:*}
+			name=$(sed -E 's/^[^:]*:[^:]*:[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]([^>"]+)[>"].*/\1/' <<<"$hit")
+			name=$(basename "$name")
+			local home=${where[$name]:-}
+			[ -n "$home" ] || continue # a system header
+			if [ "$d" = lib ] && [ "$home" != lib ]; then
+				echo "${f#"$root"/}:$line: lib/ includes $home/$name; lib/ must include nothing of ours outside itself"
+				bad=1
+			elif [ "$d" != lib ] && [ "$home" = cmd ]; then
+				echo "${f#"$root"/}:$line: $d/ includes cmd/$name; only cmd/ may include the commands' headers"
+				bad=1
+			fi
+		done < <(grep -rnE '^[[:space:]]*#[[:space:]]*include[[:space:]]*[<"]' --include='*.c' --include='*.h' "$root/$d" || true)
+	done
+	return $bad
+}
+
+if [ "${1:-}" = --self-test ]; then
+	src=$(cd "$(dirname "$0")/.." && pwd)
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	for d in lib cmd parser; do cp -r "$src/$d" "$tmp/$d"; done
+	check "$tmp" >/dev/null || {
+		echo "self-test: the clean copy already fails" >&2
+		exit 1
+	}
+	printf '#include <stdio.h>\n#include "tj_engine.h"\n' >"$tmp/lib/tj_planted.c"
+	out=$(check "$tmp" || true)
+	grep -q 'lib/tj_planted.c:2: lib/ includes parser/tj_engine.h' <<<"$out" || {
+		echo "self-test: an include from lib/ into parser/ went unnoticed: $out" >&2
+		exit 1
+	}
+	rm "$tmp/lib/tj_planted.c"
+	echo '#include "../cmd/tj_cmd.h"' >"$tmp/parser/tj_planted.h"
+	out=$(check "$tmp" || true)
+	grep -q 'parser/tj_planted.h:1: parser/ includes cmd/tj_cmd.h' <<<"$out" || {
+		echo "self-test: an include from parser/ into cmd/ went unnoticed: $out" >&2
+		exit 1
+	}
+	echo "check_layout self-test: both rules caught their planted include"
+	exit 0
+fi
+
+root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+if check "$root"; then
+	echo "check_layout: every include of lib/ stays in lib/; none of parser/ discover/ outputs/ patterns/ reaches cmd/"
+else
+	exit 1
+fi
