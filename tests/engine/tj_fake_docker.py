@@ -112,3 +112,17 @@ class Feeder(threading.Thread):
 
     def stop(self):
         self.halt.set()
+
+
+def feed(ctrs, total, rate, chunk=50, at=()):
+    """Runs a Feeder to its end (every line written). at: (n, action) pairs in order, each
+    action called once every container has n lines written."""
+    feeder = Feeder(ctrs, total, rate, chunk)
+    feeder.start()
+    try:
+        for n, action in at:
+            feeder.wait_written(n)
+            action()
+        feeder.finish()
+    finally:
+        feeder.stop()

@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 from tj_engine_util import (check, Env, fail, log, main_wrapper, read_text, run_cases,  # noqa: E402
                             tail_text, wait_until)
-from tj_fake_docker import Container as FakeContainer, Feeder  # noqa: E402
+from tj_fake_docker import Container as FakeContainer, Feeder, feed  # noqa: E402
 from tj_fake_docker import fake_root as fake_root_of  # noqa: E402
 
 TOPIC = "logs"          # the URI's topic
@@ -156,10 +156,11 @@ class Msg:
             topic, partition, offset, key, value
 
 
-def read_topic(mock, topic):
+def read_topic_at(bootstrap, topic, wait_ms=20, extra=(), timeout=60.0):
     """Every message of topic, partition by partition in offset order (kcat -C -e)."""
-    out = kcat(["-C", "-b", mock.bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
-                "-X", "fetch.wait.max.ms=20", "-f", "%p\\t%o\\t%k\\t%s\\n"], timeout=60.0)
+    out = kcat(["-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
+                "-X", "fetch.wait.max.ms=%d" % wait_ms, "-f", "%p\\t%o\\t%k\\t%s\\n"] +
+               list(extra), timeout=timeout)
     msgs = []
     for ln in out.split("\n"):
         if not ln:
@@ -170,6 +171,10 @@ def read_topic(mock, topic):
         msgs.append(Msg(topic, int(parts[0]), int(parts[1]), parts[2], parts[3]))
     msgs.sort(key=lambda m: (m.partition, m.offset))
     return msgs
+
+
+def read_topic(mock, topic):
+    return read_topic_at(mock.bootstrap, topic)
 
 
 def check_log_kept(mock, topic):
@@ -197,11 +202,15 @@ def fake_root(env, *specs):
     return fake_root_of(env, *specs, cls=Container)
 
 
+def tailjet_args(env, root, bootstrap, topic):
+    """The arguments every case starts tailjet with: fake containers, a Kafka output."""
+    return ["--docker-root", root, "--output", "kafka://%s/%s" % (bootstrap, topic),
+            "--state-dir", env.path("state"), "--poll-interval", "200ms"]
+
+
 def tj_kafka(env, binary, mock, root, name="tj", *extra):
-    return env.tailjet(binary, ["--docker-root", root, "--output",
-                                "kafka://%s/%s" % (mock.bootstrap, TOPIC),
-                                "--state-dir", env.path("state"), "--poll-interval", "200ms"] +
-                       list(extra), name=name)
+    return env.tailjet(binary, tailjet_args(env, root, mock.bootstrap, TOPIC) + list(extra),
+                       name=name)
 
 
 # ------------------------------------------------------------------------------------------
@@ -285,43 +294,56 @@ class Result:
         return sorted({m.partition for m, _ in self.by_ctr[name]})
 
 
-def collect(mock, ctrs, upto=None):
+def collect_from(bootstrap, ctrs, topics, upto=None, **kw):
+    """The Result of reading back every topic (read_topic_at's keywords)."""
     res = Result(ctrs, upto or {c.name: c.seq for c in ctrs})
-    for topic in sorted({c.topic for c in ctrs} | {TOPIC}):
-        for m in read_topic(mock, topic):
+    for topic in sorted(topics):
+        for m in read_topic_at(bootstrap, topic, **kw):
             res.add(m)
     return res
+
+
+def collect(mock, ctrs, upto=None):
+    return collect_from(mock.bootstrap, ctrs, {c.topic for c in ctrs} | {TOPIC}, upto)
 
 
 def total_end(mock, topics):
     return sum(sum(offsets(mock, t, -1).values()) for t in topics)
 
 
-def wait_delivered(mock, ctrs, procs, timeout=DELIVER, what="every line"):
-    """Waits until every line written so far was read back at least once; returns the
-    Result (read again after SETTLE, so that late duplicates are counted too)."""
-    topics = sorted({c.topic for c in ctrs} | {TOPIC})
+def wait_read_back(ends, collect_upto, ctrs, procs, timeout, what, interval, settle):
+    """Waits until every line written so far was read back at least once: ends() is the sum
+    of the topics' end offsets (None: not known now), collect_upto(upto) reads a Result back.
+    Fails, naming what is missing per container, after timeout s. Returns upto, after
+    settle s more (so that late duplicates are counted too by the caller's last read)."""
     upto = {c.name: c.seq for c in ctrs}
     need = sum(upto.values())
     deadline = time.monotonic() + timeout
-    res = None
     while True:
         for p in procs:
             p.check_alive("while waiting for %s" % what)
-        if total_end(mock, topics) >= need:
-            res = collect(mock, ctrs, upto)
-            if res.complete():
-                break
+        n = ends()
+        if n is not None and n >= need and collect_upto(upto).complete():
+            break
         if time.monotonic() >= deadline:
-            res = collect(mock, ctrs, upto)
+            res = collect_upto(upto)
             parts = []
             for c in ctrs:
                 miss, first, _, _, _ = res.stats(c.name)
                 parts.append("%s: %d of %d missing (first: %s)" % (c.name, miss, upto[c.name],
                                                                     first))
             fail("after %.0f s, not %s was read back: %s" % (timeout, what, "; ".join(parts)))
-        time.sleep(0.3)
-    time.sleep(SETTLE)
+        time.sleep(interval)
+    time.sleep(settle)
+    return upto
+
+
+def wait_delivered(mock, ctrs, procs, timeout=DELIVER, what="every line"):
+    """Waits until every line written so far was read back at least once; returns the
+    Result (read again after SETTLE, so that late duplicates are counted too)."""
+    topics = sorted({c.topic for c in ctrs} | {TOPIC})
+    upto = wait_read_back(lambda: total_end(mock, topics), lambda u: collect(mock, ctrs, u),
+                          ctrs, procs, timeout, what, 0.3, SETTLE)
     for t in topics:
         check_log_kept(mock, t)
     return collect(mock, ctrs, upto)
@@ -367,12 +389,7 @@ def case_delivery(binary, mockbin, env):
     mock = Mock(env, mockbin, [TOPIC, OTHER])
     root, ctrs = fake_root(env, ("web", {}), ("api", {"logTopic": OTHER}))
     t = tj_kafka(env, binary, mock, root)
-    feeder = Feeder(ctrs, 2000, rate=2000, chunk=100)
-    feeder.start()
-    try:
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed(ctrs, 2000, rate=2000, chunk=100)
     res = wait_delivered(mock, ctrs, [t])
     verify(res, ctrs)
     n_logs = sum(offsets(mock, TOPIC, -1).values())
@@ -450,16 +467,8 @@ def case_produce_errors(binary, mockbin, env):
     mock = Mock(env, mockbin, [TOPIC, OTHER, "probe"])
     root, ctrs = fake_root(env, ("web", {}), ("api", {"logTopic": OTHER}))
     t = tj_kafka(env, binary, mock, root)
-    feeder = Feeder(ctrs, 3000, rate=600, chunk=20)   # ~5 s
-    feeder.start()
-    try:
-        feeder.wait_written(500)
-        mock.cmd("errors 20 7")
-        feeder.wait_written(1500)
-        mock.cmd("errors 20 6")
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed(ctrs, 3000, rate=600, chunk=20,   # ~5 s
+         at=((500, lambda: mock.cmd("errors 20 7")), (1500, lambda: mock.cmd("errors 20 6"))))
     res = wait_delivered(mock, ctrs, [t])
     verify(res, ctrs)
     t.stop(STOP_BOUND)
@@ -489,12 +498,7 @@ def case_queue_full(binary, mockbin, env):
         bulk.write(1000)
     t = tj_kafka(env, binary, mock, root, "tj", "--kafka-opt", "queue.buffering.max.messages=200",
                  "--chunk-bytes", "64KiB")
-    feeder = Feeder([live], 2000, rate=1000, chunk=50)
-    feeder.start()
-    try:
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed([live], 2000, rate=1000, chunk=50)
     res = wait_delivered(mock, ctrs, [t])
     verify(res, ctrs)
     refused = re.findall(r"(\d+) refused submits", t.stderr_text())
@@ -511,14 +515,7 @@ def case_permanent_error(binary, mockbin, env):
     mock = Mock(env, mockbin, [TOPIC, OTHER])
     root, ctrs = fake_root(env, ("web", {}), ("api", {"logTopic": OTHER}))
     t = tj_kafka(env, binary, mock, root)
-    feeder = Feeder(ctrs, 2000, rate=500, chunk=20)   # ~4 s
-    feeder.start()
-    try:
-        feeder.wait_written(500)
-        mock.cmd("errors 2 29")
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed(ctrs, 2000, rate=500, chunk=20, at=((500, lambda: mock.cmd("errors 2 29")),))  # ~4 s
     res = wait_delivered(mock, ctrs, [t], timeout=30.0)
     verify(res, ctrs, order=None)
     said = [ln for ln in t.stderr_text().splitlines() if re.search(r"(warn|error): kafka:", ln)]
@@ -543,14 +540,7 @@ def case_batch_too_large(binary, mockbin, env):
     mock = Mock(env, mockbin, [TOPIC, OTHER])
     root, ctrs = fake_root(env, ("web", {}), ("api", {"logTopic": OTHER}))
     t = tj_kafka(env, binary, mock, root)
-    feeder = Feeder(ctrs, 1000, rate=500, chunk=20)   # ~2 s
-    feeder.start()
-    try:
-        feeder.wait_written(400)
-        mock.cmd("errors 1 10")
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed(ctrs, 1000, rate=500, chunk=20, at=((400, lambda: mock.cmd("errors 1 10")),))  # ~2 s
     try:
         res = wait_delivered(mock, ctrs, [t], timeout=15.0)
     finally:
@@ -564,27 +554,29 @@ def case_batch_too_large(binary, mockbin, env):
     t.stop(STOP_BOUND)
 
 
+def kill9_thrice(ctrs, start):
+    """Feeds 4000 lines a container (~8 s) to tailjet started by start(name), killed with
+    SIGKILL after 800, 1800 and 2800 lines and started again each time; returns the runs."""
+    runs = [start("run1")]
+
+    def kill():
+        runs[-1].kill9()
+        log("    kill -9 of run %d after %d lines per container" % (len(runs),
+                                                                      min(c.seq for c in ctrs)))
+        time.sleep(0.2)
+        runs.append(start("run%d" % (len(runs) + 1)))
+
+    feed(ctrs, 4000, rate=500, chunk=25, at=[(n, kill) for n in (800, 1800, 2800)])
+    return runs
+
+
 def case_kill9(binary, mockbin, env):
     """kill -9 three times mid-stream, restart with the same --state-dir: every line present;
     the duplicates are counted."""
     mock = Mock(env, mockbin, [TOPIC, OTHER])
     root, ctrs = fake_root(env, ("web", {}), ("api", {"logTopic": OTHER}))
     args = ("--checkpoint-interval", "200ms")
-    t = tj_kafka(env, binary, mock, root, "run1", *args)
-    feeder = Feeder(ctrs, 4000, rate=500, chunk=25)   # ~8 s
-    feeder.start()
-    runs = [t]
-    try:
-        for i, at in enumerate((800, 1800, 2800)):
-            feeder.wait_written(at)
-            t.kill9()
-            log("    kill -9 of run %d after %d lines per container" % (i + 1, feeder.written()))
-            time.sleep(0.2)
-            t = tj_kafka(env, binary, mock, root, "run%d" % (i + 2), *args)
-            runs.append(t)
-        feeder.finish()
-    finally:
-        feeder.stop()
+    t = kill9_thrice(ctrs, lambda name: tj_kafka(env, binary, mock, root, name, *args))[-1]
     res = wait_delivered(mock, ctrs, [t])
     extra = verify(res, ctrs, dups_ok=True, order=None)
     per = ", ".join("%s %d" % (c.name, res.stats(c.name)[3]) for c in ctrs)

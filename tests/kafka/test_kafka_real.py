@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 sys.path.insert(0, HERE)
 from tj_engine_util import (check, fail, free_port, log, main_wrapper, run_cases,  # noqa: E402
                             tail_text, wait_until)
-from tj_fake_docker import Container as FakeContainer, Feeder  # noqa: E402
+from tj_fake_docker import Container as FakeContainer, Feeder, feed  # noqa: E402
 from tj_fake_docker import fake_root as fake_root_of  # noqa: E402
 import test_kafka as tk  # noqa: E402  (Result, verify, kcat: shared with the mock's test)
 
@@ -189,63 +189,28 @@ def fake_root(env, *specs):
 
 
 def tailjet(env, binary, root, bootstrap, topic, name="tj", *extra, metrics=None):
-    args = ["--docker-root", root, "--output", "kafka://%s/%s" % (bootstrap, topic),
-            "--state-dir", env.path("state"), "--poll-interval", "200ms"]
+    args = tk.tailjet_args(env, root, bootstrap, topic)
     if metrics:
         args += ["--metrics-addr", metrics]
     return env.tailjet(binary, args + list(extra), name=name)
 
 
-def read_topic(bootstrap, topic, extra=()):
-    """Every message of a topic (kcat -C -e), partition by partition in offset order."""
-    out = tk.kcat(["-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q",
-                   "-X", "fetch.wait.max.ms=50", "-f", "%p\\t%o\\t%k\\t%s\\n"] + list(extra),
-                  timeout=120.0)
-    msgs = []
-    for ln in out.split("\n"):
-        if not ln:
-            continue
-        parts = ln.split("\t", 3)
-        if len(parts) != 4:
-            fail("kcat printed a line that is not PARTITION\\tOFFSET\\tKEY\\tVALUE: %r" % ln[:300])
-        msgs.append(tk.Msg(topic, int(parts[0]), int(parts[1]), parts[2], parts[3]))
-    msgs.sort(key=lambda m: (m.partition, m.offset))
-    return msgs
-
-
 def collect(cluster, ctrs, upto=None):
-    res = tk.Result(ctrs, upto or {c.name: c.seq for c in ctrs})
-    for topic in sorted({c.topic for c in ctrs}):
-        for m in read_topic(cluster.bootstrap, topic):
-            res.add(m)
-    return res
+    return tk.collect_from(cluster.bootstrap, ctrs, {c.topic for c in ctrs}, upto, wait_ms=50,
+                           timeout=120.0)
 
 
 def wait_delivered(cluster, ctrs, procs, partitions, timeout=60.0, what="every line"):
     """Waits until every line written so far was read back at least once; returns the Result
     read again after SETTLE (late duplicates counted too)."""
     topics = sorted({c.topic for c in ctrs})
-    upto = {c.name: c.seq for c in ctrs}
-    need = sum(upto.values())
-    deadline = time.monotonic() + timeout
-    while True:
-        for p in procs:
-            p.check_alive("while waiting for %s" % what)
-        ends = [cluster.end_offsets(t, partitions) for t in topics]
-        if None not in ends and sum(ends) >= need:
-            res = collect(cluster, ctrs, upto)
-            if res.complete():
-                break
-        if time.monotonic() >= deadline:
-            res = collect(cluster, ctrs, upto)
-            parts = []
-            for c in ctrs:
-                miss, first, _, _, _ = res.stats(c.name)
-                parts.append("%s: %d of %d missing (first: %s)" % (c.name, miss, upto[c.name],
-                                                                    first))
-            fail("after %.0f s, not %s was read back: %s" % (timeout, what, "; ".join(parts)))
-        time.sleep(0.5)
-    time.sleep(SETTLE)
+
+    def ends():
+        e = [cluster.end_offsets(t, partitions) for t in topics]
+        return None if None in e else sum(e)
+
+    upto = tk.wait_read_back(ends, lambda u: collect(cluster, ctrs, u), ctrs, procs, timeout,
+                             what, 0.5, SETTLE)
     return collect(cluster, ctrs, upto)
 
 
@@ -282,12 +247,7 @@ def case_delivery(binary, env):
     root, ctrs = fake_root(env, ("web1", {"logTopic": T("dlv-web")}), ("web2", {"logTopic": T("dlv-web")}),
                            ("api1", {"logTopic": T("dlv-api")}), ("api2", {"logTopic": T("dlv-api")}))
     t = tailjet(env, binary, root, c.bootstrap, T("dlv-default"))
-    feeder = Feeder(ctrs, 5000, rate=2500, chunk=100)
-    feeder.start()
-    try:
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed(ctrs, 5000, rate=2500, chunk=100)
     res = wait_delivered(c, ctrs, [t], 6)
     tk.verify(res, ctrs)
     for topic in (T("dlv-web"), T("dlv-api")):
@@ -461,12 +421,7 @@ def case_missing_topic(binary, env):
     # it fails its messages; 3 s keeps the case short.
     t = tailjet(env, binary, root, c.bootstrap, T("mt-default"), "tj", "--kafka-opt",
                 "topic.metadata.propagation.max.ms=3000", metrics=maddr)
-    feeder = Feeder(ctrs, 600, rate=200, chunk=20)
-    feeder.start()
-    try:
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed(ctrs, 600, rate=200, chunk=20)
     wait_until(lambda: kafka_lines(t, T("mt-missing")), 30.0,
                "an error naming topic mt-missing on stderr", procs=[t], interval=0.3)
     wait_delivered(c, [api], [t], 6, what="api's lines (its topic exists)")
@@ -604,19 +559,8 @@ def case_kill9(binary, env):
     c.create([T("k9-web"), T("k9-api"), T("k9-default")], 6, 3)
     root, ctrs = fake_root(env, ("web", {"logTopic": T("k9-web")}), ("api", {"logTopic": T("k9-api")}))
     args = ("--checkpoint-interval", "200ms")
-    t = tailjet(env, binary, root, c.bootstrap, T("k9-default"), "run1", *args)
-    feeder = Feeder(ctrs, 4000, rate=500, chunk=25)   # ~8 s
-    feeder.start()
-    try:
-        for i, at in enumerate((800, 1800, 2800)):
-            feeder.wait_written(at)
-            t.kill9()
-            log("    kill -9 of run %d after %d lines per container" % (i + 1, feeder.written()))
-            time.sleep(0.2)
-            t = tailjet(env, binary, root, c.bootstrap, T("k9-default"), "run%d" % (i + 2), *args)
-        feeder.finish()
-    finally:
-        feeder.stop()
+    t = tk.kill9_thrice(ctrs, lambda name: tailjet(env, binary, root, c.bootstrap, T("k9-default"),
+                                                   name, *args))[-1]
     res = wait_delivered(c, ctrs, [t], 6, timeout=90.0)
     extra = tk.verify(res, ctrs, dups_ok=True, order="first")
     per = ", ".join("%s %d" % (x.name, res.stats(x.name)[3]) for x in ctrs)
@@ -655,7 +599,7 @@ def case_topics257(binary, env):
            "%.1f s" % (time.monotonic() - t0))
     time.sleep(SETTLE)
     for i in (0, 255, 256, 257, n - 1):
-        msgs = read_topic(c.bootstrap, names[i])
+        msgs = tk.read_topic_at(c.bootstrap, names[i], wait_ms=50, timeout=120.0)
         seqs = [int(tk.LINE_RE.match(json.loads(m.value)["message"]).group(1)) for m in msgs]
         check(seqs == list(range(per)) and all(m.key == ctrs[i].id for m in msgs),
               "topic %s holds %s, expected lines 0..%d of %s" % (names[i], seqs, per - 1,
