@@ -380,35 +380,18 @@ static void load_deviations(void)
     free(text);
 }
 
+static void each_case(void *ctx, unsigned lineno, const cJSON *c)
+{
+    (void)ctx;
+    run_case(c, lineno);
+}
+
 static void test_family(void)
 {
     char path[1024];
-    size_t n;
-    char *text;
-    unsigned lineno = 0;
 
     snprintf(path, sizeof(path), "%s/%s.ndjson", DATA_DIR, family);
-    text = tj_test_read_file(path, &n);
-    CHECK(text != NULL);
-    for (char *p = text, *e; text && p < text + n; p = e + 1) {
-        cJSON *c;
-        e = strchr(p, '\n');
-        if (!e)
-            e = text + n;
-        *e = '\0';
-        lineno++;
-        if (!*p)
-            continue;
-        c = cJSON_Parse(p);
-        if (!c) {
-            fprintf(stderr, "%s:%u: not JSON\n", path, lineno);
-            nfail++;
-            continue;
-        }
-        run_case(c, lineno);
-        cJSON_Delete(c);
-    }
-    free(text);
+    nfail += tj_test_each_ndjson(path, each_case, NULL);
     printf("     %s %s: %u cases, %u pass, %u deviations, %u fail (%u upstream examples not "
            "ported; %u checks pending upstream, %u of them pass here)\n",
            family, mode, ncases, npass, ndev, nfail, nunported, npending, npending_pass);

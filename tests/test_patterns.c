@@ -128,32 +128,14 @@ out:
     tj_grok_unref(g);
 }
 
+static void each_sample(void *path, unsigned lineno, const cJSON *s)
+{
+    run_sample(path, lineno, s);
+}
+
 static void run_file(const char *path)
 {
-    size_t n;
-    char *text = tj_test_read_file(path, &n);
-    unsigned lineno = 0;
-
-    CHECK(text != NULL);
-    for (char *p = text, *e; text && p < text + n; p = e + 1) {
-        cJSON *s;
-        e = strchr(p, '\n');
-        if (!e)
-            e = text + n;
-        *e = '\0';
-        lineno++;
-        if (!*p)
-            continue;
-        s = cJSON_Parse(p);
-        if (!s) {
-            fprintf(stderr, "%s:%u: not JSON\n", path, lineno);
-            tj_test_failures++;
-            continue;
-        }
-        run_sample(path, lineno, s);
-        cJSON_Delete(s);
-    }
-    free(text);
+    tj_test_failures += (int)tj_test_each_ndjson(path, each_sample, (void *)path);
 }
 
 static void test_samples(void)

@@ -1,6 +1,7 @@
 /* tj_test.c: runs a table of tests (all, or the names given on the command line). */
 #include "tj_test.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -52,6 +53,39 @@ char *tj_test_read_file(const char *path, size_t *len)
     }
     fclose(f);
     return buf;
+}
+
+unsigned tj_test_each_ndjson(const char *path,
+                             void (*fn)(void *ctx, unsigned lineno, const cJSON *obj), void *ctx)
+{
+    size_t n;
+    char *text = tj_test_read_file(path, &n);
+    unsigned lineno = 0, bad = 0;
+
+    if (!text) {
+        fprintf(stderr, "%s: cannot read\n", path);
+        return 1;
+    }
+    for (char *p = text, *e; p < text + n; p = e + 1) {
+        cJSON *obj;
+        e = strchr(p, '\n');
+        if (!e)
+            e = text + n;
+        *e = '\0';
+        lineno++;
+        if (!*p)
+            continue;
+        obj = cJSON_Parse(p);
+        if (!obj) {
+            fprintf(stderr, "%s:%u: not JSON\n", path, lineno);
+            bad++;
+            continue;
+        }
+        fn(ctx, lineno, obj);
+        cJSON_Delete(obj);
+    }
+    free(text);
+    return bad;
 }
 
 /* Pages holding n bytes, plus the unreadable one after them. */

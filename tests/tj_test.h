@@ -38,6 +38,15 @@ int tj_test_main(const struct tj_test *tests, size_t n, int argc, char **argv);
 /* Reads a whole file, NUL-terminated. Returns it (free()) and its length in *len, or NULL. */
 char *tj_test_read_file(const char *path, size_t *len);
 
+struct cJSON;
+
+/* Calls fn(ctx, lineno, obj) for each non-empty line of the NDJSON file at path (lineno counts
+ * from 1). A line that is not JSON is named on stderr and skipped. Returns the number of such
+ * lines, or 1 when the file cannot be read (also named); the caller counts them as failures. */
+unsigned tj_test_each_ndjson(const char *path,
+                             void (*fn)(void *ctx, unsigned lineno, const struct cJSON *obj),
+                             void *ctx);
+
 /* A copy of s[0..n) that ends exactly where an unreadable page begins, so that a read past its
  * end faults even without AddressSanitizer. Returns it (free with tj_test_guarded_free and the
  * same n), or NULL when the pages cannot be mapped. */
