@@ -103,13 +103,9 @@ split_into() {
 
 generate() {
 	local c="$BENCH_DIR/corpus" id
-	cc -O2 -std=c11 -Wall -Wextra -o "$BENCH_DIR/bin/gen_corpus" "$here/gen_corpus.c"
 	id=$(printf '%064x' 0)
 	rm -rf "$c"
-	mkdir -p "$c/one/$id"
-	ONE="$c/one/$id/$id-json.log"
-	"$BENCH_DIR/bin/gen_corpus" --kind apache --lines "$LINES" --seed "$SEED" --format json-file -o "$ONE"
-	ONE_BYTES=$(stat -c %s "$ONE")
+	apache_corpus "$c/one/$id/$id-json.log"
 	split_into "$ONE" "$c/many" "$MANY_FILES" "$LINES"
 	MANY_GLOB="$c/many/*/*-json.log"
 	SMALL_TOTAL=$((SMALL_FILES * SMALL_LINES))

@@ -158,13 +158,8 @@ print(("FAILED:" + "_".join(" ".join(bad).split())) if bad else "-", s.get("byte
 
 # ---- corpus, records and curl's bodies -------------------------------------------------------
 generate() {
-	local c="$BENCH_DIR/corpus"
-	cc -O2 -std=c11 -Wall -Wextra -o "$BENCH_DIR/bin/gen_corpus" "$here/gen_corpus.c"
-	rm -rf "$c"
-	mkdir -p "$c"
-	ONE="$c/app-json.log"
-	"$BENCH_DIR/bin/gen_corpus" --kind apache --lines "$LINES" --seed "$SEED" --format json-file -o "$ONE"
-	ONE_BYTES=$(stat -c %s "$ONE")
+	rm -rf "$BENCH_DIR/corpus"
+	apache_corpus "$BENCH_DIR/corpus/app-json.log"
 }
 
 # The records tailjet sends (its file: output of the corpus), then curl's bodies: 5000 of them per
@@ -251,21 +246,13 @@ timed() {
 	say "$who run $run: ${wall} s, $T_CPU cpu s, server $T_PEER_CPU cpu s, peak RSS $T_RSS KiB, $SENT_BYTES bytes sent"
 }
 
+# run_tailjet CFG RUN [WHO BINARY]: one run of tailjet (or the ALT_TAILJET build) with the
+# batch.max_events:request.concurrency:compression of CFG.
 run_tailjet() {
-	local cfg=$1 run=$2 state="$BENCH_DIR/run/state" ev conc comp
+	local cfg=$1 run=$2 who=${3:-tj} bin=${4:-$TJ} state="$BENCH_DIR/run/state" ev conc comp
 	IFS=: read -r ev conc comp <<<"$cfg"
 	rm -rf "$state"
-	timed "tj $cfg" "$run" "$TJ" run --watch "$ONE" "${PAT[@]}" --output "elasticsearch://127.0.0.1:$PORT" "${TJ_INDEX[@]}" \
-		--state-dir "$state" --exit-on-eof --workers "$WORKERS" --es-opt "batch.max_events=$ev" \
-		--es-opt "request.concurrency=$conc" --es-opt "compression=$comp"
-	rm -rf "$state"
-}
-
-run_alt() {
-	local cfg=$1 run=$2 state="$BENCH_DIR/run/state" ev conc comp
-	IFS=: read -r ev conc comp <<<"$cfg"
-	rm -rf "$state"
-	timed "alt $cfg" "$run" "$BENCH_DIR/bin/tailjet-alt" run --watch "$ONE" "${PAT[@]}" --output "elasticsearch://127.0.0.1:$PORT" "${TJ_INDEX[@]}" \
+	timed "$who $cfg" "$run" "$bin" run --watch "$ONE" "${PAT[@]}" --output "elasticsearch://127.0.0.1:$PORT" "${TJ_INDEX[@]}" \
 		--state-dir "$state" --exit-on-eof --workers "$WORKERS" --es-opt "batch.max_events=$ev" \
 		--es-opt "request.concurrency=$conc" --es-opt "compression=$comp"
 	rm -rf "$state"
@@ -385,7 +372,7 @@ main() {
 	for r in $(seq 1 "$RUNS"); do
 		for c in $CONFIGS; do
 			run_tailjet "$c" "$r"
-			[ -z "${ALT_TAILJET:-}" ] || run_alt "$c" "$r"
+			[ -z "${ALT_TAILJET:-}" ] || run_tailjet "$c" "$r" alt "$BENCH_DIR/bin/tailjet-alt"
 		done
 		run_curl "$r"
 	done

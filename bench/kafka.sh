@@ -164,13 +164,9 @@ end_offsets() {
 # ---- corpus and records --------------------------------------------------------------------
 generate() {
 	local c="$BENCH_DIR/corpus" id
-	cc -O2 -std=c11 -Wall -Wextra -o "$BENCH_DIR/bin/gen_corpus" "$here/gen_corpus.c"
 	id=$(printf '%064x' 0)
 	rm -rf "$c"
-	mkdir -p "$c/$id"
-	ONE="$c/$id/$id-json.log"
-	"$BENCH_DIR/bin/gen_corpus" --kind apache --lines "$LINES" --seed "$SEED" --format json-file -o "$ONE"
-	ONE_BYTES=$(stat -c %s "$ONE")
+	apache_corpus "$c/$id/$id-json.log"
 }
 
 # tj_args W TOPIC STATE [ARGS...]: sets ARGS to the tailjet command line into TOPIC.

@@ -200,6 +200,16 @@ run_timed() {
 	T_CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
 }
 
+# apache_corpus FILE: builds bench/gen_corpus.c into $BENCH_DIR/bin and writes $LINES Apache
+# combined lines (seed $SEED) to FILE in Docker's json-file format; sets ONE=FILE and ONE_BYTES.
+apache_corpus() {
+	cc -O2 -std=c11 -Wall -Wextra -o "$BENCH_DIR/bin/gen_corpus" "$(dirname "${BASH_SOURCE[0]}")/gen_corpus.c"
+	mkdir -p "$(dirname "$1")"
+	ONE=$1
+	"$BENCH_DIR/bin/gen_corpus" --kind apache --lines "$LINES" --seed "$SEED" --format json-file -o "$ONE"
+	ONE_BYTES=$(stat -c %s "$ONE")
+}
+
 # The binary: built with scripts/build.sh if it is the default one and missing (never rebuilt if
 # it exists), then copied into BENCH_DIR so that a rebuild during the run cannot change it
 # between runs (it carries its pattern library inside). Sets TJ, TJ_VERSION and TJ_ID.
