@@ -689,76 +689,97 @@ static void test_bad_checksum(void)
     tj_ckpt_table_fini(&a);
 }
 
+/* A state directory and three tables a, b, c (3, 4 and 5 entries), t empty for loads, and the
+ * paths of DIR/checkpoints and DIR/checkpoints.prev. */
+struct three {
+    struct tmp d;
+    struct tj_ckpt_table a, b, c, t;
+    char cur[128], prev[128];
+};
+
+static bool three_make(struct three *x)
+{
+    if (!tmp_make(&x->d))
+        return false;
+    make_table(&x->a, 3, 1);
+    make_table(&x->b, 4, 2);
+    make_table(&x->c, 5, 3);
+    tj_ckpt_table_init(&x->t);
+    join(x->cur, sizeof(x->cur), x->d.dir, "checkpoints");
+    join(x->prev, sizeof(x->prev), x->d.dir, "checkpoints.prev");
+    return true;
+}
+
+static void three_free(struct three *x)
+{
+    tj_ckpt_table_fini(&x->t);
+    tj_ckpt_table_fini(&x->c);
+    tj_ckpt_table_fini(&x->b);
+    tj_ckpt_table_fini(&x->a);
+    tmp_remove(&x->d);
+}
+
 static void test_fallback_to_prev(void)
 {
-    struct tj_ckpt_table a, b, c, t;
-    struct tmp d;
-    char err[256], warn[1024], path[128], want[256];
+    struct three x;
+    char err[256], warn[1024], want[256];
     size_t len = 0;
     char *text_b;
 
-    if (!tmp_make(&d))
+    if (!three_make(&x))
         return;
-    make_table(&a, 3, 1);
-    make_table(&b, 4, 2);
-    make_table(&c, 5, 3);
-    tj_ckpt_table_init(&t);
-    text_b = format(&b, &len);
-    CHECK(tj_ckpt_save(d.dir, &a, err, sizeof(err)) == 0);
-    CHECK(tj_ckpt_save(d.dir, &b, err, sizeof(err)) == 0);
-    CHECK(tj_ckpt_save(d.dir, &c, err, sizeof(err)) == 0);
+    text_b = format(&x.b, &len);
+    CHECK(tj_ckpt_save(x.d.dir, &x.a, err, sizeof(err)) == 0);
+    CHECK(tj_ckpt_save(x.d.dir, &x.b, err, sizeof(err)) == 0);
+    CHECK(tj_ckpt_save(x.d.dir, &x.c, err, sizeof(err)) == 0);
     /* prev holds the save before the last one. */
-    CHECK(text_b &&
-          same_file_text(join(path, sizeof(path), d.dir, "checkpoints.prev"), text_b, len));
+    CHECK(text_b && same_file_text(x.prev, text_b, len));
 
     /* A damaged DIR/checkpoints: DIR/checkpoints.prev is used, and the warning says why. */
-    join(path, sizeof(path), d.dir, "checkpoints");
-    CHECK(put_file(path, "tailjet-checkpoints 1\n1 2 3", 27));
-    CHECK(tj_ckpt_load(d.dir, &t, warn, sizeof(warn)) == 0);
-    CHECK(tables_equal(&t, &b));
-    snprintf(want, sizeof(want), "%s/checkpoints: truncated (no end line); using %s/", d.dir,
-             d.dir);
+    CHECK(put_file(x.cur, "tailjet-checkpoints 1\n1 2 3", 27));
+    CHECK(tj_ckpt_load(x.d.dir, &x.t, warn, sizeof(warn)) == 0);
+    CHECK(tables_equal(&x.t, &x.b));
+    snprintf(want, sizeof(want), "%s/checkpoints: truncated (no end line); using %s/", x.d.dir,
+             x.d.dir);
     CHECK(contains(warn, want));
     CHECK(contains(warn, "checkpoints.prev from 20"));
     CHECK(warn[strlen(warn) - 1] == 'Z');
-    tj_ckpt_table_fini(&t);
+    tj_ckpt_table_fini(&x.t);
 
     /* A missing DIR/checkpoints (a crash within a rename fallback, a hand): the same. */
-    CHECK(unlink(path) == 0);
-    CHECK(tj_ckpt_load(d.dir, &t, warn, sizeof(warn)) == 0);
-    CHECK(tables_equal(&t, &b));
-    snprintf(want, sizeof(want), "%s/checkpoints: missing; using %s/checkpoints.prev", d.dir,
-             d.dir);
+    CHECK(unlink(x.cur) == 0);
+    CHECK(tj_ckpt_load(x.d.dir, &x.t, warn, sizeof(warn)) == 0);
+    CHECK(tables_equal(&x.t, &x.b));
+    snprintf(want, sizeof(want), "%s/checkpoints: missing; using %s/checkpoints.prev", x.d.dir,
+             x.d.dir);
     CHECK(contains(warn, want));
-    tj_ckpt_table_fini(&t);
+    tj_ckpt_table_fini(&x.t);
 
     /* DIR/checkpoints that is not a file. */
-    CHECK(mkdir(path, 0700) == 0);
-    CHECK(tj_ckpt_load(d.dir, &t, warn, sizeof(warn)) == 0);
-    CHECK(tables_equal(&t, &b) && contains(warn, "checkpoints: not a regular file; using"));
-    tj_ckpt_table_fini(&t);
-    CHECK(rmdir(path) == 0);
+    CHECK(mkdir(x.cur, 0700) == 0);
+    CHECK(tj_ckpt_load(x.d.dir, &x.t, warn, sizeof(warn)) == 0);
+    CHECK(tables_equal(&x.t, &x.b) && contains(warn, "checkpoints: not a regular file; using"));
+    tj_ckpt_table_fini(&x.t);
+    CHECK(rmdir(x.cur) == 0);
 
     /* A FIFO does not hang the load. */
-    CHECK(mkfifo(path, 0600) == 0);
-    CHECK(tj_ckpt_load(d.dir, &t, warn, sizeof(warn)) == 0);
-    CHECK(tables_equal(&t, &b) && contains(warn, "checkpoints: not a regular file; using"));
-    tj_ckpt_table_fini(&t);
-    CHECK(unlink(path) == 0);
+    CHECK(mkfifo(x.cur, 0600) == 0);
+    CHECK(tj_ckpt_load(x.d.dir, &x.t, warn, sizeof(warn)) == 0);
+    CHECK(tables_equal(&x.t, &x.b) && contains(warn, "checkpoints: not a regular file; using"));
+    tj_ckpt_table_fini(&x.t);
+    CHECK(unlink(x.cur) == 0);
 
     /* A file over the cap is not read (a sparse one: nothing is written). */
-    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+    int fd = open(x.cur, O_CREAT | O_WRONLY, 0600);
     CHECK(fd >= 0 && ftruncate(fd, (off_t)65 << 20) == 0);
     close(fd);
-    CHECK(tj_ckpt_load(d.dir, &t, warn, sizeof(warn)) == 0);
-    CHECK(tables_equal(&t, &b) && contains(warn, "checkpoints: 68157440 bytes, over the cap of"));
-    tj_ckpt_table_fini(&t);
+    CHECK(tj_ckpt_load(x.d.dir, &x.t, warn, sizeof(warn)) == 0);
+    CHECK(tables_equal(&x.t, &x.b) &&
+          contains(warn, "checkpoints: 68157440 bytes, over the cap of"));
+    tj_ckpt_table_fini(&x.t);
 
     free(text_b);
-    tj_ckpt_table_fini(&c);
-    tj_ckpt_table_fini(&b);
-    tj_ckpt_table_fini(&a);
-    tmp_remove(&d);
+    three_free(&x);
 }
 
 static void test_both_corrupt(void)
@@ -810,36 +831,25 @@ static void test_both_corrupt(void)
  * copy, which would leave no good file until the rename. */
 static void test_save_keeps_good_prev(void)
 {
-    struct tj_ckpt_table a, b, c, t;
-    struct tmp d;
-    char err[256], warn[1024], cur[128], prev[128];
+    struct three x;
+    char err[256], warn[1024];
     size_t len = 0;
     char *text_a;
 
-    if (!tmp_make(&d))
+    if (!three_make(&x))
         return;
-    make_table(&a, 3, 1);
-    make_table(&b, 4, 2);
-    make_table(&c, 5, 3);
-    tj_ckpt_table_init(&t);
-    text_a = format(&a, &len);
-    join(cur, sizeof(cur), d.dir, "checkpoints");
-    join(prev, sizeof(prev), d.dir, "checkpoints.prev");
-    CHECK(tj_ckpt_save(d.dir, &a, err, sizeof(err)) == 0);
-    CHECK(tj_ckpt_save(d.dir, &b, err, sizeof(err)) == 0);
-    CHECK(put_file(cur, "tailjet-checkpoints 1\n", 22));
-    CHECK(tj_ckpt_save(d.dir, &c, err, sizeof(err)) == 0);
-    CHECK(text_a && same_file_text(prev, text_a, len));
-    CHECK(tj_ckpt_load(d.dir, &t, warn, sizeof(warn)) == 0 && tables_equal(&t, &c));
-    tj_ckpt_table_fini(&t);
-    CHECK(put_file(cur, "x", 1));
-    CHECK(tj_ckpt_load(d.dir, &t, warn, sizeof(warn)) == 0 && tables_equal(&t, &a));
-    tj_ckpt_table_fini(&t);
+    text_a = format(&x.a, &len);
+    CHECK(tj_ckpt_save(x.d.dir, &x.a, err, sizeof(err)) == 0);
+    CHECK(tj_ckpt_save(x.d.dir, &x.b, err, sizeof(err)) == 0);
+    CHECK(put_file(x.cur, "tailjet-checkpoints 1\n", 22));
+    CHECK(tj_ckpt_save(x.d.dir, &x.c, err, sizeof(err)) == 0);
+    CHECK(text_a && same_file_text(x.prev, text_a, len));
+    CHECK(tj_ckpt_load(x.d.dir, &x.t, warn, sizeof(warn)) == 0 && tables_equal(&x.t, &x.c));
+    tj_ckpt_table_fini(&x.t);
+    CHECK(put_file(x.cur, "x", 1));
+    CHECK(tj_ckpt_load(x.d.dir, &x.t, warn, sizeof(warn)) == 0 && tables_equal(&x.t, &x.a));
     free(text_a);
-    tj_ckpt_table_fini(&c);
-    tj_ckpt_table_fini(&b);
-    tj_ckpt_table_fini(&a);
-    tmp_remove(&d);
+    three_free(&x);
 }
 
 static void test_save_creates_dir(void)
