@@ -1,5 +1,7 @@
 /* test_options.c: every option of every command (and of every output) has help text and is
- * documented in README.md, and the option parser handles the forms users type. */
+ * documented in README.md or a page of docs/, and the option parser handles the forms users
+ * type. */
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,17 +9,60 @@
 #include "tj_output.h"
 #include "tj_test.h"
 
+/* README.md and every .md page of docs/, one after the other (owned; NULL when one cannot be read).
+ */
+static char *read_docs(void)
+{
+    size_t len, n = 0;
+    char *all = tj_test_read_file(TJ_SOURCE_DIR "/README.md", &len);
+    DIR *d = opendir(TJ_SOURCE_DIR "/docs");
+    struct dirent *e;
+
+    if (!all || !d) {
+        free(all);
+        if (d)
+            closedir(d);
+        return NULL;
+    }
+    while ((e = readdir(d))) {
+        size_t nl = strlen(e->d_name), plen;
+        char path[4096], *page, *grown;
+        if (nl < 4 || strcmp(e->d_name + nl - 3, ".md") != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/docs/%s", TJ_SOURCE_DIR, e->d_name);
+        if (!(page = tj_test_read_file(path, &plen)) || !(grown = realloc(all, len + plen + 2))) {
+            free(page);
+            free(all);
+            closedir(d);
+            return NULL;
+        }
+        all = grown;
+        all[len++] = '\n';
+        memcpy(all + len, page, plen);
+        len += plen;
+        all[len] = '\0';
+        free(page);
+        n++;
+    }
+    closedir(d);
+    if (n == 0) {
+        fprintf(stderr, "docs/ holds no page\n");
+        free(all);
+        return NULL;
+    }
+    return all;
+}
+
 static void test_every_option_documented(void)
 {
-    size_t len;
-    char *doc = tj_test_read_file(TJ_SOURCE_DIR "/README.md", &len);
+    char *doc = read_docs();
 
     CHECK(doc != NULL);
     for (size_t c = 0; doc && c < tj_ncmds; c++) {
         char needle[128];
         snprintf(needle, sizeof(needle), "tailjet %s", tj_cmds[c]->name);
         if (!strstr(doc, needle)) {
-            fprintf(stderr, "README.md does not mention '%s'\n", needle);
+            fprintf(stderr, "README.md and docs/ do not mention '%s'\n", needle);
             tj_test_failures++;
         }
         for (size_t i = 0; i < tj_cmds[c]->nopts; i++) {
@@ -25,7 +70,7 @@ static void test_every_option_documented(void)
             CHECK(o->help && strlen(o->help) > 10);
             snprintf(needle, sizeof(needle), "--%s", o->name);
             if (!strstr(doc, needle)) {
-                fprintf(stderr, "README.md does not document %s of 'tailjet %s'\n", needle,
+                fprintf(stderr, "README.md and docs/ do not document %s of 'tailjet %s'\n", needle,
                         tj_cmds[c]->name);
                 tj_test_failures++;
             }
@@ -39,8 +84,8 @@ static void test_every_option_documented(void)
             CHECK(o->help && strlen(o->help) > 10);
             snprintf(needle, sizeof(needle), "`%s=", o->name);
             if (!strstr(doc, needle)) {
-                fprintf(stderr, "README.md does not document --%s %s=\n", tj_outputs[i]->opt_flag,
-                        o->name);
+                fprintf(stderr, "README.md and docs/ do not document --%s %s=\n",
+                        tj_outputs[i]->opt_flag, o->name);
                 tj_test_failures++;
             }
         }

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""test_readme.py: the README documents every command, option and environment variable the
-binary has, and its Deploy section matches the deployment files.
+"""test_readme.py: the documentation (README.md, the front page, and the pages of docs/) names
+every command, option and environment variable the binary has, and its Deploy page matches the
+deployment files.
 
 Usage: test_readme.py PATH/TO/tailjet. Checks:
-- every command of `tailjet --help` has its `## \\`tailjet CMD\\`` section and a line in the
-  Reference section's synopsis; `tailjet --version` is in the synopsis;
-- every option of `tailjet CMD --help` is named (`--opt`) in that command's section;
-- every `[env: VAR]` of the help texts is in the Reference section;
+- README.md is a front page: at most 200 lines; it links every page of docs/, and every link
+  from README.md or a docs page to a .md file of the repository points at a file that exists;
+- every command of `tailjet --help` has its `## \\`tailjet CMD\\`` section (in README.md or a
+  docs page) and a line in the Reference page's synopsis; `tailjet --version` is in the synopsis;
+- every option of `tailjet CMD --help` is named (`--opt`) in that command's section, and every
+  NAME of an output's options (`--es-opt NAME=VALUE`, listed by `tailjet run --help`) is named
+  (`NAME=` or `NAME` in backquotes) in README.md or docs/;
+- every `[env: VAR]` of the help texts is in the Reference page;
 - Deploy: the commands the packaging test runs (docker build, network create, stack deploy) are
   there as written; every variable deploy/stack.yml reads (${VAR...}) is explained; each
   com.df.* label of the stack is in the table with the stack's value; the Prometheus job names
@@ -33,16 +38,78 @@ def expect(cond, what):
         print("FAIL: " + what, flush=True)
 
 
-def sections(text):
-    """{heading: body} for the README's `## ` sections."""
-    res, cur = {}, None
-    for ln in text.splitlines():
-        if ln.startswith("## "):
-            cur = ln[3:].strip()
-            res[cur] = ""
-        elif cur is not None:
-            res[cur] += ln + "\n"
+FRONT_MAX_LINES = 200
+
+
+def pages():
+    """{path relative to the repository: text} for README.md and every docs/*.md."""
+    res = {}
+    docs = os.path.join(REPO, "docs")
+    for rel in ["README.md"] + sorted("docs/" + n for n in os.listdir(docs) if n.endswith(".md")):
+        with open(os.path.join(REPO, rel)) as f:
+            res[rel] = f.read()
     return res
+
+
+def sections(texts):
+    """{heading: body} for the `# ` and `## ` sections of all the pages (a page's title is a
+    section too: docs/deploy.md's `# Deploy` is the section Deploy)."""
+    res = {}
+    for text in texts:
+        cur = None
+        for ln in text.splitlines():
+            m = re.match(r"##? (.*)", ln)
+            if m:
+                cur = m.group(1).strip()
+                check(cur not in res, "two sections are headed %r" % cur)
+                res[cur] = ""
+            elif cur is not None:
+                res[cur] += ln + "\n"
+    return res
+
+
+def check_pages(docs):
+    front = docs["README.md"]
+    n = len(front.splitlines())
+    expect(n <= FRONT_MAX_LINES, "README.md has %d lines: the front page holds at most %d, the "
+           "rest goes to docs/" % (n, FRONT_MAX_LINES))
+    linked = set(re.findall(r"\]\((docs/[A-Za-z0-9_.-]+\.md)(?:#[^)]*)?\)", front))
+    pages_ = [p for p in docs if p.startswith("docs/")]
+    expect(pages_, "docs/ has no page")
+    for p in pages_:
+        expect(p in linked, "README.md does not link %s" % p)
+    nlinks = 0
+    for p, text in docs.items():
+        for target in re.findall(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)", text):
+            if "://" in target:
+                continue
+            nlinks += 1
+            path = os.path.normpath(os.path.join(REPO, os.path.dirname(p), target))
+            if not path.startswith(REPO + os.sep):
+                continue  # outside the repository (../shared/DESIGN.md): not ours to check
+            expect(os.path.exists(path), "%s links %s, which does not exist" % (p, target))
+    print("pages: README.md (%d lines) links %d docs pages; %d links to .md files checked" %
+          (n, len(pages_), nlinks))
+
+
+def check_output_options(tailjet, alltext):
+    """Every NAME of every output's NAME=VALUE list in `tailjet run --help`."""
+    h = helptext(tailjet, "run", "--help")
+    names, inblock = [], False
+    for ln in h.splitlines():
+        if re.match(r"^\S.* options \(--[a-z-]+ NAME=VALUE", ln):
+            inblock = True
+        elif not ln.strip() or re.match(r"^\S", ln):
+            inblock = False
+        elif inblock:
+            m = re.match(r"^  ([a-z][a-z0-9_.]*)=", ln)
+            if m:
+                names.append(m.group(1))
+    expect(names, "tailjet run --help lists no output option (NAME=VALUE)")
+    for nm in names:
+        expect("`%s=" % nm in alltext or "`%s`" % nm in alltext,
+               "no page documents the output option %s (`%s=...`)" % (nm, nm))
+    print("output options: %d names checked" % len(names))
 
 
 def helptext(tailjet, *args):
@@ -57,12 +124,12 @@ def check_commands(tailjet, secs):
     cmds = re.findall(r"^  ([a-z]+) {2,}", top.split("commands:", 1)[1], re.M)
     check(cmds, "no commands in `tailjet --help`:\n%s" % top)
     ref = secs.get("Reference", "")
-    expect(ref, "the README has no `## Reference` section")
+    expect(ref, "no page has a Reference section (docs/reference.md)")
     expect("tailjet --version" in ref, "the Reference synopsis does not show tailjet --version")
     envs = set()
     for c in cmds:
         body = secs.get("`tailjet %s`" % c)
-        expect(body is not None, "the README has no section ## `tailjet %s`" % c)
+        expect(body is not None, "no page has a section ## `tailjet %s`" % c)
         expect(re.search(r"^tailjet %s\b" % c, ref, re.M),
                "the Reference synopsis has no line for tailjet %s" % c)
         h = helptext(tailjet, c, "--help")
@@ -70,7 +137,7 @@ def check_commands(tailjet, secs):
         expect(opts, "tailjet %s --help lists no option" % c)
         for o in opts:
             expect(body is not None and ("`%s " % o in body or "`%s`" % o in body),
-                   "README, section `tailjet %s`: option %s is not documented" % (c, o))
+                   "section `tailjet %s`: option %s is not documented" % (c, o))
         envs |= set(re.findall(r"\[env: ([A-Z_]+)\]", h))
     for e in sorted(envs):
         expect("`%s`" % e in ref, "the Reference section does not name the variable %s" % e)
@@ -79,7 +146,7 @@ def check_commands(tailjet, secs):
 
 def check_deploy(secs):
     dep = secs.get("Deploy")
-    check(dep, "the README has no `## Deploy` section")
+    check(dep, "no page has a Deploy section (docs/deploy.md)")
     for cmd in ("docker build -t tailjet .", "docker network create --driver overlay monitor",
                 "docker stack deploy -c deploy/stack.yml tailjet",
                 "install -m 0644 deploy/tailjet.service /etc/systemd/system/tailjet.service"):
@@ -109,9 +176,11 @@ def check_deploy(secs):
 
 
 def main(tailjet):
-    with open(os.path.join(REPO, "README.md")) as f:
-        secs = sections(f.read())
+    docs = pages()
+    secs = sections(docs.values())
+    check_pages(docs)
     check_commands(tailjet, secs)
+    check_output_options(tailjet, "\n".join(docs.values()))
     check_deploy(secs)
     if failures:
         fail("%d README checks failed" % len(failures))

@@ -13,7 +13,7 @@ an invalid pattern shows PCRE2's message; with the legacy field names (ECS disab
 definition, %{COMMONAPACHELOG} gives clientip and verb; the live tail of web shows the lines appended to web's
 log once it streams, the failed ones marked. A second tailjet with --label-token-file refuses the
 page without the token (401) and serves it, table and all, with ?token=. The screenshot of the
-page (the README shows docs/ui.png, made by this test) is written to SCREENSHOT.png.
+page (docs/running.md shows docs/ui.png, made by this test) is written to SCREENSHOT.png.
 """
 
 import json
