@@ -673,8 +673,8 @@ static const char *const APP_MSGS[] = {
     "cache miss for key \"user:42:profile\"",
     "payment authorised <ok> & settled",
     "Bestellung f\xc3\xbcr Kunde M\xc3\xbcnchen angelegt",
-    "\xe3\x83\xa6\xe3\x83\xbc\xe3\x82\xb6\xe3\x83\xbc\xe3\x81\x8c\xe3\x83\xad\xe3\x82\xb0\xe3\x82"
-    "\xa4\xe3\x83\xb3",
+    ("\xe3\x83\xa6\xe3\x83\xbc\xe3\x82\xb6\xe3\x83\xbc\xe3\x81\x8c\xe3\x83\xad\xe3\x82\xb0\xe3\x82"
+     "\xa4\xe3\x83\xb3"),
     "retrying upstream call to C:\\svc\\pay",
     "slow query detected",
     "emoji in a product name: \xf0\x9f\x91\x9f sneaker",
@@ -856,8 +856,8 @@ static const char *const FRAMES[] = {
 static const char *const EXCEPTIONS[] = {
     "java.lang.IllegalStateException: Order %u not found",
     "java.lang.NullPointerException: Cannot invoke \"String.length()\" because \"name\" is null",
-    "org.springframework.dao.DataAccessResourceFailureException: Unable to acquire JDBC Connection "
-    "<pool=HikariPool-1>",
+    ("org.springframework.dao.DataAccessResourceFailureException: Unable to acquire JDBC "
+     "Connection <pool=HikariPool-1>"),
     "java.net.SocketTimeoutException: Read timed out after %u ms",
 };
 
