@@ -170,7 +170,8 @@ require_disk() {
 # run_timed DIR LABEL PEER_PID CMD...: runs CMD under /usr/bin/time (stdin REDIR_IN, else
 # /dev/null; stdout, stderr and the time report in DIR), stopping it (and saying so, as LABEL) if it
 # still runs after RUN_TIMEOUT seconds. Sets T_RC (its exit status), T_WAITED (1 when it was
-# stopped), T_WALL (seconds by the script's clock), T_CPU (user + system seconds), T_RSS (peak KiB,
+# stopped), T_WALL (seconds: /usr/bin/time's elapsed time, to 10 ms; the script's clock, which polls
+# every 50 ms and so reads up to 50 ms late, only when there is none), T_CPU (user + system seconds), T_RSS (peak KiB,
 # or -) and T_PEER_CPU (the CPU seconds PEER_PID used meanwhile).
 run_timed() {
 	local d=$1 label=$2 peer=$3 pid t0 t1 m0 m1 u=0 s=0 c tck
@@ -196,7 +197,9 @@ run_timed() {
 	m1=$(ticks "$peer")
 	T_WALL=$(secs "$t0" "$t1")
 	T_PEER_CPU=$(awk -v a="$m0" -v b="$m1" -v t="$tck" 'BEGIN { printf "%.2f", (b - a) / t }')
-	[ ! -s "$d/time.txt" ] || read -r _ u s T_RSS < <(tail -1 "$d/time.txt") || true
+	local e=""
+	[ ! -s "$d/time.txt" ] || read -r e u s T_RSS < <(tail -1 "$d/time.txt") || true
+	case $e in [0-9]*.[0-9]*) T_WALL=$e ;; esac
 	T_CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
 }
 

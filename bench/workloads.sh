@@ -4,7 +4,7 @@
 # For each workload: generates LINES lines as json-file and as plain twins (bench/gen_corpus.c),
 # asks tailjet for the exact regex of each alternative (`tailjet patterns --regex`, and
 # `--byte-regex` for the byte-mode twin it runs on pure-ASCII lines), then, pinned
-# to one CPU, runs RUNS times each (the median counts):
+# to one CPU, runs each in turn, RUNS rounds (the median counts):
 #   tailjet parse   json-file -> NDJSON file (the file removed and `sync`ed before each run)
 #   floor --byte    the same regexes in byte mode, as tailjet matches ASCII lines (lines in memory)
 #   floor           the same regexes in UTF mode
@@ -80,7 +80,7 @@ ROWS=()
 # run_workload NAME: generates its corpus, runs tailjet and both floors, checks, adds a row.
 run_workload() {
 	local name=$1 json plain re bre ml_file p args=() walls=() cpus=() rss=0 i out d
-	local fb=() fu=() matched_floor fallbacks events line t_wall t_cpu t_rss
+	local fb=() fu=() matched_floor fallbacks floor_total events line t_wall t_cpu t_rss
 	workload "$name"
 	json="$BENCH_DIR/corpus/$name.json"
 	plain="$BENCH_DIR/corpus/$name.log"
@@ -107,6 +107,8 @@ run_workload() {
 
 	d="$BENCH_DIR/out"
 	out="$d/$name.ndjson"
+	# tailjet and both floors in turn, run after run, so that a change in the machine's load
+	# (other processes on these cores) falls on all three alike
 	for i in $(seq 1 "$RUNS"); do
 		rm -f "$out"
 		sync
@@ -116,6 +118,15 @@ run_workload() {
 		walls+=("$T_WALL")
 		cpus+=("$T_CPU")
 		[ "$T_RSS" = - ] || [ "$T_RSS" -le "$rss" ] || rss=$T_RSS
+		[ "$KEEP" = 1 ] || [ "$i" = "$RUNS" ] || rm -f "$out"
+
+		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/floor" --byte ${ml_file:+--multiline-file "$ml_file"} --regex-file "$bre" "$plain")
+		fb+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")")
+		matched_floor=$(sed -n 's/.* matched=\([0-9]*\).*/\1/p' <<<"$line")
+		fallbacks=$(sed -n 's/.* utf_fallbacks=\([0-9]*\).*/\1/p' <<<"$line")
+		floor_total=$(sed -n 's/.* total=\([0-9]*\).*/\1/p' <<<"$line")
+		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/floor" ${ml_file:+--multiline-file "$ml_file"} --regex-file "$re" "$plain")
+		fu+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")")
 	done
 	# parse's summary: "N records: M matched, ..."
 	line=$(grep -m1 'records:' "$d/stderr.txt" || true)
@@ -123,17 +134,7 @@ run_workload() {
 	local matched_tj
 	matched_tj=$(sed -n 's/.* \([0-9]*\) matched,.*/\1/p' <<<"$line")
 	[ "$(wc -l <"$out")" = "$events" ] || die "$name: $(wc -l <"$out") records written, the summary says $events"
-
-	for i in $(seq 1 "$RUNS"); do
-		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/floor" --byte ${ml_file:+--multiline-file "$ml_file"} --regex-file "$bre" "$plain")
-		fb+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")")
-		matched_floor=$(sed -n 's/.* matched=\([0-9]*\).*/\1/p' <<<"$line")
-		fallbacks=$(sed -n 's/.* utf_fallbacks=\([0-9]*\).*/\1/p' <<<"$line")
-		[ "$(sed -n 's/.* total=\([0-9]*\).*/\1/p' <<<"$line")" = "$events" ] ||
-			die "$name: the floor saw $(sed -n 's/.* total=\([0-9]*\).*/\1/p' <<<"$line") events, tailjet $events"
-		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/floor" ${ml_file:+--multiline-file "$ml_file"} --regex-file "$re" "$plain")
-		fu+=("$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' <<<"$line")")
-	done
+	[ "$floor_total" = "$events" ] || die "$name: the floor saw $floor_total events, tailjet $events"
 	local note=""
 	[ "$fallbacks" = 0 ] || note="$fallbacks of ${#PATTERNS[@]} in UTF mode (no byte-mode twin) "
 	[ "$matched_floor" = "$matched_tj" ] || note+="MISMATCH: the floor matched $matched_floor"
