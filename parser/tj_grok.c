@@ -13,7 +13,6 @@
 
 #include "tj_patterns.h"
 #include "tj_simd.h"
-#include "tj_split.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -1118,8 +1117,7 @@ static size_t ascii_twin(const char *re, size_t n, char *out)
 
 /* The byte-mode twin of an expanded regex (see tj_grok.ascii_code), JIT compiled, or NULL when
  * it has none (ascii_twin), does not compile or JIT compile in byte mode, or has other groups. */
-static pcre2_code *compile_ascii(const char *re, size_t n, uint32_t ngroups,
-                                 struct tj_split **split)
+static pcre2_code *compile_ascii(const char *re, size_t n, uint32_t ngroups)
 {
     pcre2_code *code = NULL;
     uint32_t count = 0;
@@ -1130,16 +1128,14 @@ static pcre2_code *compile_ascii(const char *re, size_t n, uint32_t ngroups,
 
     if (twin && (tn || n == 0))
         code = pcre2_compile((PCRE2_SPTR)twin, tn, ASCII_PCRE2_FLAGS, &errcode, &erroff, NULL);
-    if (code) {
-        pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &count);
-        if (count != ngroups || pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) != 0) {
-            pcre2_code_free(code);
-            code = NULL;
-        }
-    }
-    /* (*UTF), (*UCP), \x{100} and the like: UTF mode only, and no plan */
-    *split = code ? tj_split_compile(twin, tn, ASCII_PCRE2_FLAGS, ngroups) : NULL;
     free(twin);
+    if (!code)
+        return NULL; /* (*UTF), (*UCP), \x{100} and the like: UTF mode only */
+    pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &count);
+    if (count != ngroups || pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) != 0) {
+        pcre2_code_free(code);
+        return NULL;
+    }
     return code;
 }
 
@@ -1190,7 +1186,7 @@ struct tj_grok *tj_grok_compile_opts(const struct tj_grok_lib *lib, const char *
     pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &ngroups);
     gr->ngroups = ngroups;
     if (gr->jit)
-        gr->ascii_code = compile_ascii(g.out, g.len, ngroups, &gr->split);
+        gr->ascii_code = compile_ascii(g.out, g.len, ngroups);
     gr->expr = strndup(expr, len);
     gr->regex = g.out;
     g.out = NULL;
@@ -1240,7 +1236,6 @@ void tj_grok_unref(struct tj_grok *g)
         return;
     pcre2_code_free(g->code);
     pcre2_code_free(g->ascii_code);
-    tj_split_destroy(g->split);
     for (size_t i = 0; i < g->nfields; i++)
         field_free(&g->fields[i]);
     free(g->fields);
@@ -1253,7 +1248,6 @@ void tj_grok_unref(struct tj_grok *g)
 
 struct tj_matcher {
     pcre2_match_data *md;
-    pcre2_match_data *smd; /* the split plans' sub-patterns' */
     uint32_t pairs;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jstack;
@@ -1267,10 +1261,9 @@ struct tj_matcher *tj_matcher_create(const struct tj_match_limits *lim)
         return NULL;
     m->pairs = 32;
     m->md = pcre2_match_data_create(m->pairs, NULL);
-    m->smd = pcre2_match_data_create(m->pairs, NULL);
     m->mctx = pcre2_match_context_create(NULL);
     m->jstack = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, NULL);
-    if (!m->md || !m->smd || !m->mctx || !m->jstack) {
+    if (!m->md || !m->mctx || !m->jstack) {
         tj_matcher_destroy(m);
         return NULL;
     }
@@ -1286,18 +1279,9 @@ void tj_matcher_destroy(struct tj_matcher *m)
     if (!m)
         return;
     pcre2_match_data_free(m->md);
-    pcre2_match_data_free(m->smd);
     pcre2_match_context_free(m->mctx);
     pcre2_jit_stack_free(m->jstack);
     free(m);
-}
-
-int tj_grok_match_split(const struct tj_grok *g, struct tj_matcher *m, const char *s, size_t n)
-{
-    if (!g->split || g->ngroups + 1 > m->pairs)
-        return 0;
-    return tj_split_match(g->split, m->smd, m->mctx, s, n,
-                          (size_t *)pcre2_get_ovector_pointer(m->md));
 }
 
 int tj_grok_match(const struct tj_grok *g, struct tj_matcher *m, const char *s, size_t n)
@@ -1312,24 +1296,15 @@ int tj_grok_match_hint(const struct tj_grok *g, struct tj_matcher *m, const char
 
     if (TJ_UNLIKELY(g->ngroups + 1 > m->pairs)) {
         pcre2_match_data *md = pcre2_match_data_create(g->ngroups + 1, NULL);
-        pcre2_match_data *smd = pcre2_match_data_create(g->ngroups + 1, NULL);
-        if (!md || !smd) {
-            pcre2_match_data_free(md);
-            pcre2_match_data_free(smd);
+        if (!md)
             return TJ_ENOMEM;
-        }
         pcre2_match_data_free(m->md);
-        pcre2_match_data_free(m->smd);
         m->md = md;
-        m->smd = smd;
         m->pairs = g->ngroups + 1;
     }
-    if (g->ascii_code && (ascii || all_ascii(s, n))) {
-        if (g->split && tj_split_match(g->split, m->smd, m->mctx, s, n,
-                                       (size_t *)pcre2_get_ovector_pointer(m->md)) == 1)
-            return 1;
+    if (g->ascii_code && (ascii || all_ascii(s, n)))
         rc = pcre2_jit_match(g->ascii_code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);
-    } else if (TJ_LIKELY(g->jit))
+    else if (TJ_LIKELY(g->jit))
         rc = pcre2_jit_match(g->code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);
     else
         rc = pcre2_match(g->code, (PCRE2_SPTR)s, n, 0, 0, m->md, m->mctx);

@@ -25,7 +25,6 @@
 enum tj_ecs_mode { TJ_ECS_V1, TJ_ECS_DISABLED };
 
 struct tj_grok_lib;
-struct tj_split;
 
 /* Returns an empty library, or NULL when out of memory. */
 struct tj_grok_lib *tj_grok_lib_create(void);
@@ -87,9 +86,6 @@ struct tj_grok {
      * built when the regex text is ASCII and compiles without (*UTF)/(*UCP) or code points
      * above 0xFF, and has the same groups. */
     void *ascii_code;
-    /* struct tj_split *, owned, or NULL: the byte-mode regex cut into segments (tj_split.h), tried
-     * first on pure-ASCII subjects; when it cannot tell, ascii_code runs. */
-    struct tj_split *split;
     char *expr;  /* the user's expression, owned */
     char *regex; /* the expanded PCRE2 regex, owned */
     struct tj_grok_field *fields;
@@ -161,11 +157,6 @@ int tj_grok_match(const struct tj_grok *g, struct tj_matcher *m, const char *s, 
  * byte-mode regex then runs without a scan of s first. With ascii false it is tj_grok_match. */
 int tj_grok_match_hint(const struct tj_grok *g, struct tj_matcher *m, const char *s, size_t n,
                        bool ascii);
-
-/* Only the segment plan (tj_split.h) of g on the pure-ASCII s[0..n), for tests: 1 when it
- * matched (offsets via tj_matcher_ovector, as tj_grok_match would give them), 0 when g has no
- * plan, the matcher has fewer pairs than g's groups, or the plan cannot tell. */
-int tj_grok_match_split(const struct tj_grok *g, struct tj_matcher *m, const char *s, size_t n);
 
 /* Offsets of the last match: pairs [start,end) per group; unset groups are SIZE_MAX. Valid
  * until the next tj_grok_match on this matcher. */
