@@ -37,6 +37,8 @@ struct ctr {
     bool seen;          /* in the last listing */
     bool initial;       /* found at start-up (--start-at applies), kept while it waits */
     int64_t wait_until; /* a worker's task waits for its service's labels until then (ms) */
+    bool held;          /* its file is open in the engine, not read, while it waits */
+    bool gone;          /* removed while it waited: forgotten once its wait ends */
     struct ctr *next;
 };
 
@@ -298,6 +300,46 @@ static bool still_waiting(struct tj_discover *d, struct ctr *c, bool missing)
     return false;
 }
 
+/* The file and metadata of the container's follow; name holds its name without the '/'. */
+static void follow_meta(const struct ctr *c, struct tj_follow *f, char *name, size_t n)
+{
+    snprintf(name, n, "%s", c->name ? (c->name[0] == '/' ? c->name + 1 : c->name) : "");
+    f->path = c->log_path;
+    f->meta[TJ_META_CONTAINER_ID] = c->id;
+    f->meta[TJ_META_CONTAINER_NAME] = name[0] ? name : NULL;
+    f->meta[TJ_META_IMAGE_NAME] = c->image;
+    f->meta[TJ_META_SERVICE_NAME] = c->svc_name;
+    f->meta[TJ_META_SERVICE_ID] = c->svc_id;
+    f->meta[TJ_META_SERVICE_NAMESPACE] = c->ns;
+    f->key = c->id;
+}
+
+/* A task that waits for its service's labels: its file is opened at once and held (not read),
+ * so that its lines outlive the container if it is removed before the labels come (a crash
+ * loop, a short batch job); the follow with the rules, when they come or the wait ends, starts
+ * the reading. */
+static void ctr_hold(struct tj_discover *d, struct ctr *c, bool initial)
+{
+    struct tj_rules_spec spec = {0};
+    struct tj_follow f = {0};
+    struct rules *r;
+    char name[300];
+
+    if (c->held)
+        return;
+    if (!(r = rules_get(d, &spec, NULL, true))) {
+        tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is opened once its wait ends", c->id);
+        return;
+    }
+    follow_meta(c, &f, name, sizeof(name));
+    f.rs = r->rs; /* nothing is parsed with these: the reading waits */
+    f.hold = true;
+    if (tj_engine_follow(d->e, &f, initial) == 0)
+        c->held = true;
+    else
+        tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is opened once its wait ends", c->id);
+}
+
 /* Tells the engine to follow the container with its current rules (or the new ones). */
 static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
 {
@@ -316,8 +358,10 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
 
     if (c->wait_until)
         initial = c->initial;
-    if (still_waiting(d, c, missing))
-        return; /* its lines stay in its file meanwhile */
+    if (still_waiting(d, c, missing)) {
+        ctr_hold(d, c, initial); /* its lines stay in its file, held open, meanwhile */
+        return;
+    }
     spec.exprs = exprs;
     spec.n = n;
     spec.multiline = multiline && *multiline ? multiline : NULL;
@@ -393,18 +437,10 @@ static void ctr_apply(struct tj_discover *d, struct ctr *c, bool initial)
     }
     free(c->rules);
     c->rules = key;
-    snprintf(name, sizeof(name), "%s", c->name ? (c->name[0] == '/' ? c->name + 1 : c->name) : "");
-    f.path = c->log_path;
+    follow_meta(c, &f, name, sizeof(name));
     f.rs = r->rs;
-    f.meta[TJ_META_CONTAINER_ID] = c->id;
-    f.meta[TJ_META_CONTAINER_NAME] = name[0] ? name : NULL;
-    f.meta[TJ_META_IMAGE_NAME] = c->image;
-    f.meta[TJ_META_SERVICE_NAME] = c->svc_name;
-    f.meta[TJ_META_SERVICE_ID] = c->svc_id;
-    f.meta[TJ_META_SERVICE_NAMESPACE] = c->ns;
     f.topic = topic;
     f.index = index;
-    f.key = c->id;
     if (tj_engine_follow(d->e, &f, initial))
         tj_log(TJ_LOG_ERROR, "out of memory: container %.12s is not followed", c->id);
 }
@@ -451,11 +487,22 @@ static void ctr_forget(struct tj_discover *d, const char *id)
         pp = &c->next;
     if (!c)
         return;
+    if (c->wait_until) {
+        /* Still waiting for its labels: its file is held open; it is read with the rules the
+         * wait ends with, then released (ctrs_reap). */
+        if (!c->gone)
+            tj_log(TJ_LOG_INFO,
+                   "container %.12s %s removed while it waits for its service's labels: its "
+                   "log is read once they come or the wait ends",
+                   c->id, c->name ? c->name : "");
+        c->gone = true;
+        return;
+    }
     *pp = c->next;
     pthread_mutex_lock(&d->lock);
     d->following--;
     pthread_mutex_unlock(&d->lock);
-    if (c->rules) {
+    if (c->rules || c->held) {
         tj_engine_unfollow(d->e, c->log_path);
         tj_log(TJ_LOG_INFO, "container %.12s %s removed: its log is read to its end, then released",
                c->id, c->name ? c->name : "");
@@ -664,6 +711,19 @@ static void svcs_fetch_all(struct tj_discover *d)
 
 /* On a worker: takes a new table from the label sources, if one came, and applies it to the
  * tasks. Returns whether one came. */
+/* Forgets the containers removed while they waited whose wait is over: they were just followed
+ * with their rules, so their held files are read to their end, then released. */
+static void ctrs_reap(struct tj_discover *d)
+{
+    struct ctr *c, *next;
+
+    for (c = d->ctrs; c; c = next) {
+        next = c->next;
+        if (c->gone && !c->wait_until)
+            ctr_forget(d, c->id);
+    }
+}
+
 static bool labels_sync(struct tj_discover *d)
 {
     cJSON *svcs, *s;
@@ -684,6 +744,7 @@ static bool labels_sync(struct tj_discover *d)
     for (struct ctr *c = d->ctrs; c; c = c->next)
         if (c->svc_id)
             ctr_apply(d, c, false);
+    ctrs_reap(d);
     return true;
 }
 
@@ -700,6 +761,7 @@ static unsigned pending_check(struct tj_discover *d, unsigned max)
         if (c->wait_until && c->wait_until < next)
             next = c->wait_until;
     }
+    ctrs_reap(d);
     return next > now ? (unsigned)(next - now) : 1;
 }
 

@@ -191,19 +191,23 @@ struct chunk {
 };
 
 struct path {
-    /* First, in one cache line, what the reader's walks over every path look at: ten thousand
-     * quiet files then cost one line each. The list changes under the lock; the reader alone
-     * changes it, so it walks it without. */
-    struct path *next, *hnext;
-    uint64_t hash; /* of name */
-    int wd;        /* inotify watch of its directory, or -1 */
+    /* The list of every path changes under the lock; the reader alone changes it, so it walks
+     * it without. The reader's idle work walks none of it: a poll walks one slice's list and the
+     * busy list, a pass reads the dirty list (see reader_main). */
+    struct path *next, **pprev, *hnext;
+    struct path *snext, **spprev; /* reader: its poll slice's list (hash % SAFETY_POLLS) */
+    struct path *bnext, **bpprev; /* reader: the busy list, while busy */
+    struct path *dnext;           /* reader: the dirty list, while dirty */
+    uint64_t hash;                /* of name */
+    int wd;                       /* inotify watch of its directory, or -1 */
     /* reader */
-    bool dirty;      /* may have data to read */
-    bool busy;       /* path_busy when last looked at: polled every time */
-    bool skipping;   /* discarding the rest of an overlong line */
-    bool matched;    /* seen by the last glob scan */
-    bool unreadable; /* a reason other than its absence kept it closed: reported once */
-    bool aliased;    /* the file at the path is read under another path (alias_*) */
+    bool dirty;           /* may have data to read: on the dirty list */
+    bool busy;            /* path_busy when last looked at: on the busy list, polled every time */
+    bool skipping;        /* discarding the rest of an overlong line */
+    bool held;            /* opened, not read: waiting for its rules (tj_follow.hold) */
+    unsigned match_epoch; /* the glob scan that last matched it (matched: the last full one) */
+    bool unreadable;      /* a reason other than its absence kept it closed: reported once */
+    bool aliased;         /* the file at the path is read under another path (alias_*) */
     char *name;
     struct source *src; /* reference; replaced (reader) when discovery sends new labels */
     bool discovered;    /* followed because discovery said so (not a glob) */
@@ -234,6 +238,7 @@ struct op {
     struct source *src; /* NULL: stop following the path (drain it, then release it) */
     char *meta[TJ_META_COUNT];
     bool initial;
+    bool hold;    /* open the file, read nothing until a follow without it */
     bool release; /* tj_engine_release_eof: no path */
     struct op *next;
 };
@@ -266,6 +271,11 @@ struct tj_engine {
     size_t nwatches;
     struct path *paths;
     struct path *by_name[NAME_BUCKETS];
+    struct path *slices[SAFETY_POLLS];   /* reader: every path, by poll slice */
+    struct path *busy;                   /* reader: the paths polled every time (path_busy) */
+    struct path *dirty;                  /* reader: the paths that may have data to read */
+    size_t nheld;                        /* reader: held paths (the reader is not idle) */
+    unsigned match_epoch;                /* reader: bumped by every full glob scan */
     struct tj_ckpt_table restored;       /* checkpoints read at start; an entry used once gets
                                             offset -1 */
     size_t *rest_by_id, *rest_by_path;   /* indices of restored, by (dev, ino) and by path */
@@ -371,6 +381,43 @@ static struct path *path_find(struct tj_engine *e, const char *name)
     while (p && (p->hash != h || strcmp(p->name, name) != 0))
         p = p->hnext;
     return p;
+}
+
+/* Whether the last full glob scan (or a file event since) matched the path. */
+static bool path_matched(const struct tj_engine *e, const struct path *p)
+{
+    return p->match_epoch == e->match_epoch;
+}
+
+/* Puts the path on the dirty list (reader): the next pass reads it. */
+static void mark_dirty(struct tj_engine *e, struct path *p)
+{
+    if (p->dirty)
+        return;
+    p->dirty = true;
+    p->dnext = e->dirty;
+    e->dirty = p;
+}
+
+/* Puts the path on the busy list or takes it off (reader). */
+static void set_busy(struct tj_engine *e, struct path *p, bool busy)
+{
+    if (busy == p->busy)
+        return;
+    p->busy = busy;
+    if (busy) {
+        p->bnext = e->busy;
+        p->bpprev = &e->busy;
+        if (e->busy)
+            e->busy->bpprev = &p->bnext;
+        e->busy = p;
+    } else {
+        *p->bpprev = p->bnext;
+        if (p->bnext)
+            p->bnext->bpprev = p->bpprev;
+        p->bnext = NULL;
+        p->bpprev = NULL;
+    }
 }
 
 /* Opens a log file for reading without updating its access time where allowed: an atime update
@@ -1245,15 +1292,24 @@ static struct path *path_add(struct tj_engine *e, const char *name, struct sourc
     p->fmt = has_suffix(name, "-json.log") ? TJ_FORMAT_JSONFILE : TJ_FORMAT_AUTO;
     tj_buf_init(&p->carry, TJ_ASSEMBLE_MAX_RAW(e->cfg.max_line_bytes) + e->cfg.chunk_bytes);
     p->wd = path_watch_dir(e, name);
-    p->dirty = p->busy = true;
     p->last_read_ms = now_ms();
     path_restore(e, p, at_start);
     pthread_mutex_lock(&e->lock);
     p->next = e->paths;
+    p->pprev = &e->paths;
+    if (e->paths)
+        e->paths->pprev = &p->next;
     e->paths = p;
     p->hnext = e->by_name[h];
     e->by_name[h] = p;
     pthread_mutex_unlock(&e->lock);
+    p->snext = e->slices[hash % SAFETY_POLLS];
+    p->spprev = &e->slices[hash % SAFETY_POLLS];
+    if (p->snext)
+        p->snext->spprev = &p->snext;
+    *p->spprev = p;
+    mark_dirty(e, p);
+    set_busy(e, p, true);
     tj_log(TJ_LOG_DEBUG, "following %s", name);
     return p;
 }
@@ -1285,8 +1341,8 @@ static void scan_globs(struct tj_engine *e, bool at_start, bool all)
         if (k == e->nwatches)
             return;
     }
-    for (struct path *p = e->paths; p; p = p->next)
-        p->matched = p->matched && !all; /* a partial run keeps what the others matched */
+    if (all)
+        e->match_epoch++; /* a partial run keeps what the others matched */
     for (size_t i = 0; i < e->nwatches; i++) {
         glob_t gl;
         int rc;
@@ -1300,7 +1356,7 @@ static void scan_globs(struct tj_engine *e, bool at_start, bool all)
                 if (!p && stat(gl.gl_pathv[k], &st) == 0 && S_ISREG(st.st_mode))
                     p = path_add(e, gl.gl_pathv[k], e->watches[i].src, NULL, at_start);
                 if (p)
-                    p->matched = true;
+                    p->match_epoch = e->match_epoch;
             }
         }
         if (rc != GLOB_NOMATCH)
@@ -1838,6 +1894,19 @@ static void op_free(struct op *o)
     free(o);
 }
 
+/* Holds the path (opened, not read) or lets it be read. */
+static void set_held(struct tj_engine *e, struct path *p, bool held)
+{
+    if (held == p->held)
+        return;
+    p->held = held;
+    if (held)
+        e->nheld++;
+    else
+        e->nheld--;
+    mark_dirty(e, p);
+}
+
 /* Applies discovery's requests (reader thread). */
 static void apply_ops(struct tj_engine *e)
 {
@@ -1856,8 +1925,10 @@ static void apply_ops(struct tj_engine *e)
             __atomic_sub_fetch(&e->eof_holds, 1, __ATOMIC_ACQ_REL);
         } else if (o->src && !p) {
             p = path_add(e, o->path, o->src, (const char *const *)o->meta, o->initial);
-            if (p)
+            if (p) {
                 p->discovered = true;
+                set_held(e, p, o->hold);
+            }
         } else if (o->src) {
             struct source *old = p->src;
             struct gen *g = p->gens;
@@ -1865,7 +1936,9 @@ static void apply_ops(struct tj_engine *e)
             p->src = source_ref(o->src); /* chunks read from now on use the new rules */
             source_unref(old);
             p->discovered = true;
-            p->dirty = p->busy = true;
+            set_held(e, p, o->hold);
+            mark_dirty(e, p);
+            set_busy(e, p, true);
             while (g && g->next)
                 g = g->next;
             /* Unfollowed, then followed again (a container listed again): the file still at
@@ -1876,9 +1949,11 @@ static void apply_ops(struct tj_engine *e)
         } else if (p && p->discovered) {
             struct gen *cur = gen_current(p);
             p->discovered = false;
-            if (!p->matched && cur)
+            set_held(e, p, false); /* what it holds is read, with the rules it has */
+            if (!path_matched(e, p) && cur)
                 cur->retired = true; /* read to its end, then released */
-            p->dirty = p->busy = true;
+            mark_dirty(e, p);
+            set_busy(e, p, true);
             tj_log(TJ_LOG_DEBUG, "%s: no longer followed once read to its end", p->name);
         }
         op_free(o);
@@ -1913,6 +1988,7 @@ int tj_engine_follow(struct tj_engine *e, const struct tj_follow *f, bool initia
         if (f->meta[k] && !(o->meta[k] = strdup(f->meta[k])))
             goto nomem;
     o->initial = initial;
+    o->hold = f->hold;
     return op_queue(e, o);
 nomem:
     if (o)
@@ -1963,7 +2039,7 @@ static void mark_dir_dirty(struct tj_engine *e, int wd)
 {
     for (struct path *p = e->paths; p; p = p->next)
         if (p->wd == wd)
-            p->dirty = true;
+            mark_dirty(e, p);
 }
 
 /* An event about file `name` in watch wd: marks its path, if it is one (a file no path follows
@@ -1979,7 +2055,7 @@ static bool mark_file_dirty(struct tj_engine *e, int wd, const char *name)
         (size_t)snprintf(full, sizeof(full), "%s%s", w->prefix, name) >= sizeof(full))
         return false;
     if ((p = path_find(e, full)) && p->wd == wd)
-        p->dirty = true;
+        mark_dirty(e, p);
     return true;
 }
 
@@ -2006,7 +2082,7 @@ static bool new_file(struct tj_engine *e, int wd, const char *name)
         if (fnmatch(e->watches[i].glob, full, FNM_PATHNAME | FNM_PERIOD) == 0) {
             struct path *p = path_add(e, full, e->watches[i].src, NULL, false);
             if (p)
-                p->matched = true;
+                p->match_epoch = e->match_epoch;
             return p != NULL;
         }
     }
@@ -2029,7 +2105,7 @@ static bool drain_inotify(struct tj_engine *e)
             struct inotify_event *ev = (struct inotify_event *)q;
             if (ev->mask & IN_Q_OVERFLOW) {
                 for (struct path *p = e->paths; p; p = p->next)
-                    p->dirty = true;
+                    mark_dirty(e, p);
                 rescan = true;
             } else if (ev->len && ev->wd == last_named_wd && strcmp(ev->name, last_name) == 0) {
                 /* the same file as the event before (a writer's every write): marked */
@@ -2049,24 +2125,30 @@ static bool drain_inotify(struct tj_engine *e)
     return rescan;
 }
 
-/* Forgets paths that are gone: not matched, no file left, nothing in flight or carried. */
+/* Forgets paths that are gone: not matched, no file left, nothing in flight or carried, not
+ * waiting to be read. Such a path is busy (it has no file), so the busy list holds them all. */
 static void paths_prune(struct tj_engine *e)
 {
-    struct path **pp = &e->paths, *p;
+    struct path *p, *next;
 
     pthread_mutex_lock(&e->lock);
-    while ((p = *pp)) {
-        if (!p->matched && !p->discovered && !p->gens && !p->ninflight && !p->carry.len &&
-            !p->ready && !p->submitting && !p->retry_at) { /* no worker is inside it */
-            struct path **hp = &e->by_name[name_hash(p->name) % NAME_BUCKETS];
-            while (*hp != p)
-                hp = &(*hp)->hnext;
-            *hp = p->hnext;
-            *pp = p->next;
-            path_free(p);
+    for (p = e->busy; p; p = next) {
+        struct path **hp = &e->by_name[p->hash % NAME_BUCKETS];
+        next = p->bnext;
+        if (path_matched(e, p) || p->discovered || p->gens || p->ninflight || p->carry.len ||
+            p->ready || p->submitting || p->retry_at || p->dirty) /* a worker may be inside */
             continue;
-        }
-        pp = &p->next;
+        while (*hp != p)
+            hp = &(*hp)->hnext;
+        *hp = p->hnext;
+        *p->pprev = p->next;
+        if (p->next)
+            p->next->pprev = p->pprev;
+        *p->spprev = p->snext;
+        if (p->snext)
+            p->snext->spprev = p->spprev;
+        set_busy(e, p, false);
+        path_free(p);
     }
     pthread_mutex_unlock(&e->lock);
 }
@@ -2076,7 +2158,7 @@ static void paths_prune(struct tj_engine *e)
 static bool path_busy(const struct path *p)
 {
     return p->wd < 0 || p->aliased || !p->gens || p->gens->next || p->gens->retired ||
-           p->carry.len || p->unreadable;
+           p->carry.len || p->unreadable || p->held;
 }
 
 /* Whether the path has bytes to read or ship (its current file grew, a rotated one is not
@@ -2098,6 +2180,56 @@ static int64_t done_grace(const struct tj_engine *e)
     int64_t g = 2 * GLOB_POLLS * (int64_t)e->cfg.poll_ms;
 
     return g > 10000 ? g : 10000;
+}
+
+/* The safety net's look at one path: a change inotify did not report (or that happened in a
+ * rotated file), a rotated file whose wait ended. */
+static void safety_check(struct tj_engine *e, struct path *p)
+{
+    path_check(e, p);
+    if (path_has_work(p))
+        mark_dirty(e, p);
+    else if (p->gens && p->gens->retired)
+        gens_release(e, p); /* a rotated file's wait may have ended */
+    set_busy(e, p, path_busy(p));
+}
+
+/* One pass over the dirty paths: each is read once (one chunk); one at the end of what it holds
+ * is checked for a rotation or truncation. Sets *progress, *blocked (the read-ahead budget is
+ * spent: the rest stay dirty), *pending (a carry waits for more). */
+static void read_dirty(struct tj_engine *e, struct tj_cut *cut, int64_t now, bool *progress,
+                       bool *blocked, bool *pending)
+{
+    struct path *p = e->dirty, *next;
+
+    e->dirty = NULL; /* what stays dirty goes back on the list */
+    for (; p; p = next) {
+        next = p->dnext;
+        p->dirty = false;
+        if (p->held)
+            continue; /* read once its rules come (set_held marks it dirty again) */
+        if (*blocked || !budget_left(e)) {
+            *blocked = true;
+            mark_dirty(e, p);
+            continue;
+        }
+        if (path_read(e, p, cut, now)) {
+            *progress = true;
+            mark_dirty(e, p);
+        } else {
+            /* At the end of what it holds: was it rotated or truncated meanwhile? A busy
+             * reader must notice now, not at the next poll, or a file that lives a few
+             * milliseconds (fast rotation) is gone before it is opened. */
+            struct gen *before = gen_current(p);
+            path_check(e, p);
+            if (p->carry.len != 0 || gen_current(p) != before)
+                mark_dirty(e, p);
+            *progress |= gen_current(p) != before;
+            gens_release(e, p);
+            set_busy(e, p, path_busy(p));
+        }
+        *pending |= p->carry.len != 0;
+    }
 }
 
 static void *reader_main(void *arg)
@@ -2133,23 +2265,27 @@ static void *reader_main(void *arg)
         if (now >= next_scan) {
             /* The safety net. With inotify, a file is checked as soon as its directory reports
              * a change; the poll looks each time only at files still being finished (rotated,
-             * lingering, read under another name, absent) and at those no watch covers, and
-             * at a tenth of the others (by their name's hash: each one every SAFETY_POLLS
-             * polls); the globs run when inotify reports a new file, and every GLOB_POLLS
-             * polls. Without inotify, everything at every poll. */
+             * lingering, read under another name, absent) and at those no watch covers (the
+             * busy list), and at a tenth of the others (one slice's list, by their name's hash:
+             * each one every SAFETY_POLLS polls), so that it touches a tenth of the paths; the
+             * globs run when inotify reports a new file, and every GLOB_POLLS polls. Without
+             * inotify, everything at every poll. */
             bool full = e->inotify_fd < 0 || now >= next_full;
             unsigned slice = (unsigned)(npolls++ % SAFETY_POLLS);
+            struct path *p, *next;
             scan_globs(e, false, full || rescan);
             rescan = false;
-            for (struct path *p = e->paths; p; p = p->next) {
-                if (!full && !p->busy && p->hash % SAFETY_POLLS != slice)
-                    continue;
-                path_check(e, p);
-                if (path_has_work(p))
-                    p->dirty = true;
-                else if (p->gens && p->gens->retired)
-                    gens_release(e, p); /* a rotated file's wait may have ended */
-                p->busy = path_busy(p);
+            if (e->inotify_fd < 0) {
+                for (p = e->paths; p; p = p->next)
+                    safety_check(e, p);
+            } else {
+                for (p = e->slices[slice]; p; p = p->snext)
+                    if (!p->busy)
+                        safety_check(e, p);
+                for (p = e->busy; p; p = next) {
+                    next = p->bnext; /* safety_check may take p off the list */
+                    safety_check(e, p);
+                }
             }
             paths_prune(e);
             if (full) {
@@ -2158,28 +2294,8 @@ static void *reader_main(void *arg)
             }
             next_scan = now + e->cfg.poll_ms;
         }
-        for (struct path *p = e->paths; p && !blocked; p = p->next) {
-            if (!p->dirty)
-                continue;
-            if (!budget_left(e)) {
-                blocked = true;
-                break;
-            }
-            if (path_read(e, p, &cut, now)) {
-                progress = true;
-            } else {
-                /* At the end of what it holds: was it rotated or truncated meanwhile? A busy
-                 * reader must notice now, not at the next poll, or a file that lives a few
-                 * milliseconds (fast rotation) is gone before it is opened. */
-                struct gen *before = gen_current(p);
-                path_check(e, p);
-                p->dirty = p->carry.len != 0 || gen_current(p) != before;
-                progress |= gen_current(p) != before;
-                gens_release(e, p);
-                p->busy = path_busy(p);
-            }
-            pending |= p->carry.len != 0;
-        }
+        read_dirty(e, &cut, now, &progress, &blocked, &pending);
+        pending |= e->nheld != 0; /* not idle (--exit-on-eof) while a file waits for rules */
         if (!progress && !blocked && !pending &&
             !__atomic_exchange_n(&e->reader_idle, true, __ATOMIC_ACQ_REL))
             wake(e->main_fd); /* --exit-on-eof may be done */
@@ -2200,11 +2316,9 @@ static void *reader_main(void *arg)
                     next_scan = now; /* a file appeared: run the globs now */
                     rescan = true;
                 }
-                for (struct path *p = e->paths; p; p = p->next) {
-                    if (p->dirty) {
-                        path_check(e, p);
-                        p->busy = path_busy(p);
-                    }
+                for (struct path *p = e->dirty; p; p = p->dnext) {
+                    path_check(e, p);
+                    set_busy(e, p, path_busy(p));
                 }
             }
         }

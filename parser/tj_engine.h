@@ -75,12 +75,15 @@ struct tj_follow {
                                         and host name are the engine's) */
     const char *topic, *index;       /* logTopic / logIndex, or NULL */
     const char *key;                 /* message key (the container id), or NULL */
+    bool hold; /* open the file now (its descriptor keeps its lines if it is deleted), read
+                  nothing of it until a follow without hold, or an unfollow */
 };
 
 /* Follows f->path with these rules, or, when it is followed already, parses what is read from
  * now on with them (live reconfiguration). `initial`: found by the first listing at start, so
- * --start-at applies. Any thread; applied by the reader thread soon after. Strings are copied.
- * Returns 0 or TJ_ENOMEM. */
+ * --start-at applies. With f->hold, the file is opened but not read: a Swarm task waiting for
+ * its service's labels (a later follow gives the rules and starts the reading). Any thread; applied
+ * by the reader thread soon after. Strings are copied. Returns 0 or TJ_ENOMEM. */
 int tj_engine_follow(struct tj_engine *e, const struct tj_follow *f, bool initial);
 
 /* --exit-on-eof waits for discovery: tj_engine_hold_eof (before tj_engine_run) keeps it from

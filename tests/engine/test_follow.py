@@ -14,10 +14,12 @@ checkpoint; a rename-and-create while tailjet is down; a line written to the ren
 before the application reopens; Docker's 16 KiB partial entries joined, also across a
 rotation; a json-file time that is not RFC 3339 (read time, text in docker.time, tagged
 _timestampparsefailure); --exit-on-eof with --docker-root reads what the first scan found;
+a Swarm task removed while it waits for its service's labels (--label-source) ships every line;
 garbage checkpoints (a warning, no crash, nothing lost); SIGTERM/SIGINT (exit 0,
 quickly, and after a SIGTERM while shipping every line exactly once); bad flags (exit 2).
 """
 
+import json
 import os
 import re
 import signal
@@ -28,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tj_engine_util import (append, check, fail, log, main_wrapper, messages,  # noqa: E402
-                            read_records, rec_path, tj_args, wait_until, run_cases)
+                            read_records, rec_path, sub, tj_args, wait_until, run_cases)
 
 EOF_TIMEOUT = 15.0      # an --exit-on-eof run over a few small files
 APPEAR_TIMEOUT = 10.0   # a line appended while following must be shipped within this
@@ -430,6 +432,69 @@ def case_docker_root_exit_on_eof(binary, env):
               "containers found (1000)" % (run, n))
 
 
+def case_task_removed_while_waiting(binary, env):
+    """On a worker (--label-source), a new Swarm task whose service is not in the label table
+    yet waits --label-wait; removed 0.2 s after it started (its directory and log deleted, as
+    `docker rm` does), every one of its lines is still shipped: its file is opened at once and
+    held while it waits. Task A's service labels come after the removal: its lines are parsed
+    with their pattern; task B's never come: its lines ship tagged _labelsmissing when the wait
+    ends. Each line once."""
+    import shutil
+    from tj_fake_docker import Container, LabelSource
+    root = env.mkdir("docker")
+    src = LabelSource([{"id": "other", "name": "other", "labels": {}}])
+    try:
+        out, state = env.path("out.ndjson"), env.path("state")
+        t = env.tailjet(binary, ["--docker-root", root, "--output", "file:" + out,
+                                 "--state-dir", state, "--metrics-addr", "off",
+                                 "--label-source", src.url, "--label-wait", "6s",
+                                 "--poll-interval", "100ms"])
+        wait_until(lambda: src.asked >= 1, 10.0, "tailjet to read the label table", procs=[t])
+        tasks = []
+        for name, svc in (("a", "svc-a"), ("b", "svc-b")):
+            c = Container(root, "web-%s.1.task%s" % (name, name), {
+                "com.docker.swarm.service.id": svc, "com.docker.swarm.service.name": "web-" + name,
+                "com.docker.swarm.task.id": "task" + name})
+            c.write(200)
+            tasks.append((c, time.monotonic()))
+        for c, started in tasks:
+            # opened at once, while it waits for its labels (well before --label-wait ends)
+            t.wait_open(c.log, 4.0)
+            c.write(100)  # the task goes on writing until it is removed
+            time.sleep(max(0.0, started + 0.2 - time.monotonic()))
+            shutil.rmtree(os.path.dirname(c.log))
+            log("task %s removed %.2f s after it started" % (c.name, time.monotonic() - started))
+        src.set([{"id": "other", "name": "other", "labels": {}},
+                 {"id": "svc-a", "name": "web-a",
+                  "labels": {"logPattern": "seq=%{INT:n:int} c=%{NOTSPACE:who} %{GREEDYDATA}"}}])
+        want = {c.name: c for c, _ in tasks}
+
+        def shipped():
+            recs = read_records(out, strict=False)
+            return sum(1 for r in recs if sub(r, "container", "name") in want) >= 600
+
+        wait_until(shipped, 20.0, "the 600 lines of the two removed tasks", procs=[t])
+        time.sleep(0.5)  # nothing more comes
+        t.stop()
+        recs = read_records(out)
+        for c in want.values():
+            mine = [r for r in recs if sub(r, "container", "name") == c.name]
+            check(sorted(r["message"] for r in mine) == sorted(m for m, _ in c.lines),
+                  "task %s: %d records, expected its %d lines once each" %
+                  (c.name, len(mine), len(c.lines)))
+            for r in mine:
+                if c.name.startswith("web-a"):
+                    check(isinstance(r.get("n"), int) and "tags" not in r,
+                          "task %s (labels came after its removal): not parsed with its "
+                          "service's pattern: %s" % (c.name, json.dumps(r)[:300]))
+                else:
+                    check("_labelsmissing" in (r.get("tags") or []),
+                          "task %s (labels never came): not tagged _labelsmissing: %s" %
+                          (c.name, json.dumps(r)[:300]))
+    finally:
+        src.close()
+
+
 def case_corrupt_state(binary, env):
     d, out, state = setup(env)
     p = os.path.join(d, "app.log")
@@ -544,6 +609,7 @@ CASES = [
     case_jsonfile_partials_late_file,
     case_jsonfile_bad_time,
     case_docker_root_exit_on_eof,
+    case_task_removed_while_waiting,
     case_corrupt_state,
     case_sigterm,
     case_bad_flags,

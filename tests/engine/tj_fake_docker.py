@@ -126,3 +126,72 @@ def feed(ctrs, total, rate, chunk=50, at=()):
         feeder.finish()
     finally:
         feeder.stop()
+
+
+class LabelSource:
+    """A Swarm manager's tailjet as a worker's tailjet sees it (--label-source URL): it serves
+    the label table at /v1/services as discover/tj_labels.c does, {"version": 16 hex digits,
+    "services": [{"id", "name", "labels"}]}, and holds a long poll (?version=V&wait=S) that asks
+    for the version it has until the table changes (then 200) or the wait ends (304)."""
+
+    def __init__(self, services=()):
+        import http.server
+
+        self.cv = threading.Condition()
+        self.closed = False
+        self.gen = 0
+        self.services = list(services)
+        self.asked = 0  # requests answered
+        src = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlsplit
+                u = urlsplit(self.path)
+                if u.path != "/v1/services":
+                    self.send_error(404)
+                    return
+                q = parse_qs(u.query)
+                have = q.get("version", [""])[0]
+                wait = min(float(q.get("wait", ["0"])[0] or 0), 25.0)
+                with src.cv:
+                    src.cv.wait_for(lambda: src.closed or src.version() != have, wait)
+                    version, body = src.version(), json.dumps(
+                        {"version": src.version(), "services": src.services}).encode()
+                    src.asked += 1
+                if version == have:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def version(self):
+        return "%016x" % (0x7a11e7000000 + self.gen)
+
+    def set(self, services):
+        """Serves a new table: [{"id", "name", "labels": {...}}, ...]."""
+        with self.cv:
+            self.services = list(services)
+            self.gen += 1
+            self.cv.notify_all()
+
+    def close(self):
+        with self.cv:
+            self.closed = True
+            self.cv.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5.0)
