@@ -37,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import ssl
 import subprocess
 import sys
@@ -48,22 +47,14 @@ sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 sys.path.insert(0, HERE)
 from tj_engine_util import (check, fail, free_port, log, main_wrapper,  # noqa: E402
                             read_text, run_cases, tail_text, wait_until)
-from tj_fake_docker import Container as FakeContainer, Feeder  # noqa: E402
-from tj_fake_docker import fake_root as fake_root_of  # noqa: E402
 from tj_es_server import make_test_ca  # noqa: E402
+from es_common import (DELIVER, FIGURES, ID_RE, STOP_BOUND, Run, clean_environ,  # noqa: E402
+                       dead_letters, dead_seqs, fake_root, feed, figure, kill9_runs, lines_of,
+                       metric, stop_holding, wait_drained)
 
 SERVER = os.path.join(HERE, "tj_es_server.py")
-DELIVER = 60.0       # every line written must be indexed and acknowledged within this
-STOP_BOUND = 15.0    # SIGTERM at the end of a case: exit status 0 within this
 LINE_RE = re.compile(r"^seq=(\d{6}) c=(\w+) ")
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 FAST = ["--es-opt", "retry.initial_backoff=50ms", "--es-opt", "retry.max_backoff=1s"]
-FIGURES = []
-
-
-def figure(what, text):
-    FIGURES.append((what, text))
-    log("    figure: %s: %s" % (what, text))
 
 
 # ------------------------------------------------------------------------------------------
@@ -133,104 +124,6 @@ class Es:
 
 
 # ------------------------------------------------------------------------------------------
-# Fake containers (--docker-root) and the lines they write
-
-
-class Container(FakeContainer):
-    """A fake container that knows which index each of its lines belongs in."""
-
-    def __init__(self, root, name, labels=None, line_bytes=200):
-        super().__init__(root, name, labels, line_bytes)
-        self.default = "logs-%{service}-%Y.%m.%d"
-
-    def index_of(self, seq):
-        """The index the line belongs in: the logIndex label, else logs-<name>-<UTC date> (or
-        self.default, set by a case that changes the default)."""
-        day = self.lines[seq][1][:10].replace("-", ".")
-        tpl = self.labels.get("logIndex", self.default)
-        return (tpl.replace("%{service}", self.name.lower()).replace("%Y", day[0:4])
-                .replace("%m", day[5:7]).replace("%d", day[8:10]))
-
-
-def fake_root(env, *specs):
-    return fake_root_of(env, *specs, cls=Container)
-
-
-# ------------------------------------------------------------------------------------------
-# tailjet and its endpoint
-
-
-class Run:
-    """One tailjet run with its /metrics port."""
-
-    def __init__(self, env, binary, es_url, root, extra=(), name="tj", state="state",
-                 environ=None):
-        self.port = free_port()
-        args = ["--docker-root", root, "--output", es_url, "--state-dir", env.path(state),
-                "--poll-interval", "200ms", "--metrics-addr", "127.0.0.1:%d" % self.port]
-        old = {}
-        for k, v in (environ or {}).items():
-            old[k] = os.environ.get(k)
-            os.environ[k] = v
-        try:
-            self.t = env.tailjet(binary, args + list(extra), name=name)
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-    def get(self, path):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path)
-            r = conn.getresponse()
-            return r.status, r.read().decode("utf-8", "replace")
-        except OSError:
-            return None, ""
-        finally:
-            conn.close()
-
-    def metrics(self):
-        """{name{labels}: value} of /metrics (None when it does not answer)."""
-        status, body = self.get("/metrics")
-        if status != 200:
-            return None
-        out = {}
-        for ln in body.splitlines():
-            if ln and not ln.startswith("#"):
-                k, _, v = ln.rpartition(" ")
-                out[k] = float(v)
-        return out
-
-    def acked(self):
-        m = self.metrics() or {}
-        return int(m.get('tailjet_output_records_acked_total{output="elasticsearch"}', -1))
-
-    def wait_acked(self, n, timeout=DELIVER, what=None):
-        wait_until(lambda: self.acked() >= n, timeout,
-                   what or "tailjet to acknowledge %d records" % n, procs=[self.t])
-
-    def stderr(self):
-        return self.t.stderr_text()
-
-
-def stop_holding(r):
-    """SIGTERM to a run that holds documents it cannot deliver: it drains for its
-    --shutdown-timeout, gives up and exits 1 (what it did not deliver is shipped at the next
-    start); anything else (a sanitizer's exit status, a crash) fails."""
-    os.kill(r.t.pid, signal.SIGTERM)
-    rc = r.t.wait(STOP_BOUND)
-    check(rc in (0, 1), "tailjet (%s) exited %d after SIGTERM: %s" %
-          (r.t.name, rc, tail_text(r.stderr())))
-
-
-def lines_of(t, pattern):
-    return [ln for ln in t.stderr_text().splitlines() if re.search(pattern, ln)]
-
-
-# ------------------------------------------------------------------------------------------
 # What the server holds
 
 
@@ -292,12 +185,7 @@ def fault_case(binary, env, faults, extra=(), lines=3000, rate=1500):
     es.faults(**faults)
     root, ctrs = fake_root(env, ("web", {}), ("api", {}))
     r = Run(env, binary, "elasticsearch://" + es.hostport, root, FAST + list(extra))
-    feeder = Feeder(ctrs, lines, rate=rate, chunk=50)
-    feeder.start()
-    try:
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed(ctrs, lines, rate)
     r.wait_acked(total(ctrs))
     es.faults(**{k: 0 for k in faults})
     stats = es.stats()
@@ -305,12 +193,6 @@ def fault_case(binary, env, faults, extra=(), lines=3000, rate=1500):
     m = r.metrics()
     r.t.stop(STOP_BOUND)
     return es, r, stats, over, m
-
-
-def metric(m, name, **labels):
-    key = name + "{" + ",".join('%s="%s"' % kv for kv in
-                                [("output", "elasticsearch")] + sorted(labels.items())) + "}"
-    return m.get(key)
 
 
 # ------------------------------------------------------------------------------------------
@@ -439,11 +321,8 @@ def case_mapping(binary, env):
     c.write(2000, text=text)
     r.wait_acked(2000)
     check_exactly_once(es, ctrs, skip=bad)
-    with open(dl, "rb") as f:
-        raw = f.read()
-    check(raw.endswith(b"\n"), "the dead-letter file ends with a newline")
-    rows = [json.loads(x) for x in raw.splitlines()]
-    got = sorted(int(LINE_RE.match(x["document"]["message"]).group(1)) for x in rows)
+    rows = dead_letters(dl)
+    got = dead_seqs(rows)
     check(got == sorted(s for _, s in bad), "dead letters: %d (first %s), expected %d" %
           (len(got), got[:5], len(bad)))
     for x in rows:
@@ -558,26 +437,11 @@ def case_kill9(binary, env):
     es = Es(env)
     es.faults(drop_after_rate=0.1, drop_before_rate=0.05)
     root, ctrs = fake_root(env, ("web", {}), ("api", {"logIndex": "api"}))
-    args = FAST + ["--checkpoint-interval", "200ms"]
-    r = Run(env, binary, "elasticsearch://" + es.hostport, root, args, name="run1")
-    feeder = Feeder(ctrs, 4000, rate=500, chunk=25)
-    feeder.start()
-    try:
-        for i, at in enumerate((800, 1800, 2800)):
-            feeder.wait_written(at)
-            r.t.kill9()
-            log("    kill -9 of run %d after %d lines per container" % (i + 1, feeder.written()))
-            time.sleep(0.2)
-            r = Run(env, binary, "elasticsearch://" + es.hostport, root, args,
-                    name="run%d" % (i + 2))
-        feeder.finish()
-    finally:
-        feeder.stop()
+    r = kill9_runs(env, binary, "elasticsearch://" + es.hostport, root, ctrs,
+                   FAST + ["--checkpoint-interval", "200ms"])
     wait_indexed(es, total(ctrs), [r.t])
     es.faults(drop_after_rate=0, drop_before_rate=0)
-    wait_until(lambda: r.acked() > 0 and not r.metrics().get(
-        'tailjet_output_buffered_bytes{output="elasticsearch"}'), DELIVER,
-        "the last run to hold nothing", procs=[r.t])
+    wait_drained(r)
     over = check_exactly_once(es, ctrs)
     st = es.stats()
     figure("kill9: 3 kill -9 (8000 lines, drops on)", "every line indexed once; %d _ids written "
@@ -710,12 +574,7 @@ def case_failover(binary, env):
     dead = free_port()
     root, ctrs = fake_root(env, ("web", {}), ("api", {}))
     r = Run(env, binary, "elasticsearch://127.0.0.1:%d,%s" % (dead, es.hostport), root, FAST)
-    feeder = Feeder(ctrs, 2000, rate=1000, chunk=50)
-    feeder.start()
-    try:
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed(ctrs, 2000, 1000)
     r.wait_acked(total(ctrs))
     check_exactly_once(es, ctrs)
     said = lines_of(r.t, r"warn: elasticsearch: cannot connect to http://127.0.0.1:%d" % dead)
@@ -785,8 +644,7 @@ CASES = [  # (case, time bound in seconds)
 
 
 def main(binary):
-    for k in ("TAILJET_ES_PASSWORD", "TAILJET_ES_API_KEY", "TAILJET_ES_USER", "TAILJET_OUTPUT"):
-        os.environ.pop(k, None)
+    clean_environ()
     run_cases(CASES, "es-", lambda case, env: case(binary, env), figures=FIGURES)
 
 

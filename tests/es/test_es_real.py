@@ -21,188 +21,30 @@ into one index: Elasticsearch's mapping error and reason in the dead-letter file
 the rest indexed), data_stream (deploy/elasticsearch/tailjet-logs-template.json installed by
 tailjet's --es-opt template_file, --es-data-stream writes into a real data stream, the documents
 are in its backing index, typed by the template). The strict test server (test_es.py) keeps the
-faults a node cannot make on demand: dropped connections, slow answers, 401/403, TLS, 413s that
-stop, failover.
+faults a node cannot make on demand: dropped connections, slow answers, 401/403, TLS, a document
+too large alone, failover. After a 413 the request size grows back: test_es_real_413.py, on a
+node of its own (http.max_content_length is a static setting).
 
 TJ_CASES=name,name runs some cases only; TJ_KEEP_TMP=1 keeps the temp dirs.
 """
 
-import http.client
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "engine"))
 sys.path.insert(0, HERE)
-from tj_engine_util import (check, fail, log, main_wrapper, run_cases,  # noqa: E402
-                            tail_text, wait_until)
+from tj_engine_util import check, log, main_wrapper, run_cases, wait_until  # noqa: E402
 from tj_fake_docker import Feeder  # noqa: E402
-from test_es import Run, fake_root, metric, STOP_BOUND  # noqa: E402
+from es_common import (FIGURES, ID_RE, ROOT, STOP_BOUND, Run,  # noqa: E402
+                       apache, check_once, dead_letters, dead_seqs, fake_root, feed,
+                       field_type, figure, kill9_runs, metric, open_node, wait_drained)
 
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-ES_SH = os.path.join(ROOT, "tests", "servers", "es.sh")
 TEMPLATE = os.path.join(ROOT, "deploy", "elasticsearch", "tailjet-logs-template.json")
 DELIVER = 120.0    # every line written must be indexed and acknowledged within this
-SEQ_RE = re.compile(r"seq=(\d{6})")
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 FAST = ["--es-opt", "retry.initial_backoff=50ms", "--es-opt", "retry.max_backoff=2s"]
-FIGURES = []
-
-
-def figure(what, text):
-    FIGURES.append((what, text))
-    log("    figure: %s: %s" % (what, text))
-
-
-# ------------------------------------------------------------------------------------------
-# The node
-
-
-class Node:
-    """The node of TJ_ES_NODE: its REST API, its pid, es.sh restart."""
-
-    def __init__(self, d):
-        self.dir = d
-        self.reload()
-
-    def reload(self):
-        try:
-            with open(os.path.join(self.dir, "url")) as f:
-                self.url = f.read().strip()
-            with open(os.path.join(self.dir, "pid")) as f:
-                self.pid = int(f.read().strip())
-        except (OSError, ValueError) as e:
-            fail("no Elasticsearch node in %s (the es_node_start fixture failed? %s)" %
-                 (self.dir, e))
-        self.hostport = self.url.split("://", 1)[1]
-        self.host, self.port = self.hostport.rsplit(":", 1)
-
-    def call(self, method, path, body=None, ok=(200,), ndjson=False, timeout=60):
-        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=timeout)
-        if body is None:
-            data = None
-        elif ndjson:
-            data = "".join(json.dumps(x) + "\n" for x in body).encode()
-        else:
-            data = json.dumps(body).encode()
-        try:
-            conn.request(method, path, body=data, headers={
-                "Content-Type": "application/x-ndjson" if ndjson else "application/json"})
-            r = conn.getresponse()
-            raw = r.read()
-        except OSError as e:
-            fail("Elasticsearch %s: %s %s: %s" % (self.url, method, path, e))
-        finally:
-            conn.close()
-        if r.status not in ok:
-            fail("Elasticsearch: %s %s answered %d: %s" % (method, path, r.status, raw[:500]))
-        return json.loads(raw) if raw else {}
-
-    def delete(self, pattern):
-        self.call("DELETE", "/_data_stream/" + pattern, ok=(200, 404, 405))
-        self.call("DELETE", "/" + pattern + "?expand_wildcards=all&ignore_unavailable=true",
-                  ok=(200, 404))
-
-    def count(self, index):
-        self.call("POST", "/%s/_refresh" % index, ok=(200, 404))
-        r = self.call("GET", "/%s/_count" % index, ok=(200, 404))
-        return r.get("count", 0)
-
-    def docs(self, index):
-        """[(backing index, _id, _version, source)] of every document of index (at most
-        10 000, sorted by _doc)."""
-        self.call("POST", "/%s/_refresh" % index)
-        r = self.call("POST", "/%s/_search" % index, {
-            "size": 10000, "version": True, "sort": ["_doc"], "track_total_hits": True,
-            "query": {"match_all": {}}})
-        hits = r["hits"]["hits"]
-        check(r["hits"]["total"]["value"] == len(hits), "%s: %d hits, %d returned" %
-              (index, r["hits"]["total"]["value"], len(hits)))
-        return [(h["_index"], h["_id"], h["_version"], h["_source"]) for h in hits]
-
-    def write_rejections(self):
-        r = self.call("GET", "/_nodes/stats/thread_pool")
-        return sum(n["thread_pool"]["write"]["rejected"] for n in r["nodes"].values())
-
-    def health(self):
-        return self.call("GET", "/_cluster/health")
-
-    def kill9(self):
-        os.kill(self.pid, signal.SIGKILL)
-        wait_until(lambda: not os.path.exists("/proc/%d" % self.pid), 30,
-                   "the node's JVM %d to die" % self.pid)
-
-    def restart(self):
-        p = subprocess.run(["bash", ES_SH, "restart", self.dir], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, timeout=300)
-        check(p.returncode == 0, "es.sh restart: %s" % tail_text(p.stdout.decode(), 30))
-        self.reload()
-
-
-def check_once(node, index, ctrs, skip=(), min_version_1=True):
-    """Every line of the containers writing into index (but those in skip) is exactly one
-    document there, with its message; _count agrees. Returns (documents, _ids written more than
-    once)."""
-    docs = node.docs(index)
-    n = node.count(index)
-    check(n == len(docs), "%s: _count %d, _search %d" % (index, n, len(docs)))
-    seen = {}
-    bad = []
-    for bindex, doc_id, version, src in docs:
-        msg = src.get("message", "")
-        m = SEQ_RE.search(msg)
-        name = (src.get("container") or {}).get("name", "")
-        c = next((c for c in ctrs if c.name == name or "/" + c.name == name), None)
-        if not m or c is None or int(m.group(1)) >= c.seq or c.lines[int(m.group(1))][0] != msg:
-            bad.append((bindex, doc_id, msg[:80], name))
-            continue
-        if not ID_RE.match(doc_id):
-            bad.append((bindex, doc_id, "the _id is not 22 base64url characters", name))
-        seen.setdefault((c.name, int(m.group(1))), []).append((doc_id, version))
-    check(not bad, "%s: %d documents no container wrote (or wrong), first %s" %
-          (index, len(bad), bad[:3]))
-    want = [(c.name, s) for c in ctrs for s in range(c.seq) if (c.name, s) not in skip]
-    missing = [k for k in want if k not in seen]
-    check(not missing, "%s: %d of %d lines lost, first %s" % (index, len(missing), len(want),
-                                                            missing[:10]))
-    twice = [(k, v) for k, v in seen.items() if len(v) > 1]
-    check(not twice, "%s: %d lines indexed more than once, first %s" %
-          (index, len(twice), twice[:3]))
-    extra = [k for k in seen if k in skip]
-    check(not extra, "%s: %d lines indexed that should not be, first %s" %
-          (index, len(extra), extra[:3]))
-    check(n == len(want), "%s: _count %d, lines %d" % (index, n, len(want)))
-    return n, sum(1 for v in seen.values() if v[0][1] > 1)
-
-
-def apache(c, seq):
-    """An access-log line of container c (its seq in the path), for %{COMBINEDAPACHELOG}."""
-    return ('10.0.%d.%d - - [25/Nov/2026:10:%02d:%02d +0000] "GET /%s/seq=%06d HTTP/1.1" %d %d '
-            '"-" "tailjet-test/1.0"' % (seq // 250 % 250, seq % 250, seq // 60 % 60, seq % 60,
-                                        c.name, seq, (200, 404, 503)[seq % 3], 100 + seq))
-
-
-def field_type(mapping, dotted):
-    for idx in mapping.values():
-        props = idx["mappings"].get("properties", {})
-        parts = dotted.split(".")
-        for i, p in enumerate(parts):
-            f = props.get(p)
-            if f is None:
-                return None
-            if i == len(parts) - 1:
-                return f.get("type", "object")
-            props = f.get("properties", {})
-    return None
-
-
-# ------------------------------------------------------------------------------------------
-# Cases
 
 
 def case_delivery(binary, env, node):
@@ -249,12 +91,7 @@ def case_rejections(binary, env, node):
     r = Run(env, binary, "elasticsearch://" + node.hostport, root,
             FAST + ["--es-opt", "request.concurrency=8", "--es-opt", "batch.max_events=50",
                     "--workers", "2"])
-    feeder = Feeder(ctrs, 1500, rate=1000, chunk=25)
-    feeder.start()
-    try:
-        feeder.finish()
-    finally:
-        feeder.stop()
+    feed(ctrs, 1500, 1000, 25)
     r.wait_acked(6000, DELIVER)
     rejected = node.write_rejections() - before
     mm = r.metrics()
@@ -305,27 +142,11 @@ def case_kill9(binary, env, node):
     node.delete("tjreal-kill9-*")
     root, ctrs = fake_root(env, ("web", {"logIndex": "tjreal-kill9-web"}),
                            ("api", {"logIndex": "tjreal-kill9-api"}))
-    args = FAST + ["--checkpoint-interval", "200ms"]
-    r = Run(env, binary, "elasticsearch://" + node.hostport, root, args, name="run1")
-    feeder = Feeder(ctrs, 4000, rate=500, chunk=25)
-    feeder.start()
-    try:
-        for i, at in enumerate((800, 1800, 2800)):
-            feeder.wait_written(at)
-            r.t.kill9()
-            log("    kill -9 of run %d after %d lines per container" % (i + 1,
-                                                                        feeder.written()))
-            time.sleep(0.2)
-            r = Run(env, binary, "elasticsearch://" + node.hostport, root, args,
-                    name="run%d" % (i + 2))
-        feeder.finish()
-    finally:
-        feeder.stop()
+    r = kill9_runs(env, binary, "elasticsearch://" + node.hostport, root, ctrs,
+                   FAST + ["--checkpoint-interval", "200ms"])
     wait_until(lambda: sum(node.count("tjreal-kill9-" + c.name) for c in ctrs) >= 8000,
                DELIVER, "the node to hold 8000 documents", procs=[r.t], interval=0.5)
-    wait_until(lambda: r.acked() > 0 and not r.metrics().get(
-        'tailjet_output_buffered_bytes{output="elasticsearch"}'), DELIVER,
-        "the last run to hold nothing", procs=[r.t])
+    wait_drained(r, DELIVER)
     over = 0
     for c in ctrs:
         over += check_once(node, "tjreal-kill9-" + c.name, [c])[1]
@@ -362,9 +183,8 @@ def case_user_conflict(binary, env, node):
     beta.write(1000, text=text_b)
     r.wait_acked(1500, DELIVER)
     check_once(node, "tjreal-conflict", ctrs, skip=losers)
-    with open(dl, "rb") as f:
-        rows = [json.loads(x) for x in f.read().splitlines()]
-    got = sorted(int(SEQ_RE.search(x["document"]["message"]).group(1)) for x in rows)
+    rows = dead_letters(dl)
+    got = dead_seqs(rows)
     check(got == sorted(s for _, s in losers), "dead letters: %d (first %s), expected %d" %
           (len(got), got[:5], len(losers)))
     for x in rows:
@@ -447,14 +267,7 @@ CASES = [
 
 
 def main(binary):
-    d = os.environ.get("TJ_ES_NODE")
-    if not d:
-        fail("TJ_ES_NODE is not set: the directory of a node that tests/servers/es.sh started")
-    node = Node(d)
-    h = node.health()
-    check(h["status"] in ("green", "yellow"), "the node's health: %s" % h)
-    for k in ("TAILJET_ES_PASSWORD", "TAILJET_ES_API_KEY", "TAILJET_ES_USER", "TAILJET_OUTPUT"):
-        os.environ.pop(k, None)
+    node = open_node()
 
     def between():  # a case that failed with the node down leaves it up for the next
         if not os.path.exists("/proc/%d" % node.pid):
