@@ -347,7 +347,7 @@ print_table() {
 		awk -v b="$(printf '%q' "$BENCH_DIR")" '{ while ((i = index($0, b)) > 0) $0 = substr($0, 1, i - 1) "$B" substr($0, i + length(b)); print }' |
 		sed 's/--workers 1$/--workers W/'
 	echo "  W=auto runs have no --workers; W=1 and W=2 runs have --workers 1 and --workers 2"
-	echo "  each under: /usr/bin/time -f '%e %U %S %M' (wall from the script's clock)"
+	echo "  each under: /usr/bin/time -f '%e %U %S %M' (wall: its elapsed time)"
 	echo "  this run:   TAILJET=$TAILJET LINES=$LINES RUNS=$RUNS SEED=$SEED SMALL_FILES=$SMALL_FILES SMALL_LINES=$SMALL_LINES BENCH_DIR=$BENCH_DIR bench/engine.sh"
 }
 

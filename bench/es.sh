@@ -343,7 +343,7 @@ print_table() {
 	else
 		echo "  server:  python3 tests/es/tj_es_server.py --port 0 --no-store-source"
 	fi
-	echo "  each under: /usr/bin/time -f '%e %U %S %M' (wall from the script's clock)"
+	echo "  each under: /usr/bin/time -f '%e %U %S %M' (wall: its elapsed time)"
 	[ -z "${ALT_TAILJET:-}" ] || echo "  alt:        ALT_TAILJET=$ALT_TAILJET (sha256 $(sha256sum "$BENCH_DIR/bin/tailjet-alt" | cut -c1-12))"
 	echo "  this run:   TARGET=$TARGET TAILJET=$TAILJET LINES=$LINES RUNS=$RUNS WORKERS=$WORKERS CONFIGS='$CONFIGS' SEED=$SEED PATTERN='$PATTERN' BENCH_DIR=$BENCH_DIR bench/es.sh"
 }

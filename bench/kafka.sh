@@ -327,7 +327,7 @@ print_table() {
 	printf '  %-8s %s\n' "tailjet:" "${CMDS[tailjet]:-}" "kcat:" "${CMDS[kcat]:-} < \$B/corpus/keyed.tsv" |
 		awk -v b="$(printf '%q' "$BENCH_DIR")" '{ while ((i = index($0, b)) > 0) $0 = substr($0, 1, i - 1) "$B" substr($0, i + length(b)); print }' |
 		sed -E 's/--workers 1/--workers W/; s/tj-w1-r1/tj-wW-rN/; s/kcat-r1/kcat-rN/'
-	echo "  each under: /usr/bin/time -f '%e %U %S %M' (wall from the script's clock)"
+	echo "  each under: /usr/bin/time -f '%e %U %S %M' (wall: its elapsed time)"
 	echo "  this run:   SERVER=$SERVER TAILJET=$TAILJET LINES=$LINES RUNS=$RUNS SEED=$SEED PATTERN='$PATTERN' BENCH_DIR=$BENCH_DIR bench/kafka.sh"
 }
 
