@@ -45,6 +45,7 @@ struct run_cfg {
     const char *tls_cert, *tls_key;
     const char *label_source, *label_token_file, *label_ca_file;
     unsigned label_wait_ms;
+    bool include_self;
     bool help;
 };
 
@@ -154,6 +155,10 @@ static const struct tj_opt run_opts[] = {
     {"label-wait", TJ_OPT_DURATION, offsetof(struct run_cfg, label_wait_ms), "5s", NULL, "DUR",
      "on a worker, a new task whose service is not in the label table yet waits this long for "
      "it; then its lines ship unparsed, tagged _labelsmissing, until the labels come",
+     NULL},
+    {"include-self", TJ_OPT_FLAG, offsetof(struct run_cfg, include_self), NULL, NULL, NULL,
+     "also follow the container tailjet itself runs in (found by its cgroup, its mounts or its "
+     "host name); left out by default, so that its own log is not shipped again and again",
      NULL},
     {"log-level", TJ_OPT_STRING, offsetof(struct run_cfg, log_level), "info", "TAILJET_LOG_LEVEL",
      "LEVEL", "self-logs on stderr from this level up", "debug|info|warn|error"},
@@ -569,8 +574,9 @@ static int run_main(int argc, char **argv)
     if (cfg.docker_root)
         tj_engine_hold_eof(e); /* released once the first scan's containers are followed */
     if (cfg.docker_host || cfg.docker_root) {
-        struct tj_discover_cfg dc = {cfg.docker_host, cfg.docker_root, cfg.label_prefix, lib,
-                                     ec.poll_ms,      labels,          cfg.label_wait_ms};
+        struct tj_discover_cfg dc = {
+            cfg.docker_host, cfg.docker_root, cfg.label_prefix,  lib,
+            ec.poll_ms,      labels,          cfg.label_wait_ms, cfg.include_self};
         disc = tj_discover_start(&dc, e, err, sizeof(err));
         if (!disc) {
             fprintf(stderr, "tailjet run: %s\n", err);

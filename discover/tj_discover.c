@@ -21,6 +21,7 @@
 
 #include "tj_docker.h"
 #include "tj_log.h"
+#include "tj_self.h"
 
 #define MAX_ALTS     TJ_RULESET_MAX_ALTS
 #define MAX_EVENTS   1024
@@ -83,6 +84,8 @@ struct tj_discover {
     char why[512];       /* why it is not connected */
     uint64_t following;  /* containers followed now */
     uint64_t labels_gen; /* the label table generation applied (worker) */
+    struct tj_self self; /* the container tailjet runs in, if any */
+    bool self_said;      /* that its log is left out was logged */
 };
 
 static int64_t mono_ms(void)
@@ -457,6 +460,21 @@ static void ctr_free(struct ctr *c)
     cJSON_Delete(c->labels);
     free(c->rules);
     free(c);
+}
+
+/* Whether the container is the one tailjet runs in, and left out (says so once): its log holds
+ * tailjet's own output, which a stdout output would ship again and again. */
+static bool ctr_is_self(struct tj_discover *d, const struct ctr *c)
+{
+    if (d->cfg.include_self || !tj_self_is(&d->self, c->id))
+        return false;
+    if (!d->self_said)
+        tj_log(TJ_LOG_INFO,
+               "container %.12s %s is the one tailjet runs in (found by its %s): its log is not "
+               "followed (--include-self follows it)",
+               c->id, c->name ? c->name : "", d->self.how);
+    d->self_said = true;
+    return true;
 }
 
 /* Adds a new container to the table and counts it. */
@@ -845,6 +863,10 @@ static void ctr_inspect(struct tj_discover *d, const char *id, bool initial)
         tj_log(TJ_LOG_INFO, "container %.12s has no json-file log: not followed", id);
         return;
     }
+    if (ctr_is_self(d, c)) {
+        ctr_free(c);
+        return;
+    }
     if ((old = ctr_find(d, c->id))) { /* known: keep what it is followed with */
         old->seen = true;
         ctr_free(c);
@@ -1086,6 +1108,10 @@ static void root_scan(struct tj_discover *d, bool initial)
             cJSON_Delete(j);
             if (!c)
                 continue;
+            if (ctr_is_self(d, c)) {
+                ctr_free(c);
+                continue;
+            }
             if (ctr_find(d, c->id)) {
                 ctr_find(d, c->id)->seen = true;
                 ctr_free(c);
@@ -1146,6 +1172,12 @@ struct tj_discover *tj_discover_start(const struct tj_discover_cfg *cfg, struct 
     }
     d->cfg = *cfg;
     d->e = e;
+    {
+        char host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) != 0)
+            host[0] = '\0';
+        tj_self_detect(&d->self, "/proc", host);
+    }
     d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     d->prefix = strdup(cfg->label_prefix ? cfg->label_prefix : "");
     pthread_mutex_init(&d->lock, NULL);

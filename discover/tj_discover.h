@@ -18,6 +18,7 @@ struct tj_discover_cfg {
     unsigned poll_ms;              /* docker-root rescan interval */
     struct tj_labels *labels;      /* the label table hub (borrowed), or NULL */
     unsigned label_wait_ms;        /* on a worker: how long a task waits for its service */
+    bool include_self;             /* follow the container tailjet runs in too */
 };
 
 struct tj_discover_stats {

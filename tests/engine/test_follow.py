@@ -15,6 +15,7 @@ before the application reopens; Docker's 16 KiB partial entries joined, also acr
 rotation; a json-file time that is not RFC 3339 (read time, text in docker.time, tagged
 _timestampparsefailure); --exit-on-eof with --docker-root reads what the first scan found;
 a Swarm task removed while it waits for its service's labels (--label-source) ships every line;
+tailjet's own container is left out (unless --include-self);
 garbage checkpoints (a warning, no crash, nothing lost); SIGTERM/SIGINT (exit 0,
 quickly, and after a SIGTERM while shipping every line exactly once); bad flags (exit 2).
 """
@@ -495,6 +496,41 @@ def case_task_removed_while_waiting(binary, env):
         src.close()
 
 
+def case_own_container_left_out(binary, env):
+    """tailjet in a container leaves its own container's log out (its records would be shipped
+    again and again with a stdout output), unless --include-self: here tailjet runs in a UTS
+    namespace whose host name is its container's short id, as Docker names a container's host
+    by default (the cgroup and mountinfo ways are unit-tested in test_self). Another container's
+    lines are shipped either way."""
+    from tj_fake_docker import fake_root
+    root, ctrs = fake_root(env, ("tailjet", {}), ("web", {}))
+    own, web = ctrs
+    for c in ctrs:
+        c.write(20)
+    wrapper = env.path("in-container.sh")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec unshare --uts -- sh -c 'hostname \"$1\" && shift && exec \"$@\"' "
+                "sh %s %s \"$@\"\n" % (own.id[:12], binary))
+    os.chmod(wrapper, 0o755)
+    for include in (False, True):
+        out, state = env.path("out-%s.ndjson" % include), env.path("state-%s" % include)
+        t = env.tailjet(wrapper, ["--docker-root", root, "--output", "file:" + out,
+                                  "--state-dir", state, "--exit-on-eof", "--metrics-addr", "off"] +
+                        (["--include-self"] if include else []), name="include-%s" % include)
+        t.run_to_exit(EOF_TIMEOUT)
+        names = [sub(r, "container", "name") for r in read_records(out)]
+        n_own, n_web = names.count(own.name), names.count(web.name)
+        check(n_web == 20, "include-self %s: %d of the other container's 20 lines shipped" %
+              (include, n_web))
+        if include:
+            check(n_own == 20, "--include-self: %d of its own container's 20 lines shipped" % n_own)
+        else:
+            check(n_own == 0, "its own container's lines were shipped (%d records)" % n_own)
+            check("is the one tailjet runs in" in t.stderr_text(),
+                  "no word on stderr that its own container is left out:\n%s" %
+                  t.stderr_text()[-1500:])
+
+
 def case_corrupt_state(binary, env):
     d, out, state = setup(env)
     p = os.path.join(d, "app.log")
@@ -610,6 +646,7 @@ CASES = [
     case_jsonfile_bad_time,
     case_docker_root_exit_on_eof,
     case_task_removed_while_waiting,
+    case_own_container_left_out,
     case_corrupt_state,
     case_sigterm,
     case_bad_flags,
