@@ -710,6 +710,53 @@ def case_first_record_latency(binary, env, d):
     t.check_alive()
 
 
+def case_own_container(binary, env, d):
+    """tailjet in a container of the engine it discovers, with --output stdout (its records go
+    to its own container's log): it leaves its own container out, so no record of its output is
+    about its own container (each would come back as a new one, without end), and another
+    container's lines are shipped. The container runs this tailjet binary in a chroot of the
+    host's root (the bb image holds no libraries); Docker gives it its cgroup, its host name and
+    its /etc mounts as to any container."""
+    other = d.run(uniq("web"), ["sh", "-c", "for i in 1 2 3; do echo web $i; done; sleep 600"])
+    state = env.mkdir("state-in-container")
+    me = d.run(uniq("tailjet"), ["/bin/busybox", "chroot", "/host", binary, "run", "--docker-host",
+                                 d.host, "--output", "stdout", "--state-dir", state,
+                                 "--metrics-addr", "off"], extra=["-v", "/:/host"])
+
+    def records():
+        recs = []
+        for e in d.log_entries(me):
+            if e.get("stream") == "stdout":
+                try:
+                    recs.append(json.loads(e["log"]))
+                except ValueError:
+                    fail("tailjet's stdout holds a line that is no record (%d bytes; a record "
+                         "over 16 KiB, cut by Docker: its own records shipped again, nested?): "
+                         "%r" % (len(e["log"]), e["log"][:200]))
+        return recs
+
+    def stderr():
+        return "".join(e["log"] for e in d.log_entries(me) if e.get("stream") == "stderr")
+
+    try:
+        wait_until(lambda: len([r for r in records() if cid_of(r) == other]) >= 3, APPEAR,
+                   "the other container's 3 lines in the output of tailjet in a container")
+    except TestFailure as e:
+        fail("%s; tailjet's stderr:\n%s" % (e, tail_text(stderr())))
+    time.sleep(SETTLE)  # its own lines, were they followed, come back within this
+    recs = records()
+    mine = [r for r in recs if cid_of(r) == me]
+    check(not mine, "%d records of tailjet's own container in its output, first: %s" %
+          (len(mine), short([r.get("message") for r in mine[:3]])))
+    check(len([r for r in recs if cid_of(r) == other]) == 3,
+          "the other container's lines: %d records, expected 3" %
+          len([r for r in recs if cid_of(r) == other]))
+    check("is the one tailjet runs in" in stderr(),
+          "tailjet did not say it leaves its own container out:\n%s" % tail_text(stderr()))
+    m = re.search(r"found by its (\w+)", stderr())
+    log("    tailjet in container %s found itself by its %s" % (me[:12], m.group(1) if m else "?"))
+
+
 CASES = [  # (case, time bound in seconds)
     (case_labeled_container, 60),
     (case_existing_containers, 60),
@@ -724,6 +771,7 @@ CASES = [  # (case, time bound in seconds)
     (case_signals, 60),
     (case_docker_root, 60),
     (case_first_record_latency, 120),
+    (case_own_container, 60),
 ]
 
 
