@@ -869,6 +869,7 @@ static void ctr_inspect(struct tj_discover *d, const char *id, bool initial)
     }
     if ((old = ctr_find(d, c->id))) { /* known: keep what it is followed with */
         old->seen = true;
+        old->gone = false; /* listed again: not removed after all */
         ctr_free(c);
         ctr_apply(d, old, initial);
         return;
@@ -1114,6 +1115,7 @@ static void root_scan(struct tj_discover *d, bool initial)
             }
             if (ctr_find(d, c->id)) {
                 ctr_find(d, c->id)->seen = true;
+                ctr_find(d, c->id)->gone = false; /* listed again: not removed after all */
                 ctr_free(c);
                 continue;
             }
