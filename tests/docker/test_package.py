@@ -39,7 +39,8 @@ No registry can be reached here, so:
    tasks.tailjet (the stack's alias; issue 5's --label-source) resolves to the same task.
 6. stop: `docker stack rm tailjet` stops the task with SIGTERM; tailjet drains and exits 0
    within the stack's stop_grace_period.
-7. the README's `docker run -d --name tailjet ...` (read from README.md; host paths pointed at
+7. the README's `docker run -d --name tailjet ...` (read from docs/deploy.md, the README's
+   Deploy page; host paths pointed at
    the private engine, --network none added): healthy, and web's records in its own volume.
 The private engine is stopped by its pid at the end (tj_docker.Dockerd.stop). Timings of each step
 are printed; TJ_KEEP_TMP=1 keeps the engine's directory.
@@ -67,6 +68,7 @@ from tj_docker import IMAGE, Dockerd, DockerError  # noqa: E402
 STACK = os.path.join(REPO, "deploy", "stack.yml")
 STACK_NAME = "tailjet"
 SERVICE = "tailjet_tailjet"            # <stack>_<service in the stack file>
+DEPLOY_DOC = "docs/deploy.md"          # where the README sends a user to deploy (its `docker run`)
 IMAGE_TAG = "tailjet"                  # the README's `docker build -t tailjet .` (tailjet:latest)
 BASE_TAG = "tjbase:bookworm"
 SUITE = "bookworm"
@@ -549,7 +551,7 @@ def check_stop(d, cid):
 def readme_docker_run():
     """The README's `docker run -d --name tailjet ...` command (continuation lines joined), as
     an argv list without the leading `docker`."""
-    with open(os.path.join(REPO, "README.md")) as f:
+    with open(os.path.join(REPO, DEPLOY_DOC)) as f:
         lines = f.read().splitlines()
     for i, ln in enumerate(lines):
         if ln.startswith("docker run -d --name tailjet "):
@@ -558,7 +560,7 @@ def readme_docker_run():
                 i += 1
                 cmd = cmd[:-1] + " " + lines[i].strip()
             return shlex.split(cmd)[1:]
-    fail("README.md has no `docker run -d --name tailjet ...` command")
+    fail("%s has no `docker run -d --name tailjet ...` command" % DEPLOY_DOC)
 
 
 def check_docker_run(d, web_cid):
