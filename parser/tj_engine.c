@@ -313,8 +313,8 @@ static void *reader_main(void *arg)
             /* The safety net. With inotify, a file is checked as soon as its directory reports
              * a change; the poll looks each time only at files still being finished (rotated,
              * lingering, read under another name, absent) and at those no watch covers (the
-             * busy list), and at a tenth of the others (one slice's list, by their name's hash:
-             * each one every SAFETY_POLLS polls), so that it touches a tenth of the paths; the
+             * busy list), and at a thirtieth of the others (one slice's list, by their name's
+             * hash: each one every SAFETY_POLLS polls), so that it touches few of the paths; the
              * globs run when inotify reports a new file, and every GLOB_POLLS polls. Without
              * inotify, everything at every poll. */
             bool full = e->inotify_fd < 0 || now >= next_full;

@@ -46,7 +46,7 @@ struct path;
 #define NAME_BUCKETS  16384
 #define IDENT_BUCKETS 4096
 #define POOL_KEEP     16
-#define SAFETY_POLLS  10 /* with inotify: every file is looked at every 10 polls */
+#define SAFETY_POLLS  30 /* with inotify: every quiet file is looked at every 30 polls */
 #define GLOB_POLLS    30 /* and the globs run every 30 polls */
 
 struct gen {
