@@ -62,26 +62,23 @@ if [ "${1:-}" = --self-test ]; then
 		echo "self-test: the clean copy already fails" >&2
 		exit 1
 	}
-	printf '#include <stdio.h>\n#include "tj_engine.h"\n' >"$tmp/lib/tj_planted.c"
-	out=$(check "$tmp" || true)
-	grep -q 'lib/tj_planted.c:2: lib/ includes parser/tj_engine.h' <<<"$out" || {
-		echo "self-test: an include from lib/ into parser/ went unnoticed: $out" >&2
-		exit 1
+	# caught PATTERN WHAT: the check of the planted tree must fail with a line matching PATTERN.
+	caught() {
+		local out
+		out=$(check "$tmp" || true)
+		grep -q "$1" <<<"$out" || {
+			echo "self-test: $2 went unnoticed: $out" >&2
+			exit 1
+		}
 	}
+	printf '#include <stdio.h>\n#include "tj_engine.h"\n' >"$tmp/lib/tj_planted.c"
+	caught 'lib/tj_planted.c:2: lib/ includes parser/tj_engine.h' "an include from lib/ into parser/"
 	rm "$tmp/lib/tj_planted.c"
 	echo '#include "../cmd/tj_cmd.h"' >"$tmp/parser/tj_planted.h"
-	out=$(check "$tmp" || true)
-	grep -q 'parser/tj_planted.h:1: parser/ includes cmd/tj_cmd.h' <<<"$out" || {
-		echo "self-test: an include from parser/ into cmd/ went unnoticed: $out" >&2
-		exit 1
-	}
+	caught 'parser/tj_planted.h:1: parser/ includes cmd/tj_cmd.h' "an include from parser/ into cmd/"
 	rm "$tmp/parser/tj_planted.h"
 	{ echo '/* tj_planted.c: a long file. */'; for i in $(seq 1 1200); do echo "int planted_$i;"; done; } >"$tmp/lib/tj_planted.c"
-	out=$(check "$tmp" || true)
-	grep -q 'lib/tj_planted.c: 1201 lines, over 1100' <<<"$out" || {
-		echo "self-test: a long .c without a Size: line went unnoticed: $out" >&2
-		exit 1
-	}
+	caught 'lib/tj_planted.c: 1201 lines, over 1100' "a long .c without a Size: line"
 	sed -i '1s#.*#/* tj_planted.c: a long file.\n * Size: one table, generated. */#' "$tmp/lib/tj_planted.c"
 	check "$tmp" >/dev/null || {
 		echo "self-test: a long .c with its Size: line is refused: $(check "$tmp")" >&2
