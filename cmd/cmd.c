@@ -21,6 +21,26 @@ void tj_cmd_help(FILE *f, const struct tj_cmd *c)
 {
     fprintf(f, "usage: tailjet %s %s\n\n%s\n\noptions:\n", c->name, c->usage, c->summary);
     tj_opt_help(f, c->opts, c->nopts);
+    if (c->help_more)
+        c->help_more(f);
+}
+
+bool tj_cmd_start(const struct tj_cmd *c, int argc, char **argv, void *cfg, const bool *help,
+                  struct tj_strv *rest, int *status)
+{
+    char err[1024];
+
+    if (tj_opt_parse(c->opts, c->nopts, argc, argv, cfg, rest, err, sizeof(err))) {
+        fprintf(stderr, "tailjet %s: %s\n", c->name, err);
+        *status = 2;
+        return true;
+    }
+    if (*help) {
+        tj_cmd_help(stdout, c);
+        *status = 0;
+        return true;
+    }
+    return false;
 }
 
 static void usage(FILE *f)

@@ -45,8 +45,7 @@ static const struct tj_opt parse_opts[] = {
      "a line matching REGEX (grok allowed) starts an event; other lines join the event before "
      "them, with '\\n'",
      NULL},
-    {"max-line-bytes", TJ_OPT_SIZE, offsetof(struct parse_cfg, max_line_bytes), "1MiB", NULL, "N",
-     "a longer line (or joined event) becomes one record, cut and tagged _truncated", NULL},
+    TJ_CMD_OPT_MAX_LINE_BYTES(struct parse_cfg, max_line_bytes),
     {"format", TJ_OPT_STRING, offsetof(struct parse_cfg, format), "auto", NULL, "FMT",
      "input format: json-file (Docker), plain (one line per record), or auto (decided by the "
      "first line)",
@@ -62,16 +61,14 @@ static const struct tj_opt parse_opts[] = {
      "'|zone=+HH:MM' for zone-less times); the line's own time then goes to event.created; no "
      "fit: tagged _dateparsefailure",
      NULL},
-    {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct parse_cfg, dirs), NULL, NULL, "DIR",
-     "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
+    TJ_CMD_OPT_PATTERNS_DIR(struct parse_cfg, dirs),
     {"match-limit", TJ_OPT_UINT, offsetof(struct parse_cfg, match_limit), "200000", NULL, "N",
      "PCRE2 match limit per line and pattern: a line that needs more is a no-match, tagged "
      "_groktimeout",
      NULL},
     {"quiet", TJ_OPT_FLAG, offsetof(struct parse_cfg, quiet), NULL, NULL, NULL,
      "do not print the summary line on stderr", NULL},
-    {"help", TJ_OPT_FLAG, offsetof(struct parse_cfg, help), NULL, NULL, NULL, "show this help",
-     NULL},
+    TJ_CMD_OPT_HELP(struct parse_cfg, help),
 };
 
 struct parse_run {
@@ -312,16 +309,8 @@ static int parse_main(int argc, char **argv)
 
     tj_meta_init(&r.meta);
     tj_buf_init(&r.out, 0);
-    if (tj_opt_parse(parse_opts, TJ_ARRAY_LEN(parse_opts), argc, argv, &cfg, &rest, err,
-                     sizeof(err))) {
-        fprintf(stderr, "tailjet parse: %s\n", err);
+    if (tj_cmd_start(&tj_cmd_parse, argc, argv, &cfg, &cfg.help, &rest, &status))
         goto out;
-    }
-    if (cfg.help) {
-        tj_cmd_help(stdout, &tj_cmd_parse);
-        status = 0;
-        goto out;
-    }
     if (cfg.max_line_bytes < 16 || cfg.max_line_bytes > TJ_MAX_LINE_BYTES_LIMIT) {
         fprintf(stderr, "tailjet parse: --max-line-bytes must be between 16 and 64MiB\n");
         goto out;
@@ -370,4 +359,5 @@ const struct tj_cmd tj_cmd_parse = {
     "Parse json-file or plain log lines (files, or stdin) into NDJSON records on stdout.",
     parse_opts,
     TJ_ARRAY_LEN(parse_opts),
-    parse_main};
+    parse_main,
+    NULL};

@@ -28,10 +28,8 @@ static const struct tj_opt patterns_opts[] = {
      "show the fields (and regex) as compiled with ECS names (v1) or Logstash's legacy names "
      "(disabled); the names of the patterns are the same in both",
      "v1|disabled"},
-    {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct patterns_cfg, dirs), NULL, NULL, "DIR",
-     "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
-    {"help", TJ_OPT_FLAG, offsetof(struct patterns_cfg, help), NULL, NULL, NULL, "show this help",
-     NULL},
+    TJ_CMD_OPT_PATTERNS_DIR(struct patterns_cfg, dirs),
+    TJ_CMD_OPT_HELP(struct patterns_cfg, help),
 };
 
 static void print_fields(const struct tj_grok *g)
@@ -144,16 +142,8 @@ static int patterns_main(int argc, char **argv)
     char err[1024];
     int status = 2;
 
-    if (tj_opt_parse(patterns_opts, TJ_ARRAY_LEN(patterns_opts), argc, argv, &cfg, &rest, err,
-                     sizeof(err))) {
-        fprintf(stderr, "tailjet patterns: %s\n", err);
+    if (tj_cmd_start(&tj_cmd_patterns, argc, argv, &cfg, &cfg.help, &rest, &status))
         goto out;
-    }
-    if (cfg.help) {
-        tj_cmd_help(stdout, &tj_cmd_patterns);
-        status = 0;
-        goto out;
-    }
     lib = tj_cmd_load_library(&cfg.dirs, err, sizeof(err));
     if (!lib) {
         fprintf(stderr, "tailjet patterns: %s\n", err);
@@ -184,4 +174,5 @@ const struct tj_cmd tj_cmd_patterns = {
     "List the grok pattern library, or show a pattern's definition, regex and fields.",
     patterns_opts,
     TJ_ARRAY_LEN(patterns_opts),
-    patterns_main};
+    patterns_main,
+    NULL};

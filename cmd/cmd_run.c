@@ -102,8 +102,7 @@ static const struct tj_opt run_opts[] = {
      "beginning|end"},
     {"exit-on-eof", TJ_OPT_FLAG, offsetof(struct run_cfg, exit_on_eof), NULL, NULL, NULL,
      "exit once every file is read to its end and every record acknowledged", NULL},
-    {"max-line-bytes", TJ_OPT_SIZE, offsetof(struct run_cfg, max_line_bytes), "1MiB", NULL, "N",
-     "a longer line (or joined event) becomes one record, cut and tagged _truncated", NULL},
+    TJ_CMD_OPT_MAX_LINE_BYTES(struct run_cfg, max_line_bytes),
     {"read-ahead", TJ_OPT_SIZE, offsetof(struct run_cfg, read_ahead), "8MiB", NULL, "N",
      "input read but not yet acknowledged by the output, at most: reading pauses beyond it", NULL},
     {"chunk-bytes", TJ_OPT_SIZE, offsetof(struct run_cfg, chunk_bytes), "256KiB", NULL, "N",
@@ -123,8 +122,7 @@ static const struct tj_opt run_opts[] = {
      NULL},
     {"shutdown-timeout", TJ_OPT_DURATION, offsetof(struct run_cfg, shutdown_timeout_ms), "10s",
      NULL, "DUR", "on SIGTERM or SIGINT, drain in-flight records for this long at most", NULL},
-    {"patterns-dir", TJ_OPT_STRINGS, offsetof(struct run_cfg, dirs), NULL, NULL, "DIR",
-     "also load pattern files from DIR (repeatable; their names override the library's)", NULL},
+    TJ_CMD_OPT_PATTERNS_DIR(struct run_cfg, dirs),
     {"match-limit", TJ_OPT_UINT, offsetof(struct run_cfg, match_limit), "200000", NULL, "N",
      "PCRE2 match limit per line and pattern: a line that needs more is tagged _groktimeout", NULL},
     {"log-format", TJ_OPT_STRING, offsetof(struct run_cfg, log_format), "text", NULL, "FMT",
@@ -162,7 +160,7 @@ static const struct tj_opt run_opts[] = {
      NULL},
     {"log-level", TJ_OPT_STRING, offsetof(struct run_cfg, log_level), "info", "TAILJET_LOG_LEVEL",
      "LEVEL", "self-logs on stderr from this level up", "debug|info|warn|error"},
-    {"help", TJ_OPT_FLAG, offsetof(struct run_cfg, help), NULL, NULL, NULL, "show this help", NULL},
+    TJ_CMD_OPT_HELP(struct run_cfg, help),
 };
 
 struct watches {
@@ -465,16 +463,8 @@ static int run_main(int argc, char **argv)
     int status = 2, rc;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
-    if (tj_opt_parse(run_opts, TJ_ARRAY_LEN(run_opts), argc, argv, &cfg, &rest, err, sizeof(err))) {
-        fprintf(stderr, "tailjet run: %s\n", err);
+    if (tj_cmd_start(&tj_cmd_run, argc, argv, &cfg, &cfg.help, &rest, &status))
         goto out;
-    }
-    if (cfg.help) {
-        tj_cmd_help(stdout, &tj_cmd_run);
-        tj_output_help(stdout);
-        status = 0;
-        goto out;
-    }
     if (rest.n) {
         fprintf(stderr, "tailjet run: unexpected argument '%s' (files are given with --watch)\n",
                 rest.v[0]);
@@ -649,4 +639,5 @@ const struct tj_cmd tj_cmd_run = {
     "Discover containers (or follow files), parse their logs by their labels, ship the records.",
     run_opts,
     TJ_ARRAY_LEN(run_opts),
-    run_main};
+    run_main,
+    tj_output_help};

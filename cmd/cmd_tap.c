@@ -45,7 +45,7 @@ static const struct tj_opt tap_opts[] = {
      "print at most N records a second; the rest are counted and the count said on stderr (0: "
      "all)",
      NULL},
-    {"help", TJ_OPT_FLAG, offsetof(struct tap_cfg, help), NULL, NULL, NULL, "show this help", NULL},
+    TJ_CMD_OPT_HELP(struct tap_cfg, help),
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -210,7 +210,7 @@ static int tap_main(int argc, char **argv)
     struct tj_strv rest = {0};
     struct tap_run r = {0};
     struct curl_slist *hdrs = NULL;
-    char err[1024], url[4096], auth[1100], cerr[CURL_ERROR_SIZE] = "";
+    char url[4096], auth[1100], cerr[CURL_ERROR_SIZE] = "";
     char *token = NULL;
     CURL *c = NULL;
     CURLcode rc;
@@ -218,15 +218,8 @@ static int tap_main(int argc, char **argv)
 
     tj_buf_init(&r.line, (size_t)80 << 20);
     tj_buf_init(&r.error_body, 64 * 1024);
-    if (tj_opt_parse(tap_opts, TJ_ARRAY_LEN(tap_opts), argc, argv, &cfg, &rest, err, sizeof(err))) {
-        fprintf(stderr, "tailjet tap: %s\n", err);
+    if (tj_cmd_start(&tj_cmd_tap, argc, argv, &cfg, &cfg.help, &rest, &status))
         goto out;
-    }
-    if (cfg.help) {
-        tj_cmd_help(stdout, &tj_cmd_tap);
-        status = 0;
-        goto out;
-    }
     if (rest.n) {
         fprintf(stderr, "tailjet tap: unexpected argument '%s'\n", rest.v[0]);
         goto out;
@@ -302,4 +295,5 @@ const struct tj_cmd tj_cmd_tap = {
     "output acknowledges them).",
     tap_opts,
     TJ_ARRAY_LEN(tap_opts),
-    tap_main};
+    tap_main,
+    NULL};
