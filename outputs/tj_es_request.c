@@ -161,6 +161,46 @@ static struct piece *ready_pop(struct out_es *o)
     return p;
 }
 
+/* The first ready piece that still fits in the slot's request, left on the ready list; a piece
+ * larger than a 413 allows now is dissolved and its documents requeued on the way. Returns NULL
+ * when no piece is ready or the next one does not fit. */
+static struct piece *ready_fitting(struct out_es *o, const struct slot *s)
+{
+    struct piece *p;
+
+    while ((p = o->ready)) {
+        if (s->ndocs && (s->raw + p->raw > o->eff_max_bytes || s->ndocs + p->ndocs > o->max_docs))
+            return NULL;
+        if (p->raw > o->eff_max_bytes && p->ndocs > 1) { /* larger than a 413 allows now */
+            tj_es_result_requeue_now(o, pieces_dissolve(ready_pop(o), NULL));
+            continue;
+        }
+        return p;
+    }
+    return NULL;
+}
+
+/* Pops the first ready piece, whose text the caller has put in the body, into the slot: its
+ * documents go to the slot's list at *tail (moved to the new end), the piece is freed. */
+static void slot_take(struct out_es *o, struct slot *s, struct doc ***tail)
+{
+    struct piece *p = ready_pop(o);
+
+    s->raw += p->raw;
+    s->ndocs += p->ndocs;
+    **tail = p->head;
+    *tail = &p->tail->next;
+    tj_es_request_piece_free(p);
+}
+
+/* Gives the slot's documents back to be sent again at once (its body could not be made). */
+static void slot_requeue(struct out_es *o, struct slot *s)
+{
+    tj_es_result_requeue_now(o, s->head);
+    s->head = NULL;
+    s->ndocs = 0;
+}
+
 #ifdef TJ_HAVE_LIBDEFLATE
 /* fill_body with libdeflate: the pieces' text end to end, then gzipped in one call. */
 static size_t fill_body_whole(struct out_es *o, struct slot *s)
@@ -170,29 +210,14 @@ static size_t fill_body_whole(struct out_es *o, struct slot *s)
     size_t bound, n;
 
     o->plain.len = 0;
-    while ((p = o->ready)) {
-        if (s->ndocs && (s->raw + p->raw > o->eff_max_bytes || s->ndocs + p->ndocs > o->max_docs))
-            break;
-        if (p->raw > o->eff_max_bytes && p->ndocs > 1) { /* larger than a 413 allows now */
-            tj_es_result_requeue_now(o, pieces_dissolve(ready_pop(o), NULL));
-            continue;
-        }
-        if (tj_buf_append(&o->plain, p->data.data, p->data.len) != 0)
-            break;
-        s->raw += p->raw;
-        s->ndocs += p->ndocs;
-        *tail = p->head;
-        tail = &p->tail->next;
-        tj_es_request_piece_free(ready_pop(o));
-    }
+    while ((p = ready_fitting(o, s)) && tj_buf_append(&o->plain, p->data.data, p->data.len) == 0)
+        slot_take(o, s, &tail);
     if (!s->ndocs)
         return 0;
     bound = libdeflate_gzip_compress_bound(o->ldc, o->plain.len);
     if (tj_buf_reserve(&s->body, bound) != 0 ||
         !(n = libdeflate_gzip_compress(o->ldc, o->plain.data, o->plain.len, s->body.data, bound))) {
-        tj_es_result_requeue_now(o, s->head);
-        s->head = NULL;
-        s->ndocs = 0;
+        slot_requeue(o, s);
         return 0;
     }
     s->body.len = n;
@@ -218,26 +243,11 @@ size_t tj_es_request_fill(struct out_es *o, struct slot *s)
 #endif
     if (o->gzip && tj_es_gzip_head(&s->body) != 0)
         return 0;
-    while ((p = o->ready)) {
-        if (s->ndocs && (s->raw + p->raw > o->eff_max_bytes || s->ndocs + p->ndocs > o->max_docs))
-            break;
-        if (p->raw > o->eff_max_bytes && p->ndocs > 1) { /* larger than a 413 allows now */
-            tj_es_result_requeue_now(o, pieces_dissolve(ready_pop(o), NULL));
-            continue;
-        }
-        if (tj_buf_append(&s->body, p->data.data, p->data.len) != 0)
-            break;
+    while ((p = ready_fitting(o, s)) && tj_buf_append(&s->body, p->data.data, p->data.len) == 0) {
         crc = tj_es_crc_combine(crc, p->crc, p->raw);
-        s->raw += p->raw;
-        s->ndocs += p->ndocs;
-        *tail = p->head;
-        tail = &p->tail->next;
-        tj_es_request_piece_free(ready_pop(o));
+        slot_take(o, s, &tail);
     }
-    if (s->ndocs && o->gzip && tj_es_gzip_tail(&s->body, crc, s->raw) != 0) {
-        tj_es_result_requeue_now(o, s->head);
-        s->head = NULL;
-        s->ndocs = 0;
-    }
+    if (s->ndocs && o->gzip && tj_es_gzip_tail(&s->body, crc, s->raw) != 0)
+        slot_requeue(o, s);
     return s->ndocs;
 }
