@@ -85,6 +85,34 @@ static int parse_offset(const char *s, size_t n, int *off)
     return 0;
 }
 
+/* The pattern letters: the token a run of one or two of them stands for, and that of a longer
+ * run (MMM: a month name, ZZZ: a zone name). */
+static const struct letter {
+    char c;
+    enum tok_kind kind, longer;
+} letters[] = {
+    {'y', T_YEAR4, T_YEAR4},   {'Y', T_YEAR4, T_YEAR4}, {'x', T_YEAR4, T_YEAR4},
+    {'M', T_MONTH, T_MONTHN},  {'d', T_DAY, T_DAY},     {'H', T_HOUR, T_HOUR},
+    {'h', T_HOUR12, T_HOUR12}, {'m', T_MIN, T_MIN},     {'s', T_SEC, T_SEC},
+    {'S', T_FRAC, T_FRAC},     {'Z', T_ZONE, T_ZONEID}, {'z', T_ZONEID, T_ZONEID},
+    {'a', T_AMPM, T_AMPM},     {'E', T_DOW, T_DOW},
+};
+
+/* The token of a run of run letters c into *kind (yy: a two-digit year). Returns false when c
+ * is not a pattern letter. */
+static bool letter_token(char c, size_t run, enum tok_kind *kind)
+{
+    for (size_t i = 0; i < TJ_ARRAY_LEN(letters); i++) {
+        if (letters[i].c != c)
+            continue;
+        *kind = run >= 3 ? letters[i].longer : letters[i].kind;
+        if (*kind == T_YEAR4 && run == 2)
+            *kind = T_YEAR2;
+        return true;
+    }
+    return false;
+}
+
 /* Compiles a Joda-style pattern into f. Returns 0, or -1 with err filled. */
 static int compile_pattern(struct fmt *f, const char *p, size_t n, char *err, size_t errlen)
 {
@@ -122,46 +150,7 @@ static int compile_pattern(struct fmt *f, const char *p, size_t n, char *err, si
         }
         while (i + run < n && p[i + run] == c)
             run++;
-        switch (c) {
-        case 'y':
-        case 'Y':
-        case 'x':
-            t.kind = run == 2 ? T_YEAR2 : T_YEAR4;
-            break;
-        case 'M':
-            t.kind = run >= 3 ? T_MONTHN : T_MONTH;
-            break;
-        case 'd':
-            t.kind = T_DAY;
-            break;
-        case 'H':
-            t.kind = T_HOUR;
-            break;
-        case 'h':
-            t.kind = T_HOUR12;
-            break;
-        case 'm':
-            t.kind = T_MIN;
-            break;
-        case 's':
-            t.kind = T_SEC;
-            break;
-        case 'S':
-            t.kind = T_FRAC;
-            break;
-        case 'Z':
-            t.kind = run >= 3 ? T_ZONEID : T_ZONE;
-            break;
-        case 'z':
-            t.kind = T_ZONEID;
-            break;
-        case 'a':
-            t.kind = T_AMPM;
-            break;
-        case 'E':
-            t.kind = T_DOW;
-            break;
-        default:
+        if (!letter_token(c, run, &t.kind)) {
             snprintf(err, errlen,
                      "format '%.*s': pattern letter '%c' is not supported (use y M d H h m s S "
                      "Z a E, or quote literal text)",
@@ -316,6 +305,41 @@ static bool digits(const char **p, const char *end, size_t min, size_t max, int6
     return true;
 }
 
+/* digits() into an int field of the civil time. */
+static inline bool int_at(const char **p, const char *end, size_t min, size_t max, int *field)
+{
+    int64_t v;
+
+    if (!digits(p, end, min, max, &v))
+        return false;
+    *field = (int)v;
+    return true;
+}
+
+/* Reads the separator sep, then exactly two digits into *field. */
+static inline bool sep_int2_at(const char **p, const char *end, char sep, int *field)
+{
+    if (*p >= end || **p != sep)
+        return false;
+    (*p)++;
+    return int_at(p, end, 2, 2, field);
+}
+
+/* Reads 1 to 9 fraction digits at *p into c (as a slice of the text). */
+static inline bool frac_at(const char **p, const char *end, struct civil *c)
+{
+    const char *q = *p;
+
+    while (q < end && q - *p < 9 && *q >= '0' && *q <= '9')
+        q++;
+    if (q == *p)
+        return false;
+    c->frac = *p;
+    c->nfrac = (size_t)(q - *p);
+    *p = q;
+    return true;
+}
+
 /* Matches one of names (its first three letters, then the rest of the full name if the text
  * goes on with it), ASCII case-insensitive. Returns the index or -1. */
 static int name_at(const char **p, const char *end, const char *const *names, int n)
@@ -391,9 +415,8 @@ static bool run_pattern(const struct fmt *f, const char *s, const char *end, str
             c->year = 2000 + v;
             break;
         case T_MONTH:
-            if (!digits(&p, end, 1, 2, &v))
+            if (!int_at(&p, end, 1, 2, &c->mon))
                 return false;
-            c->mon = (int)v;
             break;
         case T_MONTHN: {
             int m = name_at(&p, end, months, 12);
@@ -403,37 +426,26 @@ static bool run_pattern(const struct fmt *f, const char *s, const char *end, str
             break;
         }
         case T_DAY:
-            if (!digits(&p, end, 1, 2, &v))
+            if (!int_at(&p, end, 1, 2, &c->day))
                 return false;
-            c->day = (int)v;
             break;
         case T_HOUR:
         case T_HOUR12:
-            if (!digits(&p, end, 1, 2, &v))
+            if (!int_at(&p, end, 1, 2, &c->hour))
                 return false;
-            c->hour = (int)v;
             break;
         case T_MIN:
-            if (!digits(&p, end, 1, 2, &v))
+            if (!int_at(&p, end, 1, 2, &c->min))
                 return false;
-            c->min = (int)v;
             break;
         case T_SEC:
-            if (!digits(&p, end, 1, 2, &v))
+            if (!int_at(&p, end, 1, 2, &c->sec))
                 return false;
-            c->sec = (int)v;
             break;
-        case T_FRAC: {
-            const char *q = p;
-            while (q < end && q - p < 9 && *q >= '0' && *q <= '9')
-                q++;
-            if (q == p)
+        case T_FRAC:
+            if (!frac_at(&p, end, c))
                 return false;
-            c->frac = p;
-            c->nfrac = (size_t)(q - p);
-            p = q;
             break;
-        }
         case T_ZONE:
             if (!zone_at(&p, end, &c->zone_s))
                 return false;
@@ -479,37 +491,22 @@ static bool run_iso(const char *s, const char *end, struct civil *c)
     if (!digits(&p, end, 4, 4, &v))
         return false;
     c->year = v;
-    if (p >= end || *p++ != '-' || !digits(&p, end, 2, 2, &v))
+    if (!sep_int2_at(&p, end, '-', &c->mon) || !sep_int2_at(&p, end, '-', &c->day))
         return false;
-    c->mon = (int)v;
-    if (p >= end || *p++ != '-' || !digits(&p, end, 2, 2, &v))
-        return false;
-    c->day = (int)v;
     if (p == end)
         return true;
     if (*p != 'T' && *p != ' ')
         return false;
     p++;
-    if (!digits(&p, end, 2, 2, &v))
+    if (!int_at(&p, end, 2, 2, &c->hour) || !sep_int2_at(&p, end, ':', &c->min))
         return false;
-    c->hour = (int)v;
-    if (p >= end || *p++ != ':' || !digits(&p, end, 2, 2, &v))
-        return false;
-    c->min = (int)v;
     if (p < end && *p == ':') {
-        p++;
-        if (!digits(&p, end, 2, 2, &v))
+        if (!sep_int2_at(&p, end, ':', &c->sec))
             return false;
-        c->sec = (int)v;
         if (p < end && (*p == '.' || *p == ',')) {
-            const char *q = ++p;
-            while (q < end && q - p < 9 && *q >= '0' && *q <= '9')
-                q++;
-            if (q == p)
+            p++;
+            if (!frac_at(&p, end, c))
                 return false;
-            c->frac = p;
-            c->nfrac = (size_t)(q - p);
-            p = q;
             while (p < end && *p >= '0' && *p <= '9') /* beyond nanoseconds: dropped */
                 p++;
         }
@@ -565,14 +562,20 @@ static int format_utc(int64_t secs, const char *frac, size_t nfrac, char *out)
     return n;
 }
 
+/* Seconds since the epoch of c (its month in 1..12), zone_s seconds east of UTC. */
+static inline int64_t civil_secs(const struct civil *c, int zone_s)
+{
+    return days_from_civil(c->year, (unsigned)c->mon, (unsigned)c->day) * 86400 + c->hour * 3600 +
+           c->min * 60 + c->sec - zone_s;
+}
+
 /* Seconds of the reference time (RFC 3339), or now. */
 static int64_t ref_secs(struct tj_slice ref)
 {
     struct civil c = {0};
 
     if (ref.len && run_iso(ref.ptr, ref.ptr + ref.len, &c) && c.mon >= 1 && c.mon <= 12)
-        return days_from_civil(c.year, (unsigned)c.mon, (unsigned)c.day) * 86400 + c.hour * 3600 +
-               c.min * 60 + c.sec - c.zone_s;
+        return civil_secs(&c, c.zone_s);
     return (int64_t)time(NULL);
 }
 
@@ -580,6 +583,7 @@ static int civil_out(const struct tj_time_spec *t, struct civil *c, struct tj_sl
 {
     int64_t secs, r = 0;
     bool guessed = c->year == INT64_MIN;
+    int zone_s;
 
     if (c->ampm) {
         if (c->hour < 1 || c->hour > 12)
@@ -596,14 +600,13 @@ static int civil_out(const struct tj_time_spec *t, struct civil *c, struct tj_sl
     if (c->mon < 1 || c->mon > 12 || c->day < 1 || c->day > days_in(c->year, c->mon) ||
         c->hour > 23 || c->min > 59 || c->sec > 60)
         return -1;
-    secs = days_from_civil(c->year, (unsigned)c->mon, (unsigned)c->day) * 86400 + c->hour * 3600 +
-           c->min * 60 + c->sec - (c->zoned ? c->zone_s : t->zone_s);
+    zone_s = c->zoned ? c->zone_s : t->zone_s;
+    secs = civil_secs(c, zone_s);
     if (guessed && secs > r + 86400) { /* a December line read in January */
         c->year--;
         if (c->day > days_in(c->year, c->mon))
             return -1;
-        secs = days_from_civil(c->year, (unsigned)c->mon, (unsigned)c->day) * 86400 +
-               c->hour * 3600 + c->min * 60 + c->sec - (c->zoned ? c->zone_s : t->zone_s);
+        secs = civil_secs(c, zone_s);
     }
     return format_utc(secs, c->frac, c->nfrac, out);
 }
