@@ -137,6 +137,28 @@ static int load_pattern_dirs(struct tj_grok_lib *lib, const struct tj_strv *dirs
     return 0;
 }
 
+int tj_cmd_read_token(const char *path, char **token)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    *token = NULL;
+    if (!f)
+        return TJ_EIO;
+    n = getline(&line, &cap, f);
+    fclose(f);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (n <= 0) {
+        free(line);
+        return TJ_EINVAL;
+    }
+    *token = line;
+    return 0;
+}
+
 struct tj_grok_lib *tj_cmd_load_library(const struct tj_strv *dirs, char *err, size_t errlen)
 {
     struct tj_grok_lib *lib = tj_grok_lib_create();

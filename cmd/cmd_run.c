@@ -395,26 +395,15 @@ static void render(void *arg, struct tj_http_req *req, const char *path, struct 
  * NULL with err filled. */
 static char *read_token(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
+    char *token;
+    int rc = tj_cmd_read_token(path, &token);
 
-    if (!f) {
+    if (rc == TJ_EIO)
         snprintf(err, errlen, "--label-token-file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    n = getline(&line, &cap, f);
-    fclose(f);
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
-        line[--n] = '\0';
-    if (n <= 0) {
+    else if (rc)
         snprintf(err, errlen, "--label-token-file %s: empty (put the token on its first line)",
                  path);
-        free(line);
-        return NULL;
-    }
-    return line;
+    return token;
 }
 
 static enum tj_log_level level_of(const char *s)

@@ -155,25 +155,14 @@ static int on_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl
 /* Reads the token file's first line. Returns it (owned) or NULL with a message printed. */
 static char *read_token(const char *path)
 {
-    FILE *f = fopen(path, "re");
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
+    char *token;
+    int rc = tj_cmd_read_token(path, &token);
 
-    if (!f) {
+    if (rc == TJ_EIO)
         fprintf(stderr, "tailjet tap: --token-file %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    n = getline(&line, &cap, f);
-    fclose(f);
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
-        line[--n] = '\0';
-    if (n <= 0) {
+    else if (rc)
         fprintf(stderr, "tailjet tap: --token-file %s: empty\n", path);
-        free(line);
-        return NULL;
-    }
-    return line;
+    return token;
 }
 
 /* Builds the URL of the tap. Returns 0 or 2 (usage error, printed). */

@@ -61,4 +61,9 @@ bool tj_cmd_start(const struct tj_cmd *c, int argc, char **argv, void *cfg, cons
 struct tj_grok_lib;
 struct tj_grok_lib *tj_cmd_load_library(const struct tj_strv *dirs, char *err, size_t errlen);
 
+/* Reads a shared token: the first line of the file at path, without its line end and trailing
+ * spaces, into *token (owned, free). Returns 0; TJ_EIO when the file cannot be opened (errno
+ * says why); TJ_EINVAL when it has no such line (empty). *token is NULL on failure. */
+int tj_cmd_read_token(const char *path, char **token);
+
 #endif
