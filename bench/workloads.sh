@@ -19,6 +19,10 @@
 #              (the failure path: every alternative tried, every record tagged)
 # Prints one table: lines/s, CPU s, peak RSS, floor lines/s in both modes, the ratio to each, and
 # the ratio of the byte-mode floor's CPU time to tailjet's (the one a shared machine moves least).
+# After each tailjet run, bench/iocost.c reads the same input and writes as many bytes as tailjet
+# wrote (the kernel's copies alone); the table's `ceiling` is the CPU ratio tailjet would reach if
+# its own code cost nothing, and `own_ns` what its own code costs per event (io: the least of
+# the runs, the cheapest the copies were seen to be).
 #
 # Environment: TAILJET (build/tailjet), LINES (1000000), RUNS (5), CPU (0), SEED (20261125),
 # RUN_TIMEOUT (600 s a run),
@@ -81,7 +85,7 @@ ROWS=()
 # run_workload NAME: generates its corpus, runs tailjet and both floors, checks, adds a row.
 run_workload() {
 	local name=$1 json plain re bre ml_file p args=() walls=() cpus=() rss=0 i out d
-	local fb=() fbc=() fu=() matched_floor fallbacks floor_total events line t_wall t_cpu t_rss
+	local fb=() fbc=() fu=() io=() matched_floor fallbacks floor_total events line t_wall t_cpu t_rss
 	workload "$name"
 	json="$BENCH_DIR/corpus/$name.json"
 	plain="$BENCH_DIR/corpus/$name.log"
@@ -119,6 +123,12 @@ run_workload() {
 		walls+=("$T_WALL")
 		cpus+=("$T_CPU")
 		[ "$T_RSS" = - ] || [ "$T_RSS" -le "$rss" ] || rss=$T_RSS
+		# the kernel's copies alone: read the same input, write as many bytes, into a fresh file
+		rm -f "$d/iocost.out"
+		sync
+		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/iocost" "$json" "$(stat -c %s "$out")" "$d/iocost.out")
+		io+=("$(sed -n 's/.* cpu_seconds=\([0-9.]*\)$/\1/p' <<<"$line")")
+		rm -f "$d/iocost.out"
 		[ "$KEEP" = 1 ] || [ "$i" = "$RUNS" ] || rm -f "$out"
 
 		line=$(taskset -c "$CPU" "$BENCH_DIR/bin/floor" --byte ${ml_file:+--multiline-file "$ml_file"} --regex-file "$bre" "$plain")
@@ -143,7 +153,7 @@ run_workload() {
 	t_wall=$(printf '%s\n' "${walls[@]}" | median)
 	t_cpu=$(printf '%s\n' "${cpus[@]}" | median)
 	t_rss=$rss
-	ROWS+=("$name|$events|$matched_tj|$t_wall|$t_cpu|$t_rss|$(printf '%s\n' "${fb[@]}" | median)|$(printf '%s\n' "${fu[@]}" | median)|$(printf '%s\n' "${walls[@]}" | sort -g | head -1)|$(printf '%s\n' "${walls[@]}" | sort -g | tail -1)|$(printf '%s\n' "${fbc[@]}" | median)|$note")
+	ROWS+=("$name|$events|$matched_tj|$t_wall|$t_cpu|$t_rss|$(printf '%s\n' "${fb[@]}" | median)|$(printf '%s\n' "${fu[@]}" | median)|$(printf '%s\n' "${walls[@]}" | sort -g | head -1)|$(printf '%s\n' "${walls[@]}" | sort -g | tail -1)|$(printf '%s\n' "${fbc[@]}" | median)|$(printf '%s\n' "${io[@]}" | sort -g | head -1)|$note")
 	[ "$KEEP" = 1 ] || rm -f "$out"
 	if [ "$SHIP" = 1 ]; then
 		say "$name: $RUNS runs of tailjet run, W=1 and W=2"
@@ -217,13 +227,18 @@ print_table() {
 	echo "  ratios: the floor's time over tailjet's (median over median); events: records (java joins traces)"
 	echo "  x_byte_cpu: the byte-mode floor's CPU time over tailjet's (user + system): on a shared machine,"
 	echo "  the wall-clock ratios also count the time other processes take from each run"
-	printf '%-9s %9s %9s %11s %7s %7s %8s %12s %12s %7s %7s %10s %s\n' workload events matched tailjet/s wall_s cpu_s RSS floor_byte/s floor_utf/s x_byte x_utf x_byte_cpu "wall min-max / note"
+	echo "  io_cpu: CPU seconds of reading the same input and writing as many output bytes, nothing else"
+	echo "  (bench/iocost.c; the least of the runs: writes into a file system that has just freed blocks"
+	echo "  can cost several times more here, ext4 with discard); ceiling: x_byte_cpu if tailjet's own code cost nothing, the byte floor's CPU"
+	echo "  over (that + io_cpu); own_ns: what is left per event, (cpu_s - byte floor CPU - io_cpu) / events"
+	printf '%-9s %9s %9s %11s %7s %7s %8s %12s %12s %7s %7s %10s %6s %7s %6s %s\n' workload events matched tailjet/s wall_s cpu_s RSS floor_byte/s floor_utf/s x_byte x_utf x_byte_cpu io_cpu ceiling own_ns "wall min-max / note"
 	for row in "${ROWS[@]}"; do
-		IFS='|' read -r name events matched wall cpu rss fb fu wmin wmax fbc note <<<"$row"
+		IFS='|' read -r name events matched wall cpu rss fb fu wmin wmax fbc io note <<<"$row"
 		awk -v n="$name" -v e="$events" -v m="$matched" -v w="$wall" -v c="$cpu" -v r="$rss" \
-			-v fb="$fb" -v fu="$fu" -v lo="$wmin" -v hi="$wmax" -v fbc="$fbc" -v note="$note" -v lines="$LINES" 'BEGIN {
-			printf "%-9s %9d %9d %11.0f %7.3f %7.2f %5.0fMiB %12.0f %12.0f %7.3f %7.3f %10.3f %s-%s %s\n",
-				n, e, m, lines / w, w, c, r / 1024, lines / fb, lines / fu, fb / w, fu / w, (c > 0 ? fbc / c : 0), lo, hi, note
+			-v fb="$fb" -v fu="$fu" -v lo="$wmin" -v hi="$wmax" -v fbc="$fbc" -v io="$io" -v note="$note" -v lines="$LINES" 'BEGIN {
+			printf "%-9s %9d %9d %11.0f %7.3f %7.2f %5.0fMiB %12.0f %12.0f %7.3f %7.3f %10.3f %6.3f %7.3f %6.0f %s-%s %s\n",
+				n, e, m, lines / w, w, c, r / 1024, lines / fb, lines / fu, fb / w, fu / w, (c > 0 ? fbc / c : 0),
+				io, fbc / (fbc + io), (c - fbc - io) * 1e9 / e, lo, hi, note
 		}'
 	done
 }
@@ -239,6 +254,7 @@ main() {
 	require_disk $((LINES * 2600)) "each workload's corpus twins and output"
 	mkdir -p "$BENCH_DIR/bin" "$BENCH_DIR/corpus" "$BENCH_DIR/out"
 	cc -O2 -std=c11 -Wall -Wextra -o "$BENCH_DIR/bin/gen_corpus" "$here/gen_corpus.c"
+	cc -O2 -std=c11 -Wall -Wextra -o "$BENCH_DIR/bin/iocost" "$here/iocost.c"
 	# shellcheck disable=SC2046 # pkg-config prints several words on purpose
 	cc -O2 -std=c11 -Wall -Wextra -o "$BENCH_DIR/bin/floor" "$here/floor.c" $(pkg-config --cflags --libs libpcre2-8)
 	machine_state "before the run"
