@@ -39,6 +39,14 @@ def setup(env):
     return d, env.path("out.ndjson"), env.path("state")
 
 
+def setup_log(env):
+    """setup(), plus an empty logs/app.log: returns (dir, out, state, app.log's path)."""
+    d, out, state = setup(env)
+    p = os.path.join(d, "app.log")
+    open(p, "wb").close()
+    return d, out, state, p
+
+
 def collect(tail, seen, expected, tj, timeout, what):
     """Reads the output until every number of `expected` ({tag: n}) is in it; fails after
     timeout. Then waits a second for late duplicates."""
@@ -55,6 +63,17 @@ def collect(tail, seen, expected, tj, timeout, what):
     time.sleep(1.0)
     for r in tail.poll():
         seen.add(r)
+
+
+def drain(out, tj, expected, timeout, what, fast=True):
+    """Reads out until it holds every number of `expected` (collect), stops tailjet, reads what
+    came last; returns (tail, seen) for the checks."""
+    tail, seen = OutputTail(out, fast=fast), SeqCounter()
+    collect(tail, seen, expected, tj, timeout, what)
+    tj.stop(bound=15.0)
+    for r in tail.poll_all():
+        seen.add(r)
+    return tail, seen
 
 
 def exactly_once(seen, expected, what, tail=None):
@@ -113,9 +132,7 @@ def rename_spec(p, seconds, rate=4000, rotate_bytes=40000, keep=3):
 
 
 def case_glob_rename(binary, env):
-    d, out, state = setup(env)
-    p = os.path.join(d, "app.log")
-    open(p, "wb").close()
+    d, out, state, p = setup_log(env)
     tj = env.tailjet(binary, tj_args([p + "*"], out, state))
     tj.wait_open(p)
     writer, stats_path = start_writer(env, rename_spec(p, 6.0))
@@ -123,18 +140,12 @@ def case_glob_rename(binary, env):
     n, rot = stats["files"]["a"]["lines"], stats["files"]["a"]["rotations"]
     log("    writer: %d lines, %d rename rotations in %.1f s" % (n, rot, stats["seconds"]))
     check(rot >= 20, "the writer rotated only %d times" % rot)
-    tail, seen = OutputTail(out, fast=True), SeqCounter()
-    collect(tail, seen, {"a": n}, tj, 60.0, "while catching up")
-    tj.stop(bound=15.0)
-    for r in tail.poll_all():
-        seen.add(r)
+    tail, seen = drain(out, tj, {"a": n}, 60.0, "while catching up")
     exactly_once(seen, {"a": n}, "glob over rotated names, rename", tail)
 
 
 def case_glob_copytruncate(binary, env):
-    d, out, state = setup(env)
-    p = os.path.join(d, "app.log")
-    open(p, "wb").close()
+    d, out, state, p = setup_log(env)
     tj = env.tailjet(binary, tj_args([p + "*"], out, state))
     tj.wait_open(p)
     spec = rename_spec(p, 6.0, rate=2000)
@@ -143,11 +154,7 @@ def case_glob_copytruncate(binary, env):
     stats = finish_writer(env, writer, stats_path, stop=False)
     n, rot = stats["files"]["a"]["lines"], stats["files"]["a"]["rotations"]
     log("    writer: %d lines, %d copytruncate rotations in %.1f s" % (n, rot, stats["seconds"]))
-    tail, seen = OutputTail(out, fast=True), SeqCounter()
-    collect(tail, seen, {"a": n}, tj, 60.0, "while catching up")
-    tj.stop(bound=15.0)
-    for r in tail.poll_all():
-        seen.add(r)
+    tail, seen = drain(out, tj, {"a": n}, 60.0, "while catching up")
     exactly_once(seen, {"a": n}, "glob over rotated names, copytruncate", tail)
 
 
@@ -162,9 +169,7 @@ LOGROTATE_CONF = """%s {
 
 
 def case_glob_logrotate(binary, env):
-    d, out, state = setup(env)
-    p = os.path.join(d, "app.log")
-    open(p, "wb").close()
+    d, out, state, p = setup_log(env)
     conf = env.path("logrotate.conf")
     with open(conf, "w") as f:
         f.write(LOGROTATE_CONF % p)
@@ -185,11 +190,7 @@ def case_glob_logrotate(binary, env):
     log("    writer: %d lines, reopened %d times after %d logrotate runs" %
         (n, stats["files"]["a"]["reopens"], runs))
     check(stats["files"]["a"]["reopens"] >= 2, "logrotate rotated fewer than 2 times")
-    tail, seen = OutputTail(out, fast=True), SeqCounter()
-    collect(tail, seen, {"a": n}, tj, 60.0, "while catching up")
-    tj.stop(bound=15.0)
-    for r in tail.poll_all():
-        seen.add(r)
+    tail, seen = drain(out, tj, {"a": n}, 60.0, "while catching up")
     exactly_once(seen, {"a": n}, "glob over rotated names, logrotate create", tail)
 
 
@@ -249,9 +250,7 @@ def kill_run(binary, env, kills, seed):
     --watch 'app.log*' is killed `kills` times at random moments, then runs to the end. Returns
     (lines, duplicate copies, reads not acknowledged at each kill (bytes, from /metrics))."""
     rnd = random.Random(seed)
-    d, out, state = setup(env)
-    p = os.path.join(d, "app.log")
-    open(p, "wb").close()
+    d, out, state, p = setup_log(env)
     args = tj_args([p + "*"], out, state, "--checkpoint-interval", "%dms" % CKPT_MS)
     spec = rename_spec(p, None, rate=3000, rotate_bytes=200000, keep=1000)
     writer, stats_path = start_writer(env, spec)
@@ -266,11 +265,7 @@ def kill_run(binary, env, kills, seed):
     stats = finish_writer(env, writer, stats_path)
     n = stats["files"]["a"]["lines"]
     tj = env.tailjet(binary, args, name="final")
-    tail, seen = OutputTail(out, fast=False), SeqCounter()
-    collect(tail, seen, {"a": n}, tj, 120.0, "in the last run")
-    tj.stop(bound=15.0)
-    for r in tail.poll_all():
-        seen.add(r)
+    tail, seen = drain(out, tj, {"a": n}, 120.0, "in the last run", fast=False)
     missing, dup_n, extra, maxc, unexpected, first_missing = seen.summary("a", n)
     log("    %d kills: %d lines (%d rotations), missing %d, duplicated lines %d (%d extra copies, "
         "max %d copies), torn %d" % (kills, n, stats["files"]["a"]["rotations"], missing, dup_n,
