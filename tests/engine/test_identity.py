@@ -29,7 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tj_engine_util import (OutputTail, SeqCounter, append, check, fail, finish_writer,  # noqa
                             log, main_wrapper, read_records, run_cases, run_logrotate,
-                            start_writer, tj_args, wait_until)
+                            start_writer, tj_args, wait_until, write_logrotate_conf)
 
 FIGURES = []
 
@@ -158,21 +158,11 @@ def case_glob_copytruncate(binary, env):
     exactly_once(seen, {"a": n}, "glob over rotated names, copytruncate", tail)
 
 
-LOGROTATE_CONF = """%s {
-    create
-    rotate 3
-    size 1
-    missingok
-    nocompress
-}
-"""
-
 
 def case_glob_logrotate(binary, env):
     d, out, state, p = setup_log(env)
     conf = env.path("logrotate.conf")
-    with open(conf, "w") as f:
-        f.write(LOGROTATE_CONF % p)
+    write_logrotate_conf(conf, p)
     tj = env.tailjet(binary, tj_args([d + "/*"], out, state))
     tj.wait_open(p)
     spec = {"rate": 3000, "seconds": 6.0, "line_bytes": 200,

@@ -25,22 +25,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tj_engine_util import (Env, OutputTail, SeqCounter, fail, finish_writer, log,  # noqa
-                            main_wrapper, run_logrotate, start_writer, tj_args)
+                            main_wrapper, run_logrotate, start_writer, tj_args,
+                            write_logrotate_conf)
 
 STORM_SECONDS = float(os.environ.get("TJ_STORM_SECONDS", "10"))
 RATE_PER_FILE = int(os.environ.get("TJ_STORM_RATE", "17000"))  # lines/s each, 4 files
 ROTATE_BYTES = 200 * 1000
 LINE_BYTES = 200
 CATCH_UP_TIMEOUT = float(os.environ.get("TJ_STORM_CATCH_UP", "60"))
-
-LOGROTATE_CONF = """%s {
-    create
-    rotate 3
-    size 1
-    missingok
-    nocompress
-}
-"""
 
 
 def main(binary):
@@ -51,8 +43,7 @@ def main(binary):
             open(p, "wb").close()
         out, state = env.path("out.ndjson"), env.path("state")
         conf = env.path("logrotate.conf")
-        with open(conf, "w") as f:
-            f.write(LOGROTATE_CONF % paths["d"])
+        write_logrotate_conf(conf, paths["d"])
         tj = env.tailjet(binary, tj_args([paths[t] for t in "abcd"], out, state))
         for p in paths.values():
             tj.wait_open(p)

@@ -558,6 +558,23 @@ def free_bytes(path):
     return st.f_bavail * st.f_frsize
 
 
+LOGROTATE_CREATE = """%s {
+    create
+    rotate 3
+    size 1
+    missingok
+    nocompress
+}
+"""
+
+
+def write_logrotate_conf(conf, log_path):
+    """Writes a logrotate configuration for log_path: `create`, 3 rotated copies kept, rotated at
+    every run (`size 1`), uncompressed."""
+    with open(conf, "w") as f:
+        f.write(LOGROTATE_CREATE % log_path)
+
+
 def run_logrotate(env, conf, state):
     """Runs Debian's logrotate once with a private state file; fails on a non-zero status."""
     r = subprocess.run(["logrotate", "-s", state, conf], stdin=subprocess.DEVNULL,
