@@ -107,7 +107,7 @@ int main(int argc, char **argv)
      * reclaim page cache (and, on ext4 with discard, follow large deletions), costing several
      * times the copy on this machine; the truncated file's pages are free for the next passes.
      * This is the copies' own cost, the least a shipper writing the same bytes can pay. */
-    double rd = -1, wr = -1;
+    double rd = 1e300, wr = 1e300;
     long long got = 0;
     for (int pass = 0; pass < IOCOST_PASSES; pass++) {
         double c0 = cpu_seconds();
@@ -119,8 +119,8 @@ int main(int argc, char **argv)
             write_out(out, buf, bytes, argv[3]) != 0)
             goto close_out;
         double c2 = cpu_seconds();
-        rd = (rd < 0 || c1 - c0 < rd) ? c1 - c0 : rd;
-        wr = (wr < 0 || c2 - c1 < wr) ? c2 - c1 : wr;
+        rd = c1 - c0 < rd ? c1 - c0 : rd;
+        wr = c2 - c1 < wr ? c2 - c1 : wr;
     }
     printf("iocost: read_bytes=%lld read_cpu_seconds=%.6f write_bytes=%lld "
            "write_cpu_seconds=%.6f cpu_seconds=%.6f\n",

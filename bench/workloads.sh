@@ -228,9 +228,10 @@ print_table() {
 	echo "  x_byte_cpu: the byte-mode floor's CPU time over tailjet's (user + system): on a shared machine,"
 	echo "  the wall-clock ratios also count the time other processes take from each run"
 	echo "  io_cpu: CPU seconds of reading the same input and writing as many output bytes, nothing else"
-	echo "  (bench/iocost.c; the least of the runs: writes into a file system that has just freed blocks"
-	echo "  can cost several times more here, ext4 with discard); ceiling: x_byte_cpu if tailjet's own code cost nothing, the byte floor's CPU"
-	echo "  over (that + io_cpu); own_ns: what is left per event, (cpu_s - byte floor CPU - io_cpu) / events"
+	echo "  (bench/iocost.c: the least of its three passes, the least over the runs; a first write into a"
+	echo "  fresh file can cost several times more while the kernel reclaims page cache)"
+	echo "  ceiling: x_byte_cpu if tailjet's own code cost nothing, the byte floor's CPU over (that + io_cpu)"
+	echo "  own_ns: what is left per event, (cpu_s - byte floor CPU - io_cpu) / events"
 	printf '%-9s %9s %9s %11s %7s %7s %8s %12s %12s %7s %7s %10s %6s %7s %6s %s\n' workload events matched tailjet/s wall_s cpu_s RSS floor_byte/s floor_utf/s x_byte x_utf x_byte_cpu io_cpu ceiling own_ns "wall min-max / note"
 	for row in "${ROWS[@]}"; do
 		IFS='|' read -r name events matched wall cpu rss fb fu wmin wmax fbc io note <<<"$row"

@@ -2,6 +2,8 @@
  * starts discovery. */
 #include "tj_self.h"
 
+#include "tj_common.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -52,7 +54,7 @@ static bool from_cgroup(const char *proc_dir, char *id)
     if (!(f = fopen(path, "re")))
         return false;
     while (!found && fgets(line, sizeof(line), f))
-        found = id_in(line, markers, sizeof(markers) / sizeof(markers[0]), id);
+        found = id_in(line, markers, TJ_ARRAY_LEN(markers), id);
     fclose(f);
     return found;
 }
@@ -78,7 +80,7 @@ static bool from_mountinfo(const char *proc_dir, char *id)
         if (strcmp(point, "/etc/hostname") != 0 && strcmp(point, "/etc/hosts") != 0 &&
             strcmp(point, "/etc/resolv.conf") != 0)
             continue;
-        found = id_in(root, markers, 1, id);
+        found = id_in(root, markers, TJ_ARRAY_LEN(markers), id);
     }
     fclose(f);
     return found;
